@@ -1,0 +1,47 @@
+# moip: the two commands are `make run` and `make test`. Both install what is missing first.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Build: cmake, a C++ compiler and Boost headers for libbitcoinkernel; clang for RocksDB's
+# bindgen. Tests: python3-venv for ElectrumX.
+APT_PACKAGES := cmake g++ libboost-dev clang libclang-dev pkg-config python3-venv
+VENV := .venv
+ELECTRUMX := $(VENV)/bin/electrumx_server
+CARGO ?= cargo
+
+.PHONY: help deps venv build run test check bench clean-venv
+
+help:
+	@echo "make run    install missing packages, build, run moip"
+	@echo "make test   install missing packages and test tools, run the whole test suite"
+	@echo "make check  fmt and clippy, as CI expects them"
+	@echo "make bench  run the benchmarks recorded in docs/benchmarks.md"
+
+deps:
+	@contrib/install-deps.sh $(APT_PACKAGES)
+
+venv: deps
+	@contrib/electrumx-venv.sh $(VENV)
+
+build: deps
+	$(CARGO) build --release --bin moip
+
+# `moip up` (the whole community node) arrives with its issue; until then `run` starts the
+# embedded regtest node with its RPC server.
+run: build
+	target/release/moip node
+
+test: venv
+	$(CARGO) build --workspace --all-targets
+	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) test --workspace
+
+check: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: deps
+	$(CARGO) run --release -p moip-chain --bin chain-bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,59 @@
+//! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
+
+mod node;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const COMING: &str = "\
+Commands still to come, each with its layer:
+  electrum   L1  Electrum-protocol server over the chain
+  wallet     L1  BDK wallets, PSBT, community multisig
+  ln         L2  Lightning nodes on LDK
+  relay      L3  Moneysocket relay
+  socket     L3  Moneysocket consumer
+  up         L5  the whole community node with its web dashboard";
+
+/// Money over IP: a Bitcoin stack from the chain up to community work payments.
+#[derive(Parser)]
+#[command(name = "moip", version, about, after_help = COMING)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the embedded regtest node (Bitcoin Core's validation via libbitcoinkernel) with a
+    /// bitcoind-compatible JSON-RPC and REST interface.
+    Node(node::NodeArgs),
+}
+
+/// `~/.moip`, or `./.moip` when there is no home directory.
+pub(crate) fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".moip")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOIP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Node(args) => runtime.block_on(node::run(args)),
+    }
+}
