@@ -41,7 +41,7 @@ check: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 bench: deps
-	$(CARGO) run --release -p moip-chain --bin chain-bench
+	$(CARGO) bench -p moip-chain --bench chain
 
 clean-venv:
 	rm -rf $(VENV)

@@ -381,13 +381,21 @@ fn restart_keeps_chain_and_mempool() {
     assert_eq!(t.node.mempool_txids(), vec![tx.compute_txid()]);
     // The reloaded mempool still guards its spends: a replacement must pay more.
     let again = spend(coinbase_output(&t.node, 2), &w, w.script(), 2_000);
-    t.node.broadcast(&again).expect("RBF over the reloaded mempool");
+    t.node
+        .broadcast(&again)
+        .expect("RBF over the reloaded mempool");
     assert_eq!(t.node.mempool_txids(), vec![again.compute_txid()]);
     // And the index came back: a coin spent before the restart stays spent.
     let hash = t.node.generate(1, &w.script()).expect("mine after restart")[0];
     let reuse = spend(coinbase_output(&t.node, 2), &w, w.script(), 3_000);
-    let err = t.node.broadcast(&reuse).expect_err("already spent in a block");
-    assert!(matches!(err, moip_chain::ChainError::Rejected(r) if r.kind == RejectKind::MissingInputs), "{hash}");
+    let err = t
+        .node
+        .broadcast(&reuse)
+        .expect_err("already spent in a block");
+    assert!(
+        matches!(err, moip_chain::ChainError::Rejected(r) if r.kind == RejectKind::MissingInputs),
+        "{hash}"
+    );
 }
 
 #[test]

@@ -519,10 +519,32 @@ fn every_method_answers_in_core_shapes() {
     );
     assert_eq!(net["relayfee"], json!(0.00001));
     let idx = rpc.call("getindexinfo", json!([]));
+    let synced = json!({"synced": true, "best_block_height": 104});
+    assert_eq!(idx, json!({"txindex": synced, "txospenderindex": synced}));
     assert_eq!(
-        idx,
-        json!({"txindex": {"synced": true, "best_block_height": 104}})
+        rpc.call("getindexinfo", json!(["txospenderindex"])),
+        json!({"txospenderindex": synced})
     );
+    // The spender index answers for confirmed spends, with the block (Core 31).
+    let coinbase_txid = tx.input[0].previous_output.txid.to_string();
+    let confirmed_spend = rpc.call(
+        "gettxspendingprevout",
+        json!([[{"txid": coinbase_txid, "vout": 0}]]),
+    );
+    assert_eq!(
+        confirmed_spend,
+        json!([{"txid": coinbase_txid, "vout": 0, "spendingtxid": txid, "blockhash": mined["hash"]}])
+    );
+    let mempool_only = rpc.call(
+        "gettxspendingprevout",
+        json!([[{"txid": coinbase_txid, "vout": 0}], {"mempool_only": true}]),
+    );
+    assert_eq!(mempool_only, json!([{"txid": coinbase_txid, "vout": 0}]));
+    let with_tx = rpc.call(
+        "gettxspendingprevout",
+        json!([[{"txid": coinbase_txid, "vout": 0}], {"return_spending_tx": true}]),
+    );
+    assert_eq!(with_tx[0]["spendingtx"], json!(serialize_hex(&tx)));
     assert_eq!(
         rpc.call("getindexinfo", json!(["coinstatsindex"])),
         json!({})

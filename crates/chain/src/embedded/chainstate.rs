@@ -208,6 +208,7 @@ impl Inner {
         let id = BlockId { height, hash };
         let mut undo = UndoRecord::default();
         let mut created = Vec::new();
+        let mut spenders = Vec::new();
         if height > 0 {
             // The genesis coinbase is not spendable and not indexed, as in Core.
             for (position, tx) in block.txdata.iter().enumerate() {
@@ -238,8 +239,10 @@ impl Inner {
                 )));
             }
             for (tx, coins) in block.txdata.iter().skip(1).zip(spent) {
+                let txid = tx.compute_txid();
                 for (input, coin) in tx.input.iter().zip(coins) {
                     undo.spent.push((input.previous_output, coin));
+                    spenders.push(txid);
                 }
             }
         }
@@ -252,7 +255,7 @@ impl Inner {
             self.store.put_block_record(&hash, &record)?;
         }
         self.store
-            .apply(self.store.connect_changes(id, &undo, &created))?;
+            .apply(self.store.connect_changes(id, &undo, &created, &spenders))?;
 
         // Mined transactions leave the mempool, then whatever conflicted with them.
         for tx in block.txdata.iter().skip(1) {

@@ -67,6 +67,22 @@ impl NodeConfig {
     }
 }
 
+/// What spends an output, as `gettxspendingprevout` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Nothing (in the mempool, or at all when the index was asked too).
+    Unspent,
+    /// A mempool transaction.
+    Mempool(Txid),
+    /// A confirmed transaction in the given block.
+    Confirmed {
+        /// The spending transaction.
+        txid: Txid,
+        /// The block that confirmed it.
+        block: BlockHash,
+    },
+}
+
 /// Figures for `getmempoolinfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MempoolInfo {
@@ -309,10 +325,25 @@ impl EmbeddedNode {
         self.inner.store.coin(outpoint)
     }
 
-    /// For each outpoint, the mempool transaction spending it.
-    pub fn mempool_spenders(&self, outpoints: &[OutPoint]) -> Vec<Option<Txid>> {
-        let state = self.inner.lock_state();
-        outpoints.iter().map(|o| state.mempool.spender(o)).collect()
+    /// What spends an output: a mempool transaction, else (unless `mempool_only`) a confirmed
+    /// one from the spender index, with its block.
+    pub fn spender_of(&self, outpoint: &OutPoint, mempool_only: bool) -> Result<Spend, ChainError> {
+        if let Some(txid) = self.inner.lock_state().mempool.spender(outpoint) {
+            return Ok(Spend::Mempool(txid));
+        }
+        if mempool_only {
+            return Ok(Spend::Unspent);
+        }
+        let Some(txid) = self.inner.store.spender(outpoint)? else {
+            return Ok(Spend::Unspent);
+        };
+        let block = self
+            .inner
+            .store
+            .tx_location(&txid)?
+            .ok_or_else(|| ChainError::Store(format!("spender {txid} is not in the txindex")))?
+            .block_hash;
+        Ok(Spend::Confirmed { txid, block })
     }
 
     /// Stops background work and makes everything durable: the chainstate is flushed, the index

@@ -1,5 +1,7 @@
 //! The embedded node's own index, in RocksDB: the UTXO set (for mempool checks), a transaction
-//! index, per-block undo records, the blocks it has seen and the blocks a user invalidated.
+//! index, a spender index (which confirmed transaction spent an output, Core's
+//! `txospenderindex`), per-block undo records, the blocks it has seen and the blocks a user
+//! invalidated.
 //!
 //! Every block is connected or disconnected in one `WriteBatch` that also moves the index tip, so
 //! after a crash the index is exactly at some block and catches up from there.
@@ -19,7 +21,16 @@ const CF_UNDO: &str = "undo";
 const CF_BLOCKS: &str = "blocks";
 const CF_ARCHIVE: &str = "archive";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 6] = [CF_UTXO, CF_TXINDEX, CF_UNDO, CF_BLOCKS, CF_ARCHIVE, CF_META];
+const CF_SPENDERS: &str = "spenders";
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_UTXO,
+    CF_TXINDEX,
+    CF_UNDO,
+    CF_BLOCKS,
+    CF_ARCHIVE,
+    CF_META,
+    CF_SPENDERS,
+];
 
 const KEY_TIP: &[u8] = b"tip";
 
@@ -207,6 +218,21 @@ impl Store {
         }))
     }
 
+    /// The confirmed transaction that spent `outpoint`, if any.
+    pub(crate) fn spender(&self, outpoint: &OutPoint) -> Result<Option<Txid>, ChainError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_SPENDERS), outpoint_key(outpoint))?
+        {
+            Some(v) => {
+                Ok(Some(Txid::from_slice(&v).map_err(|_| {
+                    ChainError::Store("corrupt spender record".into())
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn undo(&self, hash: &BlockHash) -> Result<Option<UndoRecord>, ChainError> {
         match self
             .db
@@ -277,12 +303,14 @@ impl Store {
         Ok(())
     }
 
-    /// Starts the changes for connecting a block with the given undo record.
+    /// Starts the changes for connecting a block with the given undo record; `spenders` names
+    /// the transaction spending each entry of `undo.spent`, in the same order.
     pub(crate) fn connect_changes(
         &self,
         block: BlockId,
         undo: &UndoRecord,
         created: &[(OutPoint, Coin)],
+        spenders: &[Txid],
     ) -> BlockChanges {
         let mut batch = WriteBatch::default();
         let (utxo, txindex) = (self.cf(CF_UTXO), self.cf(CF_TXINDEX));
@@ -292,8 +320,13 @@ impl Store {
             encode_coin(coin, &mut v);
             batch.put_cf(utxo, outpoint_key(outpoint), v);
         }
-        for (outpoint, _) in &undo.spent {
+        for ((outpoint, _), spender) in undo.spent.iter().zip(spenders) {
             batch.delete_cf(utxo, outpoint_key(outpoint));
+            batch.put_cf(
+                self.cf(CF_SPENDERS),
+                outpoint_key(outpoint),
+                spender.as_byte_array(),
+            );
         }
         for (position, (txid, _)) in undo.txs.iter().enumerate() {
             let mut v = Vec::with_capacity(40);
@@ -322,6 +355,7 @@ impl Store {
             let mut v = Vec::with_capacity(48);
             encode_coin(coin, &mut v);
             batch.put_cf(utxo, outpoint_key(outpoint), v);
+            batch.delete_cf(self.cf(CF_SPENDERS), outpoint_key(outpoint));
         }
         for (txid, outputs) in &undo.txs {
             for vout in 0..*outputs {

@@ -223,14 +223,18 @@ pub(super) fn getdeploymentinfo(ctx: &RpcContext, p: &Params) -> Result<Value, R
 pub(super) fn getindexinfo(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {
     let name = p.opt_str(0)?;
     let tip = ctx.node.tip()?;
-    if name.is_some_and(|n| n != "txindex") {
-        return Ok(json!({}));
-    }
-    Ok(object(vec![(
-        "txindex",
+    // Both indexes live in the node's store and move with every block.
+    let summary = || {
         object(vec![
             ("synced", json!(true)),
             ("best_block_height", json!(tip.height)),
-        ]),
-    )]))
+        ])
+    };
+    let mut pairs = Vec::new();
+    for index in ["txindex", "txospenderindex"] {
+        if name.is_none_or(|n| n == index) {
+            pairs.push((index, summary()));
+        }
+    }
+    Ok(object(pairs))
 }

@@ -10,7 +10,9 @@ use crate::rpc::jsonrpc::object;
 use crate::rpc::params::Params;
 use crate::rpc::RpcContext;
 
-/// The Bitcoin Core version whose consensus code the kernel carries (v31 development).
+/// The Bitcoin Core version whose consensus code the kernel carries and whose RPC interface the
+/// node serves (31.0; ElectrumX 2.0 requires it). The mempool follows the ancestor/descendant
+/// policy of Core 30, so Core 31's cluster-mempool fields are absent (`docs/embedded-node.md`).
 pub(crate) const CORE_VERSION: u32 = 310_000;
 
 pub(super) fn invalidateblock(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {

@@ -3,8 +3,8 @@
 use bitcoin::{OutPoint, Txid};
 use serde_json::{json, Map, Value};
 
-use crate::embedded::policy_figures;
-use crate::rpc::error::{RpcError, INVALID_ADDRESS_OR_KEY, INVALID_PARAMETER};
+use crate::embedded::{policy_figures, Spend};
+use crate::rpc::error::{RpcError, INVALID_ADDRESS_OR_KEY, INVALID_PARAMETER, TYPE_ERROR};
 use crate::rpc::json;
 use crate::rpc::jsonrpc::object;
 use crate::rpc::params::{parse_hash, Params};
@@ -166,45 +166,85 @@ pub(super) fn gettxspendingprevout(ctx: &RpcContext, p: &Params) -> Result<Value
             "Invalid parameter, outputs are missing",
         ));
     }
-    let mut outpoints = Vec::with_capacity(outputs.len());
+    let mut mempool_only = false; // the node always has the spender index
+    let mut return_tx = false;
+    if let Some(options) = p.opt_object(1)? {
+        for (key, value) in options {
+            let flag = value.as_bool().ok_or_else(|| {
+                RpcError::new(
+                    TYPE_ERROR,
+                    format!(
+                        "JSON value of type {value} for field {key} is not of expected type bool"
+                    ),
+                )
+            });
+            match key.as_str() {
+                "mempool_only" => mempool_only = flag?,
+                "return_spending_tx" => return_tx = flag?,
+                other => return Err(RpcError::new(TYPE_ERROR, format!("Unexpected key {other}"))),
+            }
+        }
+    }
+    let mut requests = Vec::with_capacity(outputs.len());
     for o in outputs {
-        let obj = o.as_object().ok_or_else(|| {
-            RpcError::new(
-                crate::rpc::error::TYPE_ERROR,
-                "JSON value is not an object as expected",
-            )
-        })?;
+        let obj = o
+            .as_object()
+            .ok_or_else(|| RpcError::new(TYPE_ERROR, "JSON value is not an object as expected"))?;
+        if let Some(other) = obj.keys().find(|k| *k != "txid" && *k != "vout") {
+            return Err(RpcError::new(TYPE_ERROR, format!("Unexpected key {other}")));
+        }
         let txid: Txid = match obj.get("txid").and_then(Value::as_str) {
             Some(s) => parse_hash(s, "txid")?,
-            None => return Err(RpcError::new(INVALID_PARAMETER, "Missing txid")),
+            None => return Err(RpcError::new(TYPE_ERROR, "Missing txid")),
         };
         let vout = obj
             .get("vout")
             .and_then(Value::as_i64)
-            .filter(|v| *v >= 0 && *v <= i64::from(u32::MAX))
-            .ok_or_else(|| {
-                RpcError::new(
-                    INVALID_PARAMETER,
-                    "Invalid parameter, vout cannot be negative",
-                )
-            })?;
-        outpoints.push(OutPoint {
-            txid,
-            vout: vout as u32,
-        });
+            .ok_or_else(|| RpcError::new(TYPE_ERROR, "Missing vout"))?;
+        let vout = u32::try_from(vout).map_err(|_| {
+            RpcError::new(
+                INVALID_PARAMETER,
+                "Invalid parameter, vout cannot be negative",
+            )
+        })?;
+        requests.push((o.clone(), OutPoint { txid, vout }));
     }
-    let spenders = ctx.node.mempool_spenders(&outpoints);
-    Ok(Value::Array(
-        outpoints
-            .iter()
-            .zip(spenders)
-            .map(|(o, s)| {
-                let mut pairs = vec![("txid", json!(o.txid.to_string())), ("vout", json!(o.vout))];
-                if let Some(spender) = s {
-                    pairs.push(("spendingtxid", json!(spender.to_string())));
-                }
-                object(pairs)
-            })
-            .collect(),
-    ))
+    let with_spender =
+        |raw: &Value, txid: Txid, block: Option<bitcoin::BlockHash>| -> Result<Value, RpcError> {
+            let mut out = raw.as_object().cloned().unwrap_or_default();
+            out.insert("spendingtxid".into(), json!(txid.to_string()));
+            if return_tx {
+                let tx = crate::ChainSource::transaction(&ctx.node, &txid, block.as_ref())?
+                    .ok_or_else(|| {
+                        RpcError::new(
+                            crate::rpc::error::MISC_ERROR,
+                            format!("spending transaction {txid} not found"),
+                        )
+                    })?;
+                out.insert(
+                    "spendingtx".into(),
+                    json!(bitcoin::consensus::encode::serialize_hex(&tx.tx)),
+                );
+            }
+            if let Some(block) = block {
+                out.insert("blockhash".into(), json!(block.to_string()));
+            }
+            Ok(Value::Object(out))
+        };
+    // As in Core: outputs spent in the mempool (or all of them, when mempool_only) come first,
+    // then the ones answered from the spender index.
+    let mut from_mempool = Vec::new();
+    let mut from_index = Vec::new();
+    for (raw, outpoint) in &requests {
+        match ctx.node.spender_of(outpoint, mempool_only)? {
+            Spend::Mempool(txid) => from_mempool.push(with_spender(raw, txid, None)?),
+            Spend::Confirmed { txid, block } => {
+                from_index.push(with_spender(raw, txid, Some(block))?)
+            }
+            Spend::Unspent if mempool_only => from_mempool.push(raw.clone()),
+            Spend::Unspent => from_index.push(raw.clone()),
+        }
+    }
+    from_mempool.extend(from_index);
+    Ok(Value::Array(from_mempool))
 }
