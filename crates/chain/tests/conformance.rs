@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::{coinbase_output, out, spend, wait_event, Key, Kind, TestNode};
-use moip_chain::rpc::{RpcConfig, RpcServer};
 use moip_chain::{
     BitcoindAuth, BitcoindRpc, ChainError, ChainEvent, ChainSource, FeeMode, RejectKind,
 };
@@ -173,17 +172,7 @@ fn embedded_node_conforms() {
 #[test]
 fn bitcoind_client_conforms_over_the_embedded_rpc() {
     let t = TestNode::new();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt
-        .block_on(RpcServer::start(
-            t.node.clone(),
-            RpcConfig::local(&t.node, 0),
-        ))
-        .expect("server");
+    let (rt, server) = common::start_rpc(&t.node);
     let cookie = server.cookie_path().expect("cookie").to_path_buf();
     let client = BitcoindRpc::connect_with(
         &server.url(),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use bitcoin::consensus::encode::serialize_hex;
 use common::{coinbase_output, out, spend, Key, Kind, TestNode};
-use moip_chain::rpc::{RpcConfig, RpcServer};
+use moip_chain::rpc::RpcServer;
 use serde_json::{json, Value};
 
 struct Rpc {
@@ -21,17 +21,7 @@ struct Rpc {
 
 impl Rpc {
     fn start(t: &TestNode) -> Rpc {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = rt
-            .block_on(RpcServer::start(
-                t.node.clone(),
-                RpcConfig::local(&t.node, 0),
-            ))
-            .expect("server");
+        let (rt, server) = common::start_rpc(&t.node);
         let cookie =
             std::fs::read_to_string(server.cookie_path().expect("cookie auth")).expect("cookie");
         assert!(cookie.starts_with("__cookie__:"));

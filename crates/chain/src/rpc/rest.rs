@@ -9,7 +9,9 @@ use bitcoin::{BlockHash, Network, Txid};
 use serde_json::{json, Value};
 
 use super::json::{self, TxContext};
-use super::methods::{block_json, chain_info_json, mempool_info_json, verbose_mempool};
+use super::methods::{
+    block_json, chain_info_json, mempool_info_json, mempool_txids_json, verbose_mempool,
+};
 use super::AppState;
 use crate::ChainSource;
 
@@ -152,13 +154,7 @@ fn route(
                     &verbose_mempool(ctx).map_err(|e| internal(e.message))?,
                 ))
             } else {
-                let txids: Vec<String> = ctx
-                    .node
-                    .mempool_txids()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                Ok(json_body(&json!(txids)))
+                Ok(json_body(&mempool_txids_json(ctx)))
             }
         }
         ["mempool", ..] => Err(error(

@@ -47,6 +47,20 @@ pub fn config(dir: &std::path::Path) -> NodeConfig {
     config
 }
 
+/// Serves the node's RPC on a free loopback port, on a runtime that lives as long as the server.
+pub fn start_rpc(node: &EmbeddedNode) -> (tokio::runtime::Runtime, moip_chain::rpc::RpcServer) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = moip_chain::rpc::RpcConfig::local(node, 0);
+    let server = rt
+        .block_on(moip_chain::rpc::RpcServer::start(node.clone(), config))
+        .expect("server");
+    (rt, server)
+}
+
 /// How a key locks its coins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

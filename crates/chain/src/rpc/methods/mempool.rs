@@ -53,6 +53,16 @@ pub(crate) fn entry_json(e: &MempoolEntry) -> Value {
     ])
 }
 
+/// Mempool txids in entry order, shared with REST's `/rest/mempool/contents.json?verbose=false`.
+pub(crate) fn mempool_txids_json(ctx: &RpcContext) -> Value {
+    json!(ctx
+        .node
+        .mempool_txids()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>())
+}
+
 /// The verbose mempool map, shared with REST's `/rest/mempool/contents.json`.
 pub(crate) fn verbose_mempool(ctx: &RpcContext) -> Result<Value, RpcError> {
     let mut map = Map::new();
@@ -74,19 +84,14 @@ pub(super) fn getrawmempool(ctx: &RpcContext, p: &Params) -> Result<Value, RpcEr
     if verbose {
         return verbose_mempool(ctx);
     }
-    let txids: Vec<String> = ctx
-        .node
-        .mempool_txids()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let txids = mempool_txids_json(ctx);
     if sequence {
         return Ok(object(vec![
-            ("txids", json!(txids)),
+            ("txids", txids),
             ("mempool_sequence", json!(ctx.node.mempool_sequence())),
         ]));
     }
-    Ok(json!(txids))
+    Ok(txids)
 }
 
 pub(super) fn getmempoolentry(ctx: &RpcContext, p: &Params) -> Result<Value, RpcError> {

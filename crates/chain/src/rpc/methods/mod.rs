@@ -9,7 +9,7 @@ mod rawtx;
 use serde_json::Value;
 
 pub(crate) use blockchain::{block_json, chain_info_json, header_context};
-pub(crate) use mempool::{mempool_info_json, verbose_mempool};
+pub(crate) use mempool::{mempool_info_json, mempool_txids_json, verbose_mempool};
 
 use super::error::{RpcError, METHOD_NOT_FOUND};
 use super::jsonrpc::Call;
