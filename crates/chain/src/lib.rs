@@ -23,5 +23,5 @@ pub use error::{ChainError, RejectKind, TxRejection};
 pub use source::ChainSource;
 pub use types::{
     BlockId, ChainEvent, FeeEstimate, FeeMode, HeaderEntry, LocatedTx, MempoolEntry,
-    PackageOutcome, PackageTxOutcome, RemovalReason, SpentOutput, TxLocation,
+    MempoolFeeInfo, PackageOutcome, PackageTxOutcome, RemovalReason, SpentOutput, TxLocation,
 };

@@ -6,7 +6,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     BlockId, ChainError, ChainEvent, FeeEstimate, FeeMode, HeaderEntry, LocatedTx, MempoolEntry,
-    PackageOutcome, SpentOutput,
+    MempoolFeeInfo, PackageOutcome, SpentOutput,
 };
 
 /// A view of a Bitcoin chain and its mempool, with the means to broadcast to it.
@@ -48,6 +48,21 @@ pub trait ChainSource: Send + Sync {
     /// Every mempool transaction with fees, sizes and the outputs it spends.
     fn mempool(&self) -> Result<Vec<MempoolEntry>, ChainError>;
 
+    /// Txids in the mempool, cheaper than [`Self::mempool`] when only changes are wanted.
+    fn mempool_txids(&self) -> Result<Vec<Txid>, ChainError> {
+        Ok(self.mempool()?.into_iter().map(|e| e.txid).collect())
+    }
+
+    /// Entries for the given txids; those that left the mempool meanwhile are skipped.
+    fn mempool_entries(&self, txids: &[Txid]) -> Result<Vec<MempoolEntry>, ChainError> {
+        let wanted: std::collections::HashSet<&Txid> = txids.iter().collect();
+        Ok(self
+            .mempool()?
+            .into_iter()
+            .filter(|e| wanted.contains(&e.txid))
+            .collect())
+    }
+
     /// Events from now on: blocks connected and disconnected, mempool additions and removals.
     /// A receiver that falls behind gets `Lagged` and should re-read the state it follows.
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent>;
@@ -67,4 +82,15 @@ pub trait ChainSource: Send + Sync {
 
     /// The lowest fee rate the node relays.
     fn relay_fee(&self) -> Result<FeeRate, ChainError>;
+
+    /// The mempool's fee floors (Electrum's `mempool.get_info`). By default all three are the
+    /// relay fee, which is what a mempool that is not full enforces.
+    fn mempool_fee_info(&self) -> Result<MempoolFeeInfo, ChainError> {
+        let relay = self.relay_fee()?;
+        Ok(MempoolFeeInfo {
+            mempool_min_fee: relay,
+            min_relay_fee: relay,
+            incremental_relay_fee: relay,
+        })
+    }
 }

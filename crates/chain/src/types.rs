@@ -145,6 +145,17 @@ pub enum ChainEvent {
     },
 }
 
+/// The fee floors of a mempool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolFeeInfo {
+    /// Lowest fee rate the mempool takes now (rises when it is full).
+    pub mempool_min_fee: FeeRate,
+    /// The configured relay minimum.
+    pub min_relay_fee: FeeRate,
+    /// What a replacement pays for its own size on top.
+    pub incremental_relay_fee: FeeRate,
+}
+
 /// Bitcoin Core's fee estimation modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeeMode {

@@ -1,5 +1,6 @@
 //! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
 
+mod electrum;
 mod node;
 
 use std::path::PathBuf;
@@ -8,7 +9,6 @@ use clap::{Parser, Subcommand};
 
 const COMING: &str = "\
 Commands still to come, each with its layer:
-  electrum   L1  Electrum-protocol server over the chain
   wallet     L1  BDK wallets, PSBT, community multisig
   ln         L2  Lightning nodes on LDK
   relay      L3  Moneysocket relay
@@ -28,6 +28,9 @@ enum Command {
     /// Runs the embedded regtest node (Bitcoin Core's validation via libbitcoinkernel) with a
     /// bitcoind-compatible JSON-RPC and REST interface.
     Node(node::NodeArgs),
+    /// Runs the Electrum-protocol server (TCP, TLS, WebSocket, WSS) over the embedded node or a
+    /// bitcoind.
+    Electrum(electrum::ElectrumArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -55,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
+        Command::Electrum(args) => runtime.block_on(electrum::run(args)),
     }
 }

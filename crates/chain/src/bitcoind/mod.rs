@@ -186,6 +186,139 @@ impl BitcoindRpc {
         }
     }
 
+    /// Builds entries from `getmempoolentry`-shaped JSON keyed by txid: fetches the raw
+    /// transactions, and their prevouts from mempool parents or the UTXO set.
+    fn entries_from(
+        &self,
+        map: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<MempoolEntry>, ChainError> {
+        let txids: Vec<String> = map.keys().cloned().collect();
+        let mut txs = self.raw_transactions(&txids)?;
+        // Parents outside the requested set still lend their outputs.
+        let parents: Vec<String> = map
+            .values()
+            .flat_map(|e| {
+                e.get("depends")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|d| d.as_str().map(str::to_owned))
+            .filter(|d| d.parse::<Txid>().is_ok_and(|t| !txs.contains_key(&t)))
+            .collect();
+        let parent_txs = self.raw_transactions(&parents)?;
+        let requested: HashSet<Txid> = txs.keys().copied().collect();
+        txs.extend(parent_txs);
+        // Prevouts: from mempool parents, else from the UTXO set.
+        let confirmed: Vec<OutPoint> = txs
+            .iter()
+            .filter(|(txid, _)| requested.contains(*txid))
+            .flat_map(|(_, tx)| tx.input.iter().map(|i| i.previous_output))
+            .filter(|o| !txs.contains_key(&o.txid))
+            .collect();
+        let coins = self.shared.rpc.batch(
+            "gettxout",
+            confirmed
+                .iter()
+                .map(|o| json!([o.txid.to_string(), o.vout, false]))
+                .collect(),
+        )?;
+        let mut utxo: HashMap<OutPoint, TxOut> = HashMap::new();
+        for (outpoint, coin) in confirmed.iter().zip(coins) {
+            if let Ok(c) = coin {
+                let value = c.get("value").and_then(btc_to_amount);
+                let script = c
+                    .get("scriptPubKey")
+                    .and_then(|s| s.get("hex"))
+                    .and_then(Value::as_str);
+                if let (Some(value), Some(script)) = (value, script) {
+                    utxo.insert(
+                        *outpoint,
+                        TxOut {
+                            value,
+                            script_pubkey: ScriptBuf::from_bytes(hex_bytes(script)?),
+                        },
+                    );
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(requested.len());
+        for (txid_s, e) in map {
+            let Ok(txid) = txid_s.parse::<Txid>() else {
+                continue;
+            };
+            let Some(tx) = txs.get(&txid) else { continue };
+            let prevouts: Vec<TxOut> = tx
+                .input
+                .iter()
+                .filter_map(|i| {
+                    let o = i.previous_output;
+                    txs.get(&o.txid)
+                        .and_then(|p| p.output.get(o.vout as usize).cloned())
+                        .or_else(|| utxo.get(&o).cloned())
+                })
+                .collect();
+            let fees = e.get("fees");
+            let amount = |k: &str| {
+                fees.and_then(|f| f.get(k))
+                    .and_then(btc_to_amount)
+                    .unwrap_or(Amount::ZERO)
+            };
+            let num = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let ids = |k: &str| -> Vec<Txid> {
+                e.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+                    .unwrap_or_default()
+            };
+            out.push(MempoolEntry {
+                tx: Arc::new(tx.clone()),
+                txid,
+                wtxid: e
+                    .get("wtxid")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Wtxid>().ok())
+                    .unwrap_or_else(|| tx.compute_wtxid()),
+                fee: amount("base"),
+                vsize: num("vsize"),
+                weight: num("weight"),
+                time: num("time"),
+                height: num("height") as u32,
+                prevouts,
+                depends: ids("depends"),
+                spent_by: ids("spentby"),
+                ancestor_count: num("ancestorcount"),
+                ancestor_vsize: num("ancestorsize"),
+                ancestor_fees: amount("ancestor"),
+                descendant_count: num("descendantcount"),
+                descendant_vsize: num("descendantsize"),
+                descendant_fees: amount("descendant"),
+                bip125_replaceable: e
+                    .get("bip125-replaceable")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+            });
+        }
+        out.sort_by_key(|e| (e.time, e.txid));
+        Ok(out)
+    }
+
+    /// Raw transactions by txid, in one batch; ones bitcoind no longer has are skipped.
+    fn raw_transactions(&self, txids: &[String]) -> Result<HashMap<Txid, Transaction>, ChainError> {
+        let raws = self.shared.rpc.batch(
+            "getrawtransaction",
+            txids.iter().map(|t| json!([t, false])).collect(),
+        )?;
+        let mut txs = HashMap::new();
+        for raw in raws.into_iter().flatten() {
+            if let Some(hex) = raw.as_str() {
+                let tx: Transaction = deserialize(&hex_bytes(hex)?)?;
+                txs.insert(tx.compute_txid(), tx);
+            }
+        }
+        Ok(txs)
+    }
+
     fn rejection(e: ChainError) -> ChainError {
         match e {
             ChainError::Rpc { code, message } => {
@@ -494,110 +627,29 @@ impl ChainSource for BitcoindRpc {
         let map = verbose
             .as_object()
             .ok_or_else(|| ChainError::Decode("getrawmempool true is not an object".into()))?;
-        let txids: Vec<String> = map.keys().cloned().collect();
-        let raws = self.shared.rpc.batch(
-            "getrawtransaction",
-            txids.iter().map(|t| json!([t, false])).collect(),
+        self.entries_from(map)
+    }
+
+    fn mempool_txids(&self) -> Result<Vec<Txid>, ChainError> {
+        let v = self.call("getrawmempool", json!([]))?;
+        Ok(v.as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str()?.parse().ok()).collect())
+            .unwrap_or_default())
+    }
+
+    fn mempool_entries(&self, txids: &[Txid]) -> Result<Vec<MempoolEntry>, ChainError> {
+        let replies = self.shared.rpc.batch(
+            "getmempoolentry",
+            txids.iter().map(|t| json!([t.to_string()])).collect(),
         )?;
-        let mut txs: HashMap<Txid, Transaction> = HashMap::new();
-        for raw in raws.into_iter().flatten() {
-            // A transaction may leave the mempool between the two calls; skip it.
-            if let Some(hex) = raw.as_str() {
-                let tx: Transaction = deserialize(&hex_bytes(hex)?)?;
-                txs.insert(tx.compute_txid(), tx);
+        let mut map = serde_json::Map::new();
+        for (txid, reply) in txids.iter().zip(replies) {
+            // Gone from the mempool since it was listed: skip.
+            if let Ok(entry) = reply {
+                map.insert(txid.to_string(), entry);
             }
         }
-        // Prevouts: from mempool parents, else from the UTXO set.
-        let confirmed: Vec<OutPoint> = txs
-            .values()
-            .flat_map(|tx| tx.input.iter().map(|i| i.previous_output))
-            .filter(|o| !txs.contains_key(&o.txid))
-            .collect();
-        let coins = self.shared.rpc.batch(
-            "gettxout",
-            confirmed
-                .iter()
-                .map(|o| json!([o.txid.to_string(), o.vout, false]))
-                .collect(),
-        )?;
-        let mut utxo: HashMap<OutPoint, TxOut> = HashMap::new();
-        for (outpoint, coin) in confirmed.iter().zip(coins) {
-            if let Ok(c) = coin {
-                let value = c.get("value").and_then(btc_to_amount);
-                let script = c
-                    .get("scriptPubKey")
-                    .and_then(|s| s.get("hex"))
-                    .and_then(Value::as_str);
-                if let (Some(value), Some(script)) = (value, script) {
-                    utxo.insert(
-                        *outpoint,
-                        TxOut {
-                            value,
-                            script_pubkey: ScriptBuf::from_bytes(hex_bytes(script)?),
-                        },
-                    );
-                }
-            }
-        }
-        let mut out = Vec::with_capacity(txs.len());
-        for (txid_s, e) in map {
-            let Ok(txid) = txid_s.parse::<Txid>() else {
-                continue;
-            };
-            let Some(tx) = txs.get(&txid) else { continue };
-            let prevouts: Vec<TxOut> = tx
-                .input
-                .iter()
-                .filter_map(|i| {
-                    let o = i.previous_output;
-                    txs.get(&o.txid)
-                        .and_then(|p| p.output.get(o.vout as usize).cloned())
-                        .or_else(|| utxo.get(&o).cloned())
-                })
-                .collect();
-            let fees = e.get("fees");
-            let amount = |k: &str| {
-                fees.and_then(|f| f.get(k))
-                    .and_then(btc_to_amount)
-                    .unwrap_or(Amount::ZERO)
-            };
-            let num = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0);
-            let ids = |k: &str| -> Vec<Txid> {
-                e.get(k)
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
-                    .unwrap_or_default()
-            };
-            out.push(MempoolEntry {
-                tx: Arc::new(tx.clone()),
-                txid,
-                wtxid: e
-                    .get("wtxid")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<Wtxid>().ok())
-                    .unwrap_or_else(|| tx.compute_wtxid()),
-                fee: amount("base"),
-                vsize: num("vsize"),
-                weight: num("weight"),
-                time: num("time"),
-                height: num("height") as u32,
-                prevouts,
-                depends: ids("depends"),
-                spent_by: ids("spentby"),
-                ancestor_count: num("ancestorcount"),
-                ancestor_vsize: num("ancestorsize"),
-                ancestor_fees: amount("ancestor"),
-                descendant_count: num("descendantcount"),
-                descendant_vsize: num("descendantsize"),
-                descendant_fees: amount("descendant"),
-                bip125_replaceable: e
-                    .get("bip125-replaceable")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true),
-            });
-        }
-        out.sort_by_key(|e| (e.time, e.txid));
-        Ok(out)
+        self.entries_from(&map)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
@@ -697,6 +749,21 @@ impl ChainSource for BitcoindRpc {
             fee_rate: FeeRate::from_sat_per_kwu(rate.to_sat() / 4),
             blocks,
         }))
+    }
+
+    fn mempool_fee_info(&self) -> Result<crate::MempoolFeeInfo, ChainError> {
+        let v = self.call("getmempoolinfo", json!([]))?;
+        let rate = |k: &str| {
+            v.get(k)
+                .and_then(btc_to_amount)
+                .map(|a| FeeRate::from_sat_per_kwu(a.to_sat() / 4))
+                .ok_or_else(|| ChainError::Decode(format!("getmempoolinfo lacks {k}")))
+        };
+        Ok(crate::MempoolFeeInfo {
+            mempool_min_fee: rate("mempoolminfee")?,
+            min_relay_fee: rate("minrelaytxfee")?,
+            incremental_relay_fee: rate("incrementalrelayfee")?,
+        })
     }
 
     fn relay_fee(&self) -> Result<FeeRate, ChainError> {

@@ -483,6 +483,18 @@ impl ChainSource for EmbeddedNode {
             .collect())
     }
 
+    fn mempool_txids(&self) -> Result<Vec<Txid>, ChainError> {
+        Ok(EmbeddedNode::mempool_txids(self))
+    }
+
+    fn mempool_entries(&self, txids: &[Txid]) -> Result<Vec<MempoolEntry>, ChainError> {
+        let state = self.inner.lock_state();
+        Ok(txids
+            .iter()
+            .filter_map(|t| state.mempool.entry(t))
+            .collect())
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
         self.inner.events.subscribe()
     }
@@ -506,5 +518,13 @@ impl ChainSource for EmbeddedNode {
 
     fn relay_fee(&self) -> Result<FeeRate, ChainError> {
         Ok(policy::MIN_RELAY_FEE)
+    }
+
+    fn mempool_fee_info(&self) -> Result<crate::MempoolFeeInfo, ChainError> {
+        Ok(crate::MempoolFeeInfo {
+            mempool_min_fee: policy::MIN_RELAY_FEE,
+            min_relay_fee: policy::MIN_RELAY_FEE,
+            incremental_relay_fee: policy::INCREMENTAL_RELAY_FEE,
+        })
     }
 }

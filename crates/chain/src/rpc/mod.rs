@@ -6,7 +6,7 @@
 
 mod auth;
 pub mod error;
-mod json;
+pub mod json;
 pub mod jsonrpc;
 mod methods;
 pub mod params;

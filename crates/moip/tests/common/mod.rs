@@ -1,12 +1,14 @@
 //! Helpers for tests that run the real `moip` binary as a separate process.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+
 use serde_json::{json, Value};
 
 /// A `moip node` process on a free loopback port.
@@ -22,14 +24,26 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `moip node` in `data_dir` and waits for it to print its RPC address.
     pub fn start(data_dir: &Path) -> NodeProcess {
+        let args = [
+            "node".to_owned(),
+            "--rpc-port".into(),
+            "0".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        Self::spawn(&args, data_dir, &[]).0
+    }
+
+    /// Runs `moip` with `args` and waits until it has printed the node's RPC address and every
+    /// line starting with one of `wanted`; returns those lines' values too.
+    pub fn spawn(args: &[String], data_dir: &Path, wanted: &[&str]) -> (NodeProcess, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
-            .args(["node", "--rpc-port", "0", "--data-dir"])
-            .arg(data_dir)
+            .args(args)
             .env("MOIP_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawn moip node");
+            .expect("spawn moip");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -39,15 +53,21 @@ impl NodeProcess {
         });
         let mut url = None;
         let mut cookie = None;
-        while url.is_none() || cookie.is_none() {
+        let mut found: Vec<Option<String>> = vec![None; wanted.len()];
+        while url.is_none() || cookie.is_none() || found.iter().any(Option::is_none) {
             let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("moip node printed its endpoints");
+                .recv_timeout(Duration::from_secs(120))
+                .expect("moip printed its endpoints");
             if let Some(u) = line.strip_prefix("RPC and REST: ") {
                 url = Some(u.to_owned());
             }
             if let Some(c) = line.strip_prefix("cookie: ") {
                 cookie = Some(PathBuf::from(c));
+            }
+            for (i, prefix) in wanted.iter().enumerate() {
+                if let Some(v) = line.strip_prefix(prefix) {
+                    found[i] = Some(v.to_owned());
+                }
             }
         }
         let text = std::fs::read_to_string(cookie.expect("cookie")).expect("read cookie");
@@ -57,14 +77,15 @@ impl NodeProcess {
             .timeout_global(Some(Duration::from_secs(300)))
             .build()
             .into();
-        NodeProcess {
+        let node = NodeProcess {
             child,
             url: url.expect("url"),
             user: user.to_owned(),
             password: password.to_owned(),
             data_dir: data_dir.to_owned(),
             agent,
-        }
+        };
+        (node, found.into_iter().map(|v| v.expect("found")).collect())
     }
 
     /// `host:port` of the RPC server.
@@ -145,19 +166,7 @@ pub enum ChainCallError {
     Rpc(i64, String),
 }
 
-/// Polls with backoff until `check` yields, panicking after `timeout`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(20);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(500));
-    }
-}
+pub use moip_testkit::wait_until;
 
 /// A regtest address owned by nobody in particular (mining rewards go there).
 pub const BURN_ADDRESS: &str = "bcrt1qq2yshcmzdlznnpxx258xswqlmqcxjs4dssfxt2";
@@ -169,4 +178,178 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// A newline-delimited JSON-RPC client for Electrum servers (ours and ElectrumX).
+pub struct ElectrumClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    id: u64,
+}
+
+impl ElectrumClient {
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        self.id += 1;
+        let line = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params})
+            .to_string()
+            + "\n";
+        self.writer.write_all(line.as_bytes()).expect("write");
+        loop {
+            let mut reply = String::new();
+            self.reader.read_line(&mut reply).expect("read");
+            let v: Value = serde_json::from_str(&reply).expect("json line");
+            if v.get("id") != Some(&json!(self.id)) {
+                continue; // a notification
+            }
+            return match v.get("error") {
+                Some(e) => Err(e.clone()),
+                None => Ok(v["result"].clone()),
+            };
+        }
+    }
+
+    pub fn ok(&mut self, method: &str, params: Value) -> Value {
+        self.call(method, params.clone())
+            .unwrap_or_else(|e| panic!("{method} {params}: {e}"))
+    }
+}
+
+impl ElectrumClient {
+    /// Sends one batch of calls of `method` and returns the results in order (errors as `Err`).
+    pub fn batch(&mut self, method: &str, params: &[Value]) -> Vec<Result<Value, Value>> {
+        let first = self.id + 1;
+        let calls: Vec<Value> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": p}))
+            .collect();
+        self.id += params.len() as u64;
+        let line = Value::Array(calls).to_string() + "\n";
+        self.writer.write_all(line.as_bytes()).expect("write");
+        loop {
+            let mut reply = String::new();
+            self.reader.read_line(&mut reply).expect("read");
+            let v: Value = serde_json::from_str(&reply).expect("json line");
+            let Some(items) = v.as_array() else { continue }; // a notification
+            let mut out: Vec<Option<Result<Value, Value>>> = vec![None; params.len()];
+            for item in items {
+                let at = item["id"]
+                    .as_u64()
+                    .and_then(|id| id.checked_sub(first))
+                    .map(|i| i as usize);
+                if let Some(slot) = at.and_then(|i| out.get_mut(i)) {
+                    *slot = Some(match item.get("error") {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(item["result"].clone()),
+                    });
+                }
+            }
+            return out
+                .into_iter()
+                .map(|r| r.expect("every call answered"))
+                .collect();
+        }
+    }
+
+    /// Connects, negotiating `version`, retrying until the server listens.
+    pub fn connect(addr: std::net::SocketAddr, version: &str, timeout: Duration) -> ElectrumClient {
+        wait_until(timeout, "the Electrum server to listen", || {
+            let stream = std::net::TcpStream::connect(addr).ok()?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .ok()?;
+            let mut client = ElectrumClient {
+                reader: BufReader::new(stream.try_clone().ok()?),
+                writer: stream,
+                id: 0,
+            };
+            client
+                .call("server.version", json!(["moip-test", version]))
+                .ok()?;
+            Some(client)
+        })
+    }
+}
+
+/// The Electrum script hash of a script.
+pub fn scripthash(script: &bitcoin::Script) -> String {
+    use bitcoin::hashes::{sha256, Hash};
+    let mut hash = sha256::Hash::hash(script.as_bytes()).to_byte_array();
+    hash.reverse();
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The venv's `electrumx_server` (`make test` creates it), or `MOIP_ELECTRUMX`.
+pub fn electrumx_server() -> PathBuf {
+    let path = std::env::var_os("MOIP_ELECTRUMX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/electrumx_server")
+        });
+    assert!(
+        path.exists(),
+        "ElectrumX not found at {}: run `make test` (it creates .venv) or set MOIP_ELECTRUMX",
+        path.display()
+    );
+    path
+}
+
+/// An ElectrumX 2.0 process over a node's RPC, killed on drop.
+pub struct ElectrumX {
+    child: Child,
+    pub port: u16,
+    _db: tempfile::TempDir,
+}
+
+impl Drop for ElectrumX {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ElectrumX {
+    pub fn start(node: &NodeProcess) -> ElectrumX {
+        let db = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let (host, rpc_port) = node.host_port();
+        let child = Command::new(electrumx_server())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("COIN", "Bitcoin")
+            .env("NET", "regtest")
+            .env("DB_ENGINE", "leveldb")
+            .env("DB_DIRECTORY", db.path())
+            .env(
+                "DAEMON_URL",
+                format!("http://{}:{}@{host}:{rpc_port}/", node.user, node.password),
+            )
+            .env("SERVICES", format!("tcp://127.0.0.1:{port}"))
+            .env("PEER_DISCOVERY", "off")
+            .env("PEER_ANNOUNCE", "")
+            .env("ALLOW_ROOT", "1")
+            .env("LOG_LEVEL", "warning")
+            // As Electrum's own regtest CI does: no cost throttling for the test client.
+            .env("COST_SOFT_LIMIT", "0")
+            .env("COST_HARD_LIMIT", "0")
+            .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
+            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn electrumx_server");
+        ElectrumX {
+            child,
+            port,
+            _db: db,
+        }
+    }
+
+    pub fn connect(&self) -> ElectrumClient {
+        ElectrumClient::connect(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.port)),
+            "1.6",
+            Duration::from_secs(120),
+        )
+    }
 }

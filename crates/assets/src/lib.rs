@@ -1,0 +1,3 @@
+//! L4 Markets: BTC-backed work tokens.
+
+pub mod mssmt;
