@@ -10,7 +10,7 @@ VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo
 
-.PHONY: help deps venv build run test check bench clean-venv
+.PHONY: help deps venv build run test check bench bench-electrum clean-venv
 
 help:
 	@echo "make run    install missing packages, build, run moip"
@@ -42,6 +42,10 @@ check: deps
 
 bench: deps
 	$(CARGO) bench -p moip-chain --bench chain
+
+# Electrum server against ElectrumX 2.0 on a two-million-transaction chain (long: about an hour).
+bench-electrum: venv
+	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) bench -p moip-electrum --bench electrum
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,10 +17,7 @@ use moip_assets::mssmt::{
 };
 use serde::Deserialize;
 
-const VECTOR_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/vectors/mssmt"
-);
+const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/mssmt");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

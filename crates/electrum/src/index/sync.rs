@@ -21,6 +21,8 @@ use crate::IndexError;
 const BATCH_BLOCKS: usize = 500;
 /// Transactions written per batch during catch-up.
 const BATCH_TXS: usize = 200_000;
+/// A batch is also cut after this long, so headers and progress show during a slow catch-up.
+const BATCH_TIME: Duration = Duration::from_secs(1);
 /// Below this many new blocks, the scripts touched are collected for notifications.
 const TOUCH_COLLECT_LIMIT: u32 = 100;
 
@@ -200,6 +202,7 @@ impl Syncer<'_> {
         let mut batch = WriteBatch::default();
         let mut pending: Vec<(Header, TxNum, u64)> = Vec::new();
         let mut batch_txs = 0usize;
+        let mut batch_started = Instant::now();
         let (mut prev_hash, mut next_txnum) = {
             let chain = self.index.chain();
             (chain.hashes.last().copied(), chain.next_txnum)
@@ -252,9 +255,14 @@ impl Syncer<'_> {
             prev_hash = Some(rows.hash);
             outcome.connected += 1;
             outcome.tip_changed = true;
-            if pending.len() >= BATCH_BLOCKS || batch_txs >= BATCH_TXS || expected == to {
+            if pending.len() >= BATCH_BLOCKS
+                || batch_txs >= BATCH_TXS
+                || expected == to
+                || batch_started.elapsed() >= BATCH_TIME
+            {
                 flush(&mut batch, &mut pending, (rows.height, rows.hash))?;
                 batch_txs = 0;
+                batch_started = Instant::now();
                 progress(SyncProgress {
                     height: rows.height,
                     target: to,

@@ -316,13 +316,12 @@ impl ElectrumServer {
             }));
         }
 
-        let runtime = tokio::runtime::Handle::current();
         let syncer = {
             let (shared, stop, source) =
                 (Arc::clone(&shared), Arc::clone(&stop), Arc::clone(&source));
             std::thread::Builder::new()
                 .name("electrum-sync".into())
-                .spawn(move || follow(shared, source, stop, runtime))
+                .spawn(move || follow(shared, source, stop))
                 .map_err(|e| ServerError::Io(e.to_string()))?
         };
         Ok(ElectrumServer {
@@ -556,13 +555,20 @@ async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send>(
 }
 
 /// Keeps the index and the mempool view level with the chain, and announces changes.
-fn follow(
-    shared: Arc<Shared>,
-    source: Arc<dyn ChainSource>,
-    stop: Arc<AtomicBool>,
-    runtime: tokio::runtime::Handle,
-) {
+fn follow(shared: Arc<Shared>, source: Arc<dyn ChainSource>, stop: Arc<AtomicBool>) {
     let mut events = source.subscribe();
+    // A clock of its own for waiting on events, so this thread does not depend on (or outlive)
+    // the server's runtime.
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("the Electrum syncer cannot start: {e}");
+            return;
+        }
+    };
     let query = Arc::clone(&shared.query);
     let threads = shared.config.index_threads;
     let started = Instant::now();
@@ -653,7 +659,7 @@ fn follow(
         }
         // Wait for the next chain event (or the poll interval), then drain the burst.
         let waited =
-            runtime.block_on(async { tokio::time::timeout(POLL_INTERVAL, events.recv()).await });
+            clock.block_on(async { tokio::time::timeout(POLL_INTERVAL, events.recv()).await });
         if let Ok(Err(broadcast::error::RecvError::Closed)) = waited {
             events = source.subscribe();
         }

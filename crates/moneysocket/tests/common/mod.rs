@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
-/// Reads `shared/reference/vectors/moneysocket/<file>` as JSON.
+/// Reads `tests/vectors/moneysocket/<file>` (an unmodified copy of the reference vectors) as JSON.
 pub fn load_vectors(file: &str) -> Vec<Value> {
     let path = format!(
-        "{}/../../../shared/reference/vectors/moneysocket/{file}",
+        "{}/../../tests/vectors/moneysocket/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
