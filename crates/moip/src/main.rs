@@ -2,6 +2,7 @@
 
 mod electrum;
 mod node;
+mod wallet;
 
 use std::path::PathBuf;
 
@@ -9,7 +10,6 @@ use clap::{Parser, Subcommand};
 
 const COMING: &str = "\
 Commands still to come, each with its layer:
-  wallet     L1  BDK wallets, PSBT, community multisig
   ln         L2  Lightning nodes on LDK
   relay      L3  Moneysocket relay
   socket     L3  Moneysocket consumer
@@ -31,6 +31,8 @@ enum Command {
     /// Runs the Electrum-protocol server (TCP, TLS, WebSocket, WSS) over the embedded node or a
     /// bitcoind.
     Electrum(electrum::ElectrumArgs),
+    /// Wallets over any Electrum server: keys, balances, payments, PSBTs, collateral multisig.
+    Wallet(wallet::WalletArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -53,11 +55,16 @@ fn init_logging() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
+    // The wallet is synchronous (BDK's Electrum client blocks); no runtime needed.
+    if let Command::Wallet(args) = cli.command {
+        return wallet::run(args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Electrum(args) => runtime.block_on(electrum::run(args)),
+        Command::Wallet(_) => unreachable!("run above"),
     }
 }
