@@ -1,6 +1,7 @@
 //! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
 
 mod electrum;
+mod ln;
 mod node;
 mod wallet;
 
@@ -10,7 +11,6 @@ use clap::{Parser, Subcommand};
 
 const COMING: &str = "\
 Commands still to come, each with its layer:
-  ln         L2  Lightning nodes on LDK
   relay      L3  Moneysocket relay
   socket     L3  Moneysocket consumer
   up         L5  the whole community node with its web dashboard";
@@ -33,6 +33,8 @@ enum Command {
     Electrum(electrum::ElectrumArgs),
     /// Wallets over any Electrum server: keys, balances, payments, PSBTs, collateral multisig.
     Wallet(wallet::WalletArgs),
+    /// Lightning node on LDK: channels, BOLT11/BOLT12/keysend payments, hold invoices.
+    Ln(ln::LnArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -66,5 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Electrum(args) => runtime.block_on(electrum::run(args)),
         Command::Wallet(_) => unreachable!("run above"),
+        // Synchronous like the wallet; the node runs on a runtime of its own.
+        Command::Ln(args) => ln::run(args),
     }
 }

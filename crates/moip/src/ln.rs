@@ -1,0 +1,374 @@
+//! `moip ln`: a Lightning node on LDK (crates/lightning), synced through moip's Electrum server
+//! by default.
+//!
+//! `moip ln run` keeps the node up and prints its events. The other commands start the node from
+//! its data directory, do one thing and stop it; the node's state (channels, payments) lives in
+//! its SQLite database, so they see everything `run` did. They cannot run while `run` holds the
+//! same data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use moip_lightning::{
+    parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PeerAddress,
+    SeedSource,
+};
+
+/// How long one-shot commands wait for peers to reconnect and for payments to complete.
+const WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Args)]
+pub(crate) struct LnArgs {
+    /// Node directory: the seed file and ldk-node's database [default: ~/.moip/ln]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// regtest, signet, testnet or bitcoin
+    #[arg(long, default_value = "regtest")]
+    network: String,
+    /// Address to accept peers on (loopback unless you choose otherwise)
+    #[arg(long, default_value = "127.0.0.1:9735")]
+    listen: SocketAddr,
+    /// Alias announced to the network; needed to announce channels and route for others
+    #[arg(long)]
+    alias: Option<String>,
+    /// Electrum server (the default chain source: moip's own)
+    #[arg(long, default_value = "tcp://127.0.0.1:50001")]
+    electrum: String,
+    /// Use an Esplora API instead of Electrum, e.g. https://blockstream.info/api
+    #[arg(long, conflicts_with = "bitcoind_rpc")]
+    esplora: Option<String>,
+    /// Use a bitcoind's JSON-RPC (host:port) instead of Electrum
+    #[arg(long, requires = "bitcoind_user")]
+    bitcoind_rpc: Option<String>,
+    /// bitcoind RPC user
+    #[arg(long)]
+    bitcoind_user: Option<String>,
+    /// bitcoind RPC password
+    #[arg(long, env = "MOIP_BITCOIND_PASSWORD", hide_env_values = true)]
+    bitcoind_password: Option<String>,
+    /// The seed file's password (prompted for when absent)
+    #[arg(long, env = "MOIP_LN_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[command(subcommand)]
+    command: LnCommand,
+}
+
+#[derive(Subcommand)]
+enum LnCommand {
+    /// Creates the node's seed: a new BIP39 mnemonic, encrypted under a password
+    Init,
+    /// Runs the node and prints its events until Ctrl-C
+    Run,
+    /// Node id, listening addresses, balances and channels
+    Info,
+    /// A new address of the node's on-chain wallet
+    Address,
+    /// Sends on-chain from the node's wallet
+    SendOnchain { address: String, amount_sats: u64 },
+    /// Opens a channel to <node id>@<host>:<port>
+    Open {
+        peer: String,
+        amount_sats: u64,
+        /// Amount given to the peer's side at opening
+        #[arg(long)]
+        push_msat: Option<u64>,
+        /// Do not announce the channel (it will not route for others)
+        #[arg(long)]
+        private: bool,
+    },
+    /// Lists channels
+    Channels,
+    /// Closes a channel (by the user channel id `channels` shows)
+    Close {
+        user_channel_id: u128,
+        /// Broadcast our commitment instead of negotiating; funds return after the CSV delay
+        #[arg(long)]
+        force: bool,
+    },
+    /// Creates a BOLT11 invoice
+    Invoice {
+        /// Amount in msat; omit for an any-amount invoice
+        amount_msat: Option<u64>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value_t = 3600)]
+        expiry_secs: u32,
+    },
+    /// Pays a BOLT11 invoice
+    Pay {
+        invoice: String,
+        /// Required for any-amount invoices
+        #[arg(long)]
+        amount_msat: Option<u64>,
+        /// Most to pay in routing fees
+        #[arg(long)]
+        max_fee_msat: Option<u64>,
+    },
+    /// Sends a spontaneous payment to a node
+    Keysend {
+        node_id: String,
+        amount_msat: u64,
+        #[arg(long)]
+        max_fee_msat: Option<u64>,
+    },
+    /// Creates a BOLT12 offer
+    Offer {
+        /// Amount in msat; omit to let the payer choose
+        amount_msat: Option<u64>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Pays a BOLT12 offer
+    PayOffer {
+        offer: String,
+        #[arg(long)]
+        amount_msat: Option<u64>,
+        #[arg(long)]
+        max_fee_msat: Option<u64>,
+    },
+    /// On-chain and Lightning balances
+    Balance,
+    /// Payment history
+    Payments,
+}
+
+fn password(args: &LnArgs, new: bool) -> anyhow::Result<String> {
+    if let Some(password) = &args.password {
+        return Ok(password.clone());
+    }
+    let first = rpassword::prompt_password("Lightning seed password: ")?;
+    if new && rpassword::prompt_password("Again: ")? != first {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}
+
+fn config(args: &LnArgs, data_dir: PathBuf) -> anyhow::Result<LightningConfig> {
+    let network: Network = args
+        .network
+        .parse()
+        .with_context(|| format!("unknown network {:?}", args.network))?;
+    let seed = SeedSource::EncryptedFile {
+        path: data_dir.join("seed"),
+        password: password(args, false)?,
+    };
+    let mut config = LightningConfig::new(network, data_dir.join("ldk"), &args.electrum, seed);
+    config.listen = vec![args.listen];
+    config.alias = args.alias.clone();
+    if let Some(url) = &args.esplora {
+        config.chain = ChainSourceConfig::Esplora { url: url.clone() };
+    } else if let Some(rpc) = &args.bitcoind_rpc {
+        let (host, port) = rpc
+            .rsplit_once(':')
+            .context("--bitcoind-rpc takes host:port")?;
+        config.chain = ChainSourceConfig::BitcoindRpc {
+            host: host.to_string(),
+            port: port.parse().context("--bitcoind-rpc port")?,
+            user: args.bitcoind_user.clone().unwrap_or_default(),
+            password: args.bitcoind_password.clone().unwrap_or_default(),
+        };
+    }
+    Ok(config)
+}
+
+pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::default_data_dir().join("ln"));
+    if let LnCommand::Init = args.command {
+        std::fs::create_dir_all(&data_dir)?;
+        let path = data_dir.join("seed");
+        moip_lightning::create_seed_file(&path, &password(&args, true)?)
+            .with_context(|| format!("creating {}", path.display()))?;
+        println!("seed written to {} (encrypted)", path.display());
+        return Ok(());
+    }
+    let node = LightningNode::start(config(&args, data_dir)?).context("starting the node")?;
+    let result = command(&node, args.command);
+    node.stop().context("stopping the node")?;
+    result
+}
+
+/// Waits for persisted peers to reconnect, so one-shot payments find usable channels.
+fn await_channels(node: &LightningNode) {
+    if node.channels().iter().any(|c| c.is_ready) {
+        let _ = node.wait_for(WAIT, "a usable channel", |n| {
+            n.channels().iter().any(|c| c.is_usable).then_some(())
+        });
+    }
+}
+
+fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
+    match command {
+        LnCommand::Init => unreachable!("handled before the node starts"),
+        LnCommand::Run => {
+            println!("node id: {}", node.node_id());
+            for peer in node.peer_addresses() {
+                println!("listening: {peer}");
+            }
+            let mut events = node.subscribe();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                loop {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => break,
+                        event = events.recv() => match event {
+                            Ok(event) => println!("{event:?}"),
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                println!("({n} events skipped)")
+                            }
+                            Err(_) => break,
+                        },
+                    }
+                }
+            });
+        }
+        LnCommand::Info => {
+            println!("node id: {}", node.node_id());
+            for peer in node.peer_addresses() {
+                println!("listening: {peer}");
+            }
+            println!("best block: {}", node.best_block_height());
+            print_balance(node);
+            print_channels(node);
+        }
+        LnCommand::Address => println!("{}", node.new_address()?),
+        LnCommand::SendOnchain {
+            address,
+            amount_sats,
+        } => {
+            node.sync()?;
+            println!("{}", node.send_onchain(&address, amount_sats)?);
+        }
+        LnCommand::Open {
+            peer,
+            amount_sats,
+            push_msat,
+            private,
+        } => {
+            let peer: PeerAddress = peer.parse()?;
+            node.sync()?;
+            let id = node.open_channel(&peer, amount_sats, push_msat, !private)?;
+            println!("opening channel {id}; usable after the funding confirms");
+        }
+        LnCommand::Channels => print_channels(node),
+        LnCommand::Close {
+            user_channel_id,
+            force,
+        } => {
+            if force {
+                node.force_close_channel(user_channel_id, None)?;
+            } else {
+                await_channels(node);
+                node.close_channel(user_channel_id)?;
+            }
+            println!("closing channel {user_channel_id}");
+        }
+        LnCommand::Invoice {
+            amount_msat,
+            description,
+            expiry_secs,
+        } => println!(
+            "{}",
+            node.create_invoice(amount_msat, &description, expiry_secs)?
+                .bolt11
+        ),
+        LnCommand::Pay {
+            invoice,
+            amount_msat,
+            max_fee_msat,
+        } => {
+            await_channels(node);
+            let outcome = node.pay(&invoice, amount_msat, max_fee_msat, WAIT)?;
+            println!(
+                "paid: preimage {}, fee {} msat",
+                outcome.preimage.map(|p| p.to_string()).unwrap_or_default(),
+                outcome.fee_paid_msat.unwrap_or(0)
+            );
+        }
+        LnCommand::Keysend {
+            node_id,
+            amount_msat,
+            max_fee_msat,
+        } => {
+            await_channels(node);
+            let id = node.send_keysend(parse_node_id(&node_id)?, amount_msat, max_fee_msat)?;
+            let outcome = node.wait_payment(id, WAIT)?;
+            println!("sent: fee {} msat", outcome.fee_paid_msat.unwrap_or(0));
+        }
+        LnCommand::Offer {
+            amount_msat,
+            description,
+        } => {
+            await_channels(node);
+            println!("{}", node.create_offer(amount_msat, &description)?);
+        }
+        LnCommand::PayOffer {
+            offer,
+            amount_msat,
+            max_fee_msat,
+        } => {
+            await_channels(node);
+            let id = node.send_offer(&offer, amount_msat, None, max_fee_msat)?;
+            let outcome = node.wait_payment(id, WAIT)?;
+            println!("paid: fee {} msat", outcome.fee_paid_msat.unwrap_or(0));
+        }
+        LnCommand::Balance => {
+            node.sync()?;
+            print_balance(node);
+        }
+        LnCommand::Payments => {
+            for p in node.payments() {
+                println!(
+                    "{} {:?} {} {:?} {} msat fee {} msat",
+                    p.id,
+                    p.kind,
+                    if p.inbound { "in " } else { "out" },
+                    p.state,
+                    p.amount_msat.map(|a| a.to_string()).unwrap_or("?".into()),
+                    p.fee_paid_msat.unwrap_or(0)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_balance(node: &LightningNode) {
+    let b = node.balance();
+    println!(
+        "on-chain: {} sat ({} spendable); lightning: {} sat ({} msat sendable, {} msat receivable)",
+        b.onchain_sats,
+        b.onchain_spendable_sats,
+        b.lightning_sats,
+        b.sendable_msat,
+        b.receivable_msat
+    );
+}
+
+fn print_channels(node: &LightningNode) {
+    for c in node.channels() {
+        println!(
+            "{} peer {} capacity {} sat, out {} msat, in {} msat, {}{}",
+            c.user_channel_id,
+            c.counterparty,
+            c.capacity_sats,
+            c.outbound_msat,
+            c.inbound_msat,
+            if c.is_usable {
+                "usable"
+            } else if c.is_ready {
+                "ready (peer offline)"
+            } else {
+                "pending"
+            },
+            if c.is_announced { ", announced" } else { "" }
+        );
+    }
+}
