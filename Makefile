@@ -10,7 +10,7 @@ VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo
 
-.PHONY: help deps venv build run test check bench bench-electrum clean-venv
+.PHONY: help deps venv build run test check bench bench-electrum bench-wallet clean-venv
 
 help:
 	@echo "make run    install missing packages, build, run moip"
@@ -46,6 +46,10 @@ bench: deps
 # Electrum server against ElectrumX 2.0 on a two-million-transaction chain (long: about an hour).
 bench-electrum: venv
 	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) bench -p moip-electrum --bench electrum
+
+# Wallet full scan (1,000 addresses, 10,000 transactions) through moip's server and ElectrumX.
+bench-wallet: venv
+	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) bench -p moip-wallet --bench full_scan
 
 clean-venv:
 	rm -rf $(VENV)

@@ -99,7 +99,10 @@ fn two_of_three_collateral_spend_through_psbt_files() {
         ok(&["sync", "--dir", g], None);
     }
     let balance = ok(&["balance", "--dir", &g1], None);
-    assert!(balance.contains("confirmed          0.04000000 BTC"), "{balance}");
+    assert!(
+        balance.contains("confirmed          0.04000000 BTC"),
+        "{balance}"
+    );
 
     // g1 proposes (watch-only: no password asked), g2 and g3 sign in their own processes.
     let file = |name: &str| dir_arg(&tmp.path().join(name));

@@ -10,6 +10,8 @@ use std::time::Duration;
 use bitcoin::{Address, Amount, BlockHash, Network, ScriptBuf, Sequence, Transaction, TxOut, Txid};
 use moip_chain::{ChainSource, EmbeddedNode, NodeConfig};
 use moip_electrum::{ElectrumServer, ServerConfig};
+pub mod electrumx;
+
 pub use moip_testkit::{out, sign, spend, wait_until, Key, Kind};
 
 /// How long the helpers wait for the index to follow the node.

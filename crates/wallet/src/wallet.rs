@@ -339,6 +339,23 @@ impl MoipWallet {
                     reason: e.to_string(),
                 }
             })?;
+        // Protocol 1.6 servers (ElectrumX 2.0) close a session whose first message is not
+        // `server.version`; electrum-client speaks 1.4's result formats, so ask for 1.4.
+        use electrum_client::ElectrumApi;
+        inner
+            .raw_call(
+                "server.version",
+                [
+                    electrum_client::Param::String(
+                        concat!("moip-wallet ", env!("CARGO_PKG_VERSION")).into(),
+                    ),
+                    electrum_client::Param::String("1.4".into()),
+                ],
+            )
+            .map_err(|e| WalletError::ServerUnreachable {
+                url: self.meta.server.url.clone(),
+                reason: format!("server.version: {e}"),
+            })?;
         let chain = HeaderChain::load(self.meta.network, Some(self.dir.join(HEADERS)));
         Ok(BdkElectrumClient::new(VerifyingClient::new(inner, chain)))
     }

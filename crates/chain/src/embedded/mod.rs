@@ -149,6 +149,10 @@ pub(crate) struct Inner {
     /// Tip at the last checkpoint, and the flag that stops the checkpoint thread.
     checkpoint: Mutex<(Option<BlockHash>, bool)>,
     checkpoint_wake: Condvar,
+    /// The last few blocks read for transaction lookups: an Electrum server fetching a
+    /// wallet's transactions asks for many from the same blocks, and each kernel read parses
+    /// a whole block. Keyed by hash, so a reorg cannot serve stale data.
+    recent_blocks: Mutex<std::collections::VecDeque<(BlockHash, Arc<bitcoin::Block>)>>,
 }
 
 /// A regtest node validating with Bitcoin Core's consensus engine. Cheap to clone.
@@ -191,6 +195,7 @@ impl EmbeddedNode {
             extra_nonce: std::sync::atomic::AtomicU32::new(rand::random::<u32>() >> 1),
             checkpoint: Mutex::new((None, false)),
             checkpoint_wake: Condvar::new(),
+            recent_blocks: Mutex::new(std::collections::VecDeque::new()),
             config,
         });
         {

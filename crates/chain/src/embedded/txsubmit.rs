@@ -164,7 +164,7 @@ impl Inner {
             (None, Some(b)) => (*b, None),
             (None, None) => return Ok(None),
         };
-        let Some(block_data) = self.with_kernel(|k| k.block(&hash))? else {
+        let Some(block_data) = self.recent_block(&hash)? else {
             return Ok(None);
         };
         let found = match position {
@@ -172,28 +172,47 @@ impl Inner {
                 .txdata
                 .get(p)
                 .filter(|t| t.compute_txid() == *txid)
-                .cloned(),
+                .map(|t| (p, t.clone())),
             None => block_data
                 .txdata
                 .iter()
-                .find(|t| t.compute_txid() == *txid)
-                .cloned(),
+                .enumerate()
+                .find(|(_, t)| t.compute_txid() == *txid)
+                .map(|(p, t)| (p, t.clone())),
         };
-        let Some(tx) = found else { return Ok(None) };
+        let Some((position, tx)) = found else {
+            return Ok(None);
+        };
         let entry = self.with_kernel(|k| Ok(k.entry(&hash)))?;
-        let position = block_data
-            .txdata
-            .iter()
-            .position(|t| t.compute_txid() == *txid)
-            .unwrap_or(0) as u32;
         Ok(Some(LocatedTx {
             tx,
             location: entry.map(|e| crate::TxLocation {
                 block_hash: hash,
                 height: e.height,
-                position,
+                position: position as u32,
             }),
         }))
+    }
+
+    /// A block by hash, from the small cache of recent reads or the kernel.
+    fn recent_block(&self, hash: &BlockHash) -> Result<Option<Arc<bitcoin::Block>>, ChainError> {
+        const KEEP: usize = 8;
+        if let Ok(cache) = self.recent_blocks.lock() {
+            if let Some((_, block)) = cache.iter().find(|(h, _)| h == hash) {
+                return Ok(Some(Arc::clone(block)));
+            }
+        }
+        let Some(block) = self.with_kernel(|k| k.block(hash))? else {
+            return Ok(None);
+        };
+        let block = Arc::new(block);
+        if let Ok(mut cache) = self.recent_blocks.lock() {
+            if cache.len() >= KEEP {
+                cache.pop_front();
+            }
+            cache.push_back((*hash, Arc::clone(&block)));
+        }
+        Ok(Some(block))
     }
 
     pub(super) fn load_mempool(&self, state: &mut State) {
