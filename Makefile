@@ -43,7 +43,8 @@ check: deps
 bench: deps
 	$(CARGO) bench -p moip-chain --bench chain
 
-# Electrum server against ElectrumX 2.0 on a two-million-transaction chain (long: about an hour).
+# Electrum server against ElectrumX 2.0 on a two-million-transaction chain (the first run builds
+# the chain, about half an hour; later runs reuse it and take about eight minutes).
 bench-electrum: venv
 	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) bench -p moip-electrum --bench electrum
 

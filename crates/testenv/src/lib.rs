@@ -73,6 +73,12 @@ impl Regtest {
         format!("tcp://{}", self.electrum_addr())
     }
 
+    /// `ssl://127.0.0.1:port`: the server's TLS listener (a self-signed certificate).
+    pub fn electrum_tls_url(&self) -> String {
+        let addr = self.server().addresses().tls.expect("tls listener");
+        format!("ssl://{addr}")
+    }
+
     pub fn height(&self) -> u32 {
         self.node.tip().expect("tip").height
     }

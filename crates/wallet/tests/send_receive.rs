@@ -232,3 +232,69 @@ fn restore_from_mnemonic_finds_all_history() {
     assert_eq!(restored.balance(), expected);
     assert_eq!(restored.balance().confirmed, Amount::from_sat(300_000 + 48));
 }
+
+#[test]
+fn coin_control_server_fee_estimates_and_tls() {
+    let env = Regtest::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut wallet = seed_wallet(&env, &dir.path().join("w"), WalletKind::Bip86, 5);
+    let addresses = wallet.reveal(3).expect("addresses");
+    env.send_many(&[
+        (addresses[0].address.clone(), Amount::from_sat(300_000)),
+        (addresses[1].address.clone(), Amount::from_sat(700_000)),
+        (addresses[2].address.clone(), Amount::from_sat(900_000)),
+    ]);
+    env.mine_burn(1);
+
+    // Over TLS: a self-signed certificate is refused unless the user accepts it.
+    let mut tls = moip_wallet::Server::new(env.electrum_tls_url(), moip_wallet::Trust::MyNode);
+    wallet.set_server(tls.clone()).expect("server");
+    assert!(matches!(
+        wallet.sync(),
+        Err(WalletError::ServerUnreachable { .. })
+    ));
+    tls.accept_invalid_certs = true;
+    wallet.set_server(tls).expect("server");
+    sync_until(&mut wallet, "three coins over TLS", |w| {
+        w.coins().len() == 3
+    });
+
+    // The fee rate comes from the server (or the relay floor when it has no estimate yet).
+    let (rate, _source) = wallet.estimate_fee(6).expect("estimate");
+    assert!(rate >= FeeRate::BROADCAST_MIN);
+
+    // Coin control: spend exactly the 300,000 coin, although coin selection would prefer others.
+    let small = wallet
+        .coins()
+        .into_iter()
+        .find(|c| c.txout.value == Amount::from_sat(300_000))
+        .expect("the small coin")
+        .outpoint;
+    let to = env.burn_address().to_string();
+    let prepared = wallet
+        .prepare_send(&SendRequest {
+            recipients: vec![(to.clone(), Amount::from_sat(100_000))],
+            drain_to: None,
+            fee: Fee::Target(6),
+            coins: vec![small],
+        })
+        .expect("prepare");
+    let inputs: Vec<_> = prepared
+        .psbt
+        .unsigned_tx
+        .input
+        .iter()
+        .map(|i| i.previous_output)
+        .collect();
+    assert_eq!(inputs, vec![small]);
+    // The selected coin alone cannot pay more than it holds.
+    assert!(matches!(
+        wallet.prepare_send(&SendRequest {
+            recipients: vec![(to, Amount::from_sat(500_000))],
+            drain_to: None,
+            fee: Fee::Target(6),
+            coins: vec![small],
+        }),
+        Err(WalletError::InsufficientFunds { .. })
+    ));
+}
