@@ -435,12 +435,15 @@ fn bad_input_gets_errors_and_never_kills_the_server() {
 
     // A line over the limit closes the connection; the server serves others.
     let mut flood = Raw::connect(env.tcp());
-    flood.send_line(&format!(
+    let sent = flood.try_send_line(&format!(
         "{{\"method\":\"server.ping\",\"params\":[\"{}\"]}}",
         "a".repeat(1_100_000)
     ));
-    let reply = flood.read();
-    assert!(reply.is_none() || reply.expect("reply")["error"]["code"] == json!(-32600));
+    // The server may hang up mid-line (a broken pipe here) or answer with an error first.
+    if sent.is_ok() {
+        let reply = flood.read();
+        assert!(reply.is_none() || reply.expect("reply")["error"]["code"] == json!(-32600));
+    }
     let mut fresh = Raw::connect(env.tcp());
     assert_eq!(fresh.ok("server.ping", json!([])), Value::Null);
     // A failed negotiation closes the session.

@@ -120,8 +120,14 @@ impl Raw {
     }
 
     pub fn send_line(&mut self, line: &str) {
-        self.writer.write_all(line.as_bytes()).expect("write");
-        self.writer.write_all(b"\n").expect("write");
+        self.try_send_line(line).expect("write");
+    }
+
+    /// Writes a line; the server may close the connection before the line is all written
+    /// (when it is over the size limit), so the caller decides what an error means.
+    pub fn try_send_line(&mut self, line: &str) -> std::io::Result<()> {
+        self.writer.write_all(line.as_bytes())?;
+        self.writer.write_all(b"\n")
     }
 
     /// The next message from the server; `None` when it closed the connection.
