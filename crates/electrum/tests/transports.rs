@@ -266,9 +266,10 @@ fn limits_per_ip_and_idle_sessions() {
         s.ok("server.ping", json!([]));
     }
     let mut fourth = Raw::connect(env.tcp());
-    fourth.send_line(r#"{"jsonrpc":"2.0","id":1,"method":"server.ping"}"#);
+    // Closed at once: the write may already meet the closed socket, or the read finds it.
+    let sent = fourth.try_send_line(r#"{"jsonrpc":"2.0","id":1,"method":"server.ping"}"#);
     assert!(
-        fourth.read().is_none(),
+        sent.is_err() || fourth.read().is_none(),
         "a fourth connection from one IP is closed at once"
     );
     drop(sessions.pop());

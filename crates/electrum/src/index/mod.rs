@@ -220,21 +220,20 @@ impl Index {
             }
         };
         let nums = self.store.history(sh, from, to)?;
-        let mut out = Vec::with_capacity(nums.len());
-        for n in nums {
-            let Some(txid) = self.store.txid(n)? else {
-                continue;
-            }; // removed by a concurrent reorg
-            let Some(height) = self.chain().height_of(n) else {
-                continue;
-            };
-            out.push(Confirmed {
-                txid,
-                height,
-                txnum: n,
-            });
-        }
-        Ok(out)
+        let txids = self.store.txids_of(&nums)?;
+        let chain = self.chain();
+        Ok(nums
+            .into_iter()
+            .zip(txids)
+            .filter_map(|(n, txid)| {
+                // Either is missing only when a concurrent reorg removed the transaction.
+                Some(Confirmed {
+                    txid: txid?,
+                    height: chain.height_of(n)?,
+                    txnum: n,
+                })
+            })
+            .collect())
     }
 
     /// A script's unspent outputs in the chain (mempool spends not applied).
