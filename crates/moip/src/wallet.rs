@@ -325,7 +325,7 @@ pub(crate) fn run(args: WalletArgs) -> anyhow::Result<()> {
             println!("{}", info.address);
             println!("{uri}");
             if !no_qr {
-                println!("{}", bip21::qr(&uri.to_uppercase_scheme())?);
+                println!("{}", bip21::qr(&qr_form(&uri))?);
             }
         }
         WalletCommand::History => {
@@ -611,17 +611,11 @@ fn write_psbt(path: &Path, psbt: &bitcoin::psbt::Psbt) -> anyhow::Result<()> {
     std::fs::write(path, format!("{psbt}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
-/// BIP21 URIs scan more compactly in a QR code's alphanumeric mode when upper-cased; the
-/// scheme and address are case-insensitive.
-trait UpperScheme {
-    fn to_uppercase_scheme(&self) -> String;
-}
-
-impl UpperScheme for String {
-    fn to_uppercase_scheme(&self) -> String {
-        match self.split_once('?') {
-            Some((head, query)) => format!("{}?{query}", head.to_uppercase()),
-            None => self.to_uppercase(),
-        }
+/// BIP21 URIs scan more compactly in a QR code's alphanumeric mode when the scheme and
+/// address (case-insensitive) are upper-cased; the query keeps its case.
+fn qr_form(uri: &str) -> String {
+    match uri.split_once('?') {
+        Some((head, query)) => format!("{}?{query}", head.to_uppercase()),
+        None => uri.to_uppercase(),
     }
 }

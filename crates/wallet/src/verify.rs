@@ -181,21 +181,12 @@ impl<E: ElectrumApi> VerifyingClient<E> {
         self.lie.lock().ok().and_then(|l| l.clone())
     }
 
-    /// The verified chain's height.
-    pub fn verified_height(&self) -> u32 {
-        self.chain.lock().map(|c| c.height()).unwrap_or(0)
-    }
-
     /// Saves the verified headers to their file.
     pub fn save_headers(&self) -> std::io::Result<()> {
         match self.chain.lock() {
             Ok(mut chain) => chain.save(),
             Err(_) => Ok(()),
         }
-    }
-
-    pub fn inner(&self) -> &E {
-        &self.inner
     }
 
     fn caught(&self, lie: ServerLie) -> Error {

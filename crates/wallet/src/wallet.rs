@@ -38,7 +38,7 @@ use crate::collateral::{collateral_key, path_to, CollateralPolicy};
 use crate::error::WalletError;
 use crate::keystore::{KdfParams, SeedFile};
 use crate::trust::Server;
-use crate::verify::{HeaderChain, VerifyingClient};
+use crate::verify::{HeaderChain, ServerLie, VerifyingClient};
 
 const META: &str = "wallet.json";
 const SEED: &str = "seed";
@@ -324,9 +324,8 @@ impl MoipWallet {
         &self.wallet
     }
 
-    fn client(
-        &self,
-    ) -> Result<BdkElectrumClient<VerifyingClient<electrum_client::Client>>, WalletError> {
+    /// A session with the server, opened with `server.version`.
+    fn connect(&self) -> Result<electrum_client::Client, WalletError> {
         let config = electrum_client::ConfigBuilder::new()
             .timeout(Some(30))
             .retry(1)
@@ -356,17 +355,23 @@ impl MoipWallet {
                 url: self.meta.server.url.clone(),
                 reason: format!("server.version: {e}"),
             })?;
-        let chain = HeaderChain::load(self.meta.network, Some(self.dir.join(HEADERS)));
-        Ok(BdkElectrumClient::new(VerifyingClient::new(inner, chain)))
+        Ok(inner)
     }
 
-    /// Maps a client error to the lie it caught, if it caught one.
-    fn server_error(
+    /// A session for syncing: BDK over the verifier, with the verified headers loaded.
+    fn client(
         &self,
-        client: &BdkElectrumClient<VerifyingClient<electrum_client::Client>>,
-        e: electrum_client::Error,
-    ) -> WalletError {
-        if let Some(lie) = client.inner.lie() {
+    ) -> Result<BdkElectrumClient<VerifyingClient<electrum_client::Client>>, WalletError> {
+        let chain = HeaderChain::load(self.meta.network, Some(self.dir.join(HEADERS)));
+        Ok(BdkElectrumClient::new(VerifyingClient::new(
+            self.connect()?,
+            chain,
+        )))
+    }
+
+    /// Maps a client error to the lie the verifier caught, if it caught one.
+    fn server_error(&self, lie: Option<ServerLie>, e: electrum_client::Error) -> WalletError {
+        if let Some(lie) = lie {
             return WalletError::ServerLied {
                 url: self.meta.server.url.clone(),
                 lie,
@@ -388,7 +393,7 @@ impl MoipWallet {
         let request = self.wallet.start_full_scan().build();
         let update = client
             .full_scan(request, self.stop_gap, BATCH, true)
-            .map_err(|e| self.server_error(&client, e))?;
+            .map_err(|e| self.server_error(client.inner.lie(), e))?;
         if let Some(lie) = client.inner.lie() {
             return Err(WalletError::ServerLied {
                 url: self.meta.server.url.clone(),
@@ -467,12 +472,11 @@ impl MoipWallet {
 
     /// A fee rate from the server's estimate for `target` blocks, or the 1 sat/vB floor.
     pub fn estimate_fee(&self, target: u16) -> Result<(FeeRate, FeeSource), WalletError> {
-        let client = self.client()?;
         use electrum_client::ElectrumApi;
-        let btc_per_kvb = client
-            .inner
+        let btc_per_kvb = self
+            .connect()?
             .estimate_fee(target.max(1) as usize)
-            .map_err(|e| self.server_error(&client, e))?;
+            .map_err(|e| self.server_error(None, e))?;
         if btc_per_kvb > 0.0 && btc_per_kvb.is_finite() {
             // BTC/kvB to sat/kwu: 1e8 sat per BTC, 4 wu per vB, 1000 vB per kvB.
             let sat_per_kwu = (btc_per_kvb * 1e8 / 4.0).ceil() as u64;
@@ -738,7 +742,7 @@ impl MoipWallet {
         self.wallet
             .sign(psbt, options)
             .map_err(|e| WalletError::Sign(e.to_string()))?;
-        self.try_finalize(&mut psbt.clone())
+        self.finalize_psbt(&mut psbt.clone())
     }
 
     /// Finalizes `psbt` in place when it has the signatures it needs.
@@ -748,16 +752,9 @@ impl MoipWallet {
             .map_err(|e| WalletError::Sign(e.to_string()))
     }
 
-    fn try_finalize(&self, psbt: &mut Psbt) -> Result<bool, WalletError> {
-        self.finalize_psbt(psbt)
-    }
-
     /// Summarizes a PSBT from elsewhere (to show before signing or broadcasting).
     pub fn inspect(&self, psbt: Psbt) -> Result<Prepared, WalletError> {
-        let finalized = psbt
-            .inputs
-            .iter()
-            .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some());
+        let finalized = all_final(&psbt);
         self.summarize(psbt, finalized)
     }
 
@@ -768,20 +765,14 @@ impl MoipWallet {
             .clone()
             .extract_tx()
             .map_err(|e| WalletError::NotFinal(e.to_string()))?;
-        if psbt
-            .inputs
-            .iter()
-            .any(|i| i.final_script_witness.is_none() && i.final_script_sig.is_none())
-        {
+        if !all_final(psbt) {
             return Err(WalletError::NotFinal(
                 "an input has no final witness".into(),
             ));
         }
-        let client = self.client()?;
         use electrum_client::ElectrumApi;
-        let txid = client
-            .inner
-            .inner()
+        let txid = self
+            .connect()?
             .transaction_broadcast(&tx)
             .map_err(|e| match e {
                 electrum_client::Error::Protocol(v) => WalletError::Broadcast(
@@ -790,7 +781,7 @@ impl MoipWallet {
                         .map(str::to_owned)
                         .unwrap_or_else(|| v.to_string()),
                 ),
-                other => self.server_error(&client, other),
+                other => self.server_error(None, other),
             })?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -800,6 +791,13 @@ impl MoipWallet {
         self.persist()?;
         Ok(txid)
     }
+}
+
+/// Every input carries its final witness (or scriptSig).
+fn all_final(psbt: &Psbt) -> bool {
+    psbt.inputs
+        .iter()
+        .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some())
 }
 
 /// Combines PSBTs for the same transaction signed by different people.

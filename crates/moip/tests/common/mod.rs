@@ -279,77 +279,24 @@ pub fn scripthash(script: &bitcoin::Script) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The venv's `electrumx_server` (`make test` creates it), or `MOIP_ELECTRUMX`.
-pub fn electrumx_server() -> PathBuf {
-    let path = std::env::var_os("MOIP_ELECTRUMX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/electrumx_server")
-        });
-    assert!(
-        path.exists(),
-        "ElectrumX not found at {}: run `make test` (it creates .venv) or set MOIP_ELECTRUMX",
-        path.display()
-    );
-    path
-}
-
-/// An ElectrumX 2.0 process over a node's RPC, killed on drop.
+/// An ElectrumX 2.0 process over a node's RPC (testenv's launcher), with its database in a
+/// temporary directory; both go on drop.
 pub struct ElectrumX {
-    child: Child,
-    pub port: u16,
+    process: moip_testenv::electrumx::ElectrumX,
     _db: tempfile::TempDir,
-}
-
-impl Drop for ElectrumX {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl ElectrumX {
     pub fn start(node: &NodeProcess) -> ElectrumX {
         let db = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let (host, rpc_port) = node.host_port();
-        let child = Command::new(electrumx_server())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("COIN", "Bitcoin")
-            .env("NET", "regtest")
-            .env("DB_ENGINE", "leveldb")
-            .env("DB_DIRECTORY", db.path())
-            .env(
-                "DAEMON_URL",
-                format!("http://{}:{}@{host}:{rpc_port}/", node.user, node.password),
-            )
-            .env("SERVICES", format!("tcp://127.0.0.1:{port}"))
-            .env("PEER_DISCOVERY", "off")
-            .env("PEER_ANNOUNCE", "")
-            .env("ALLOW_ROOT", "1")
-            .env("LOG_LEVEL", "warning")
-            // As Electrum's own regtest CI does: no cost throttling for the test client.
-            .env("COST_SOFT_LIMIT", "0")
-            .env("COST_HARD_LIMIT", "0")
-            .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
-            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
+        let daemon = format!("http://{}:{}@{host}:{rpc_port}/", node.user, node.password);
+        let process = moip_testenv::electrumx::ElectrumX::spawn(&daemon, db.path())
             .expect("spawn electrumx_server");
-        ElectrumX {
-            child,
-            port,
-            _db: db,
-        }
+        ElectrumX { process, _db: db }
     }
 
     pub fn connect(&self) -> ElectrumClient {
-        ElectrumClient::connect(
-            std::net::SocketAddr::from(([127, 0, 0, 1], self.port)),
-            "1.6",
-            Duration::from_secs(120),
-        )
+        ElectrumClient::connect(self.process.addr, "1.6", Duration::from_secs(120))
     }
 }
