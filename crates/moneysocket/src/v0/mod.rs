@@ -5,6 +5,7 @@
 //! objects, one per WebSocket binary frame, and the derived keys use double SHA-256.
 
 pub mod beacon;
+pub mod frame;
 pub mod location;
 pub mod message;
 pub mod provider_info;
