@@ -14,7 +14,9 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use moip_lightning::{LightningConfig, LightningNode, Network, PeerAddress, SeedSource};
+use moip_lightning::{
+    LightningConfig, LightningNode, Network, PeerAddress, RouteLimits, SeedSource,
+};
 use moip_testenv::Regtest;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -88,7 +90,7 @@ fn pay_many(from: &LightningNode, to: &LightningNode, n: u32, amount_msat: u64) 
         let invoice = to
             .create_invoice(Some(amount_msat), &format!("bench {i}"), 600)
             .expect("invoice");
-        from.pay(&invoice.bolt11, None, Some(100_000), WAIT)
+        from.pay(&invoice.bolt11, None, RouteLimits::max_fee(100_000), WAIT)
             .expect("payment");
     }
     f64::from(n) / started.elapsed().as_secs_f64()
@@ -139,7 +141,7 @@ fn main() {
     let invoice = b
         .create_invoice(Some(1_000_000), "first", 600)
         .expect("invoice");
-    a.pay(&invoice.bolt11, None, None, WAIT)
+    a.pay(&invoice.bolt11, None, RouteLimits::default(), WAIT)
         .expect("first payment");
     let open_to_pay = opened.elapsed();
     println!(

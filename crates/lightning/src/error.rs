@@ -73,6 +73,10 @@ pub enum LightningError {
     /// The preimage does not hash to any hold invoice's payment hash we know.
     #[error("unknown payment hash {0}")]
     UnknownPayment(String),
+    /// The channel went away while it was being opened: the peer refused it, or the funding
+    /// could not be completed.
+    #[error("the channel open failed: the peer refused it or funding was aborted")]
+    ChannelRefused,
     /// No channel with that id and counterparty.
     #[error("no channel {0}")]
     UnknownChannel(String),

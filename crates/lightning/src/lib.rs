@@ -38,7 +38,7 @@ pub use node::{
 };
 pub use rail::{
     Balance, ChannelRef, Invoice, LightningEvent, PayRequest, PaymentHash, PaymentId,
-    PaymentOutcome, PaymentRail, Preimage,
+    PaymentOutcome, PaymentRail, Preimage, RouteLimits,
 };
 
 /// Creates a fresh 24-word mnemonic and seals it in a seed file under `password` (the wallet's

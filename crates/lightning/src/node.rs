@@ -39,6 +39,7 @@ use crate::config::{ChainSourceConfig, LightningConfig, SeedSource};
 use crate::error::{LightningError, Result};
 use crate::rail::{
     Balance, ChannelRef, Invoice, LightningEvent, PaymentHash, PaymentId, PaymentOutcome, Preimage,
+    RouteLimits,
 };
 
 /// Subscribers that fall further behind than this many events get `Lagged`.
@@ -47,6 +48,10 @@ const EVENT_CAPACITY: usize = 1024;
 /// How often waits re-check state that changes without an event (channel usability after a
 /// sync, balances after a block).
 const WAIT_RECHECK: Duration = Duration::from_millis(200);
+
+/// How long an open waits for its funding transaction to reach the node's wallet before it
+/// returns anyway (the open goes on; only the next open may then pick the same coins).
+const FUNDING_WAIT: Duration = Duration::from_secs(60);
 
 /// Worker threads of a node's runtime: enough for ldk-node's background tasks to progress
 /// while one blocks on I/O, few enough that three test nodes fit on two cores.
@@ -193,6 +198,9 @@ struct Inner {
     stop_pump: tokio::sync::watch::Sender<bool>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     stopped: AtomicBool,
+    /// Held from a channel open until the wallet has seen its funding transaction (see
+    /// [`LightningNode::open_channel`]).
+    opening: Mutex<()>,
 }
 
 /// A running Lightning node. Cheap to clone; every clone is the same node. The node stops when
@@ -218,10 +226,15 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn route_params(max_fee_msat: Option<u64>) -> Option<RouteParametersConfig> {
-    max_fee_msat.map(|fee| RouteParametersConfig {
-        max_total_routing_fee_msat: Some(fee),
-        ..RouteParametersConfig::default()
+fn route_params(limits: RouteLimits) -> Option<RouteParametersConfig> {
+    if limits == RouteLimits::default() {
+        return None;
+    }
+    let default = RouteParametersConfig::default();
+    Some(RouteParametersConfig {
+        max_total_routing_fee_msat: limits.max_fee_msat.or(default.max_total_routing_fee_msat),
+        max_path_count: limits.max_parts.unwrap_or(default.max_path_count),
+        ..default
     })
 }
 
@@ -330,6 +343,7 @@ impl LightningNode {
                 stop_pump,
                 runtime: Mutex::new(Some(runtime)),
                 stopped: AtomicBool::new(false),
+                opening: Mutex::new(()),
             }),
         })
     }
@@ -433,6 +447,17 @@ impl LightningNode {
     /// Opens a channel of `amount_sats` to `peer`, pushing `push_msat` to its side. An announced
     /// channel (the default for nodes with an alias) is routable by the whole network once it has
     /// six confirmations; an unannounced one is private to the two peers.
+    ///
+    /// Returns once the funding transaction is broadcast and known to the node's wallet (or
+    /// after a minute, if the peer is slow to sign). ldk-node 0.7 builds the funding
+    /// transaction from its wallet but marks the coins spent only at the wallet's next sync, so
+    /// a second open started before that would spend the same coins, and its funding
+    /// transaction — a double spend — would never confirm. Opens are therefore serialised.
+    ///
+    /// # Errors
+    /// [`LightningError::InsufficientBalance`] when the wallet cannot fund the channel,
+    /// [`LightningError::ChannelRefused`] when the peer rejects it, [`LightningError::Node`]
+    /// for any other refusal by ldk-node (peer unreachable, amount out of range…).
     pub fn open_channel(
         &self,
         peer: &PeerAddress,
@@ -440,6 +465,7 @@ impl LightningNode {
         push_msat: Option<u64>,
         announce: bool,
     ) -> Result<u128> {
+        let _one_at_a_time = lock(&self.inner.opening);
         let ldk = &self.inner.ldk;
         let id = off_runtime(|| {
             let address = peer.address.clone();
@@ -461,7 +487,39 @@ impl LightningNode {
             },
             other => other.into(),
         })?;
-        Ok(id.0)
+        match self.wait_funding_in_wallet(id.0) {
+            Err(LightningError::Timeout { .. }) | Ok(()) => Ok(id.0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the wallet lists the funding transaction of channel `id`, syncing it with
+    /// the chain source as the transaction appears there.
+    fn wait_funding_in_wallet(&self, id: u128) -> Result<()> {
+        let ldk = &self.inner.ldk;
+        let known = self.wait_for(FUNDING_WAIT, "the funding transaction", |_| {
+            let Some(channel) = ldk
+                .list_channels()
+                .into_iter()
+                .find(|c| c.user_channel_id.0 == id)
+            else {
+                // The peer refused (or the open failed): LDK dropped the channel.
+                return Some(false);
+            };
+            let txid = channel.funding_txo?.txid;
+            off_runtime(|| ldk.sync_wallets()).ok()?;
+            let in_wallet = !ldk
+                .list_payments_with_filter(
+                    |p| matches!(p.kind, PaymentKind::Onchain { txid: t, .. } if t == txid),
+                )
+                .is_empty();
+            in_wallet.then_some(true)
+        })?;
+        if known {
+            Ok(())
+        } else {
+            Err(LightningError::ChannelRefused)
+        }
     }
 
     /// The node's channels.
@@ -727,11 +785,11 @@ impl LightningNode {
     }
 
     /// Refuses a payment the channels cannot carry, before anything is sent.
-    fn check_sendable(&self, amount_msat: u64, max_fee_msat: Option<u64>) -> Result<()> {
+    fn check_sendable(&self, amount_msat: u64, limits: RouteLimits) -> Result<()> {
         if amount_msat == 0 {
             return Err(LightningError::InvalidAmount("the amount is zero".into()));
         }
-        let requested = amount_msat.saturating_add(max_fee_msat.unwrap_or(0));
+        let requested = amount_msat.saturating_add(limits.max_fee_msat.unwrap_or(0));
         let available = self.balance().sendable_msat;
         if requested > available {
             return Err(LightningError::InsufficientBalance {
@@ -747,12 +805,12 @@ impl LightningNode {
     /// single one can carry it (multi-path payments).
     ///
     /// `amount_msat` is required for any-amount invoices and may exceed a fixed amount.
-    /// `max_fee_msat` caps the routing fees of all parts together.
+    /// `limits` caps the routing fees of all parts together and the number of parts.
     pub fn send_bolt11(
         &self,
         invoice: &str,
         amount_msat: Option<u64>,
-        max_fee_msat: Option<u64>,
+        limits: RouteLimits,
     ) -> Result<PaymentId> {
         let invoice = self.parse_invoice(invoice)?;
         let amount = match (invoice.amount_milli_satoshis(), amount_msat) {
@@ -769,9 +827,9 @@ impl LightningNode {
                 ))
             }
         };
-        self.check_sendable(amount, max_fee_msat)?;
+        self.check_sendable(amount, limits)?;
         let bolt11 = self.inner.ldk.bolt11_payment();
-        let params = route_params(max_fee_msat);
+        let params = route_params(limits);
         let sent = match amount_msat {
             None => bolt11.send(&invoice, params),
             Some(amount) => bolt11.send_using_amount(&invoice, amount, params),
@@ -784,13 +842,13 @@ impl LightningNode {
         &self,
         node_id: PublicKey,
         amount_msat: u64,
-        max_fee_msat: Option<u64>,
+        limits: RouteLimits,
     ) -> Result<PaymentId> {
-        self.check_sendable(amount_msat, max_fee_msat)?;
+        self.check_sendable(amount_msat, limits)?;
         self.inner
             .ldk
             .spontaneous_payment()
-            .send(amount_msat, node_id, route_params(max_fee_msat))
+            .send(amount_msat, node_id, route_params(limits))
             .map(|id| PaymentId(id.0))
             .map_err(send_error)
     }
@@ -802,7 +860,7 @@ impl LightningNode {
         offer: &str,
         amount_msat: Option<u64>,
         payer_note: Option<String>,
-        max_fee_msat: Option<u64>,
+        limits: RouteLimits,
     ) -> Result<PaymentId> {
         let offer = Offer::from_str(offer.trim()).map_err(|e| LightningError::Malformed {
             what: "offer",
@@ -843,9 +901,9 @@ impl LightningNode {
                 ))
             }
         };
-        self.check_sendable(amount, max_fee_msat)?;
+        self.check_sendable(amount, limits)?;
         let bolt12 = self.inner.ldk.bolt12_payment();
-        let params = route_params(max_fee_msat);
+        let params = route_params(limits);
         let sent = match amount_msat {
             None => bolt12.send(&offer, None, payer_note, params),
             Some(amount) => bolt12.send_using_amount(&offer, amount, None, payer_note, params),
@@ -893,10 +951,10 @@ impl LightningNode {
         &self,
         invoice: &str,
         amount_msat: Option<u64>,
-        max_fee_msat: Option<u64>,
+        limits: RouteLimits,
         timeout: Duration,
     ) -> Result<PaymentOutcome> {
-        let id = self.send_bolt11(invoice, amount_msat, max_fee_msat)?;
+        let id = self.send_bolt11(invoice, amount_msat, limits)?;
         self.wait_payment(id, timeout)
     }
 

@@ -121,9 +121,8 @@ pub struct PayRequest {
     pub invoice: String,
     /// The amount, required for any-amount invoices; may exceed a fixed amount (a tip).
     pub amount_msat: Option<u64>,
-    /// The most the sender will pay in routing fees over all parts; `None` leaves LDK's default
-    /// (1% plus 50 sat).
-    pub max_fee_msat: Option<u64>,
+    /// Fee and splitting limits.
+    pub limits: RouteLimits,
     /// How long to wait for the outcome. The payment is not abandoned when it passes: the result
     /// shows up later in the events and the history.
     pub timeout: Duration,
@@ -135,8 +134,30 @@ impl PayRequest {
         PayRequest {
             invoice: invoice.into(),
             amount_msat: None,
-            max_fee_msat: None,
+            limits: RouteLimits::default(),
             timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Limits on how a payment is routed. The default leaves both to LDK: fees up to 1% plus
+/// 50 sat, at most 10 parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// The most the sender will pay in routing fees over all parts.
+    pub max_fee_msat: Option<u64>,
+    /// The most parts (paths) a multi-path payment is split into. LDK only tries paths that
+    /// carry at least 1/`max_parts` of the amount, so a payment that needs a thin path (an
+    /// announced ldk-node channel lets only 10% of its capacity be in flight) needs more parts.
+    pub max_parts: Option<u8>,
+}
+
+impl RouteLimits {
+    /// A fee limit, LDK's default for the parts.
+    pub fn max_fee(max_fee_msat: u64) -> RouteLimits {
+        RouteLimits {
+            max_fee_msat: Some(max_fee_msat),
+            max_parts: None,
         }
     }
 }

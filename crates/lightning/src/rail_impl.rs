@@ -34,7 +34,7 @@ impl PaymentRail for LightningNode {
             node.pay(
                 &request.invoice,
                 request.amount_msat,
-                request.max_fee_msat,
+                request.limits,
                 request.timeout,
             )
         })

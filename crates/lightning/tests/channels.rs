@@ -46,12 +46,14 @@ fn onchain_wallet_push_cooperative_close_and_force_close_with_sweep() {
     // --- Two channels A–B: one with 100k sat pushed to B, one plain.
     let mut a_events = a.subscribe();
     let mut b_events = b.subscribe();
+    // Back to back, from a wallet holding a single coin: the second funding must spend the
+    // first one's change, not the same coin again (a double spend the mempool refuses, so
+    // `open` would never see it there and the channel would never confirm).
     let pushed = open(&env, &a, &b, 500_000, Some(100_000_000));
-    // Confirm the first funding before the second: two fundings created back to back can pick
-    // the same wallet output (the wallet learns of the first spend only once it syncs), and
-    // the second would then be a double spend that never confirms.
-    mine(&env, 1, &[&a, &b]);
     let plain = open(&env, &a, &b, 300_000, None);
+    let fundings: Vec<_> = a.channels().iter().filter_map(|c| c.funding_txid).collect();
+    assert_eq!(fundings.len(), 2);
+    assert_ne!(fundings[0], fundings[1]);
     mine(&env, 6, &[&a, &b]);
     wait_usable(&a, 2);
     wait_usable(&b, 2);

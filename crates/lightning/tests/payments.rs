@@ -6,10 +6,10 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{fund, mine, open, outbound_msat, wait_event, wait_usable, TestNode, WAIT};
+use common::{fund, mine, open, open_with, outbound_msat, wait_event, wait_usable, TestNode, WAIT};
 use moip_lightning::{
     LightningError, LightningEvent, PayRequest, PaymentId, PaymentRail, PaymentState, PaymentType,
-    Preimage,
+    Preimage, RouteLimits,
 };
 use moip_testenv::Regtest;
 
@@ -60,7 +60,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
         .create_invoice(Some(50_000_000), "fee limit", 3600)
         .expect("invoice");
     let err = a
-        .pay(&strict.bolt11, None, Some(0), WAIT)
+        .pay(&strict.bolt11, None, RouteLimits::max_fee(0), WAIT)
         .expect_err("a route through B costs a fee, and the limit is zero");
     assert!(
         matches!(err, LightningError::PaymentFailed { .. }),
@@ -69,7 +69,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     let mut b_events = b.subscribe();
     let a_before = outbound_msat(&a);
     let paid = a
-        .pay(&invoice.bolt11, None, Some(10_000), WAIT)
+        .pay(&invoice.bolt11, None, RouteLimits::max_fee(10_000), WAIT)
         .expect("routed payment");
     let fee = paid.fee_paid_msat.expect("fee known");
     assert!(fee > 0 && fee <= 10_000, "fee {fee}");
@@ -97,7 +97,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
 
     // --- Keysend A → B.
     let id = a
-        .send_keysend(b.node_id(), 10_000_000, None)
+        .send_keysend(b.node_id(), 10_000_000, RouteLimits::default())
         .expect("keysend");
     a.wait_payment(id, WAIT).expect("keysend succeeded");
     b.wait_for(WAIT, "B's keysend record", |n| {
@@ -132,7 +132,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     )
     .expect("hold invoice");
     let id = a
-        .send_bolt11(&hold.bolt11, None, Some(10_000))
+        .send_bolt11(&hold.bolt11, None, RouteLimits::max_fee(10_000))
         .expect("pay hold invoice");
     let held = wait_event(&c, &mut c_events, "the held payment", |e| match e {
         LightningEvent::HoldInvoiceAccepted {
@@ -160,7 +160,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     )
     .expect("hold invoice");
     let id = a
-        .send_bolt11(&hold.bolt11, None, Some(10_000))
+        .send_bolt11(&hold.bolt11, None, RouteLimits::max_fee(10_000))
         .expect("pay hold invoice");
     wait_event(&c, &mut c_events, "the second held payment", |e| match e {
         LightningEvent::HoldInvoiceAccepted { payment_hash, .. }
@@ -197,7 +197,12 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     }
     let offer = c.create_offer(Some(20_000_000), "offer").expect("offer");
     let id = a
-        .send_offer(&offer, None, Some("thanks".into()), Some(10_000))
+        .send_offer(
+            &offer,
+            None,
+            Some("thanks".into()),
+            RouteLimits::max_fee(10_000),
+        )
         .expect("pay offer");
     let outcome = a.wait_payment(id, WAIT).expect("offer paid");
     let hash = outcome.payment_hash.expect("hash");
@@ -217,7 +222,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     let payments_before = a.payments();
     let outbound_before = outbound_msat(&a);
     let err = a
-        .pay("lnbcrt1notaninvoice", None, None, WAIT)
+        .pay("lnbcrt1notaninvoice", None, RouteLimits::default(), WAIT)
         .expect_err("malformed");
     assert!(matches!(err, LightningError::Malformed { .. }), "{err:?}");
     let err = block_on(
@@ -233,7 +238,9 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
         (now_secs() > short.expires_at + 1).then_some(())
     })
     .expect("time passes");
-    let err = a.pay(&short.bolt11, None, None, WAIT).expect_err("expired");
+    let err = a
+        .pay(&short.bolt11, None, RouteLimits::default(), WAIT)
+        .expect_err("expired");
     assert!(
         matches!(err, LightningError::InvoiceExpired { .. }),
         "{err:?}"
@@ -243,7 +250,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
         .create_invoice(Some(sendable + 1_000), "too much", 3600)
         .expect("invoice");
     let err = a
-        .pay(&big.bolt11, None, None, WAIT)
+        .pay(&big.bolt11, None, RouteLimits::default(), WAIT)
         .expect_err("above balance");
     assert!(
         matches!(err, LightningError::InsufficientBalance { .. }),
@@ -275,22 +282,32 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     wait_usable(&c, 1);
     assert_eq!([snapshot(&a), snapshot(&b), snapshot(&c)], before);
 
-    // --- A second path A–C, then a payment no single channel of A's can carry: MPP.
-    let _ac = open(&env, &a, &c, 1_000_000, None);
+    // --- A second path A–C, then a payment larger than any one channel: MPP over both paths.
+    // ldk-node lets at most 10% of a channel be in flight towards the peer that accepted it, or
+    // towards an announced channel's opener; only the opener of a private channel allows 100%.
+    // So C opens a private channel to A and pushes nearly all of it to A's side: A can send
+    // almost the whole channel back to C directly, and the rest of the payment goes via B.
+    const CHANNEL_SATS: u64 = 1_000_000;
+    let _ca = open_with(&env, &c, &a, CHANNEL_SATS, Some(980_000_000), false);
     mine(&env, 6, &[&a, &b, &c]);
     wait_usable(&a, 2);
     wait_usable(&c, 2);
-    // LDK lets at most 10% of an announced channel be in flight, so each path carries ~100k sat.
-    let single_max = a
-        .ldk()
-        .list_channels()
+    let amount = 1_020_000_000;
+    let largest_channel_msat = [&a, &b, &c]
         .iter()
-        .filter(|c| c.is_usable)
-        .map(|c| c.next_outbound_htlc_limit_msat)
+        .flat_map(|n| n.channels())
+        .map(|ch| ch.capacity_sats * 1000)
         .max()
         .expect("channels");
-    let amount = single_max + 20_000_000;
-    // What C can still receive on each channel: a part arriving over a channel lowers it.
+    assert!(amount > largest_channel_msat, "larger than any channel");
+    let single_max = a
+        .channels()
+        .iter()
+        .filter(|ch| ch.is_usable)
+        .map(|ch| ch.outbound_msat)
+        .max()
+        .expect("channels");
+    assert!(amount > single_max, "no one path of A's can carry it");
     let c_inbound_before: Vec<(u128, u64)> = c
         .channels()
         .iter()
@@ -302,7 +319,11 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
     let outcome = block_on(
         &rt,
         (&a.node as &dyn PaymentRail).pay(PayRequest {
-            max_fee_msat: Some(20_000),
+            // Each path via B carries under a tenth of the amount: allow more than LDK's 10 parts.
+            limits: RouteLimits {
+                max_fee_msat: Some(20_000),
+                max_parts: Some(32),
+            },
             timeout: WAIT,
             ..PayRequest::new(invoice.bolt11.clone())
         }),

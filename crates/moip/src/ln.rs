@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use moip_lightning::{
     parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PeerAddress,
-    SeedSource,
+    RouteLimits, SeedSource,
 };
 
 /// How long one-shot commands wait for peers to reconnect and for payments to complete.
@@ -106,6 +106,9 @@ enum LnCommand {
         /// Most to pay in routing fees
         #[arg(long)]
         max_fee_msat: Option<u64>,
+        /// Most parts to split the payment into (LDK's default: 10)
+        #[arg(long)]
+        max_parts: Option<u8>,
     },
     /// Sends a spontaneous payment to a node
     Keysend {
@@ -113,6 +116,8 @@ enum LnCommand {
         amount_msat: u64,
         #[arg(long)]
         max_fee_msat: Option<u64>,
+        #[arg(long)]
+        max_parts: Option<u8>,
     },
     /// Creates a BOLT12 offer
     Offer {
@@ -128,6 +133,8 @@ enum LnCommand {
         amount_msat: Option<u64>,
         #[arg(long)]
         max_fee_msat: Option<u64>,
+        #[arg(long)]
+        max_parts: Option<u8>,
     },
     /// On-chain and Lightning balances
     Balance,
@@ -283,9 +290,14 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             invoice,
             amount_msat,
             max_fee_msat,
+            max_parts,
         } => {
+            let limits = RouteLimits {
+                max_fee_msat,
+                max_parts,
+            };
             await_channels(node);
-            let outcome = node.pay(&invoice, amount_msat, max_fee_msat, WAIT)?;
+            let outcome = node.pay(&invoice, amount_msat, limits, WAIT)?;
             println!(
                 "paid: preimage {}, fee {} msat",
                 outcome.preimage.map(|p| p.to_string()).unwrap_or_default(),
@@ -296,9 +308,14 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             node_id,
             amount_msat,
             max_fee_msat,
+            max_parts,
         } => {
+            let limits = RouteLimits {
+                max_fee_msat,
+                max_parts,
+            };
             await_channels(node);
-            let id = node.send_keysend(parse_node_id(&node_id)?, amount_msat, max_fee_msat)?;
+            let id = node.send_keysend(parse_node_id(&node_id)?, amount_msat, limits)?;
             let outcome = node.wait_payment(id, WAIT)?;
             println!("sent: fee {} msat", outcome.fee_paid_msat.unwrap_or(0));
         }
@@ -313,9 +330,14 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             offer,
             amount_msat,
             max_fee_msat,
+            max_parts,
         } => {
+            let limits = RouteLimits {
+                max_fee_msat,
+                max_parts,
+            };
             await_channels(node);
-            let id = node.send_offer(&offer, amount_msat, None, max_fee_msat)?;
+            let id = node.send_offer(&offer, amount_msat, None, limits)?;
             let outcome = node.wait_payment(id, WAIT)?;
             println!("paid: fee {} msat", outcome.fee_paid_msat.unwrap_or(0));
         }

@@ -122,8 +122,20 @@ pub fn open(
     sats: u64,
     push_msat: Option<u64>,
 ) -> u128 {
+    open_with(env, from, to, sats, push_msat, true)
+}
+
+/// [`open`], announced or private.
+pub fn open_with(
+    env: &Regtest,
+    from: &TestNode,
+    to: &TestNode,
+    sats: u64,
+    push_msat: Option<u64>,
+    announce: bool,
+) -> u128 {
     let id = from
-        .open_channel(&to.peer(), sats, push_msat, true)
+        .open_channel(&to.peer(), sats, push_msat, announce)
         .expect("open channel");
     from.wait_for(WAIT, "the funding transaction in the mempool", |n| {
         let txid = n
