@@ -9,6 +9,11 @@ use uuid::{Uuid, Variant};
 
 use crate::error::UuidError;
 
+/// A fresh random (version 4) UUID for a request or notification we send.
+pub(crate) fn random_v4() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
 /// Parses a UUID of any version (v0).
 pub(crate) fn parse_any(s: &str) -> Result<Uuid, UuidError> {
     Uuid::try_parse(s).map_err(|_| UuidError::Invalid)
@@ -32,6 +37,13 @@ pub(crate) fn is_v4(uuid: &Uuid) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_uuids_are_version_4() {
+        let (a, b) = (random_v4(), random_v4());
+        assert!(is_v4(&a) && is_v4(&b));
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn follows_python_uuid_rules() {

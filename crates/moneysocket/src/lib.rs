@@ -1,8 +1,13 @@
 //! L3 Orchestration: the Moneysocket protocol.
 //!
-//! This crate currently holds the protocol's codecs: pure functions from bytes or text to
-//! typed values and back, with a typed error for every way untrusted input can be wrong. No
-//! I/O happens here; transports, the relay and the consumer/provider stacks build on it.
+//! The protocol's codecs are pure functions from bytes or text to typed values and back, with
+//! a typed error for every way untrusted input can be wrong; they do no I/O. On top of them
+//! sit the two network pieces of the v0 stack:
+//!
+//! - [`relay`] — a WebSocket relay that pairs the two holders of a seed by rendezvous id and
+//!   forwards their frames verbatim, with the limits the reference relay lacks.
+//! - [`client`] — the outgoing WebSocket plus rendezvous layers a consumer or provider runs
+//!   on, framing messages with [`v0::frame`].
 //!
 //! Moneysocket has two incompatible wire generations, kept in separate modules:
 //!
@@ -29,9 +34,11 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod encoding;
 pub mod error;
 mod ids;
+pub mod relay;
 pub mod seed;
 pub mod timestamp;
 pub mod v0;

@@ -42,6 +42,12 @@ impl Timestamp {
             .and_then(|d| Self::from_unix_secs_f64(d.as_secs_f64()))
     }
 
+    /// The current time, as a sender stamps a new message; the epoch if the clock reads
+    /// before 1970 (a message is still valid, only oddly dated).
+    pub fn now() -> Self {
+        Self::from_system_time(SystemTime::now()).unwrap_or_else(|| Self::from_unix_secs(0))
+    }
+
     /// The JSON number, as written on the wire.
     pub fn as_number(&self) -> &Number {
         &self.0

@@ -76,6 +76,30 @@ impl Message {
         }
     }
 
+    /// A new request stamped now, with a fresh random `request_uuid`.
+    pub fn request(kind: RequestKind) -> Self {
+        Message::new(
+            Timestamp::now(),
+            Body::Request(Request {
+                request_uuid: ids::random_v4(),
+                kind,
+            }),
+        )
+    }
+
+    /// A new notification stamped now, with a fresh random `notification_uuid`, answering
+    /// `request_reference_uuid` (or unsolicited when `None`).
+    pub fn notification(request_reference_uuid: Option<Uuid>, kind: NotificationKind) -> Self {
+        Message::new(
+            Timestamp::now(),
+            Body::Notification(Notification {
+                notification_uuid: ids::random_v4(),
+                request_reference_uuid,
+                kind,
+            }),
+        )
+    }
+
     /// The `request_name` or `notification_name`.
     pub fn name(&self) -> &'static str {
         match &self.body {

@@ -1,0 +1,423 @@
+//! The outgoing side of a v0 connection: a WebSocket to a relay, the rendezvous handshake,
+//! then messages through the v0 framing.
+//!
+//! In the layer model of the references (digest §4) this is the *OutgoingWebsocket* layer,
+//! which holds the shared seed and encrypts and decrypts, topped by the *OutgoingRendezvous*
+//! layer, which sends `REQUEST_RENDEZVOUS` and announces the connection upward once the relay
+//! answers `NOTIFY_RENDEZVOUS`. A consumer or provider layer runs on an [`OutgoingSocket`]
+//! returned by [`connect`]: everything it sends and receives from then on is end-to-end
+//! between the two holders of the seed.
+//!
+//! ```no_run
+//! # async fn run(seed: moip_moneysocket::SharedSeed) -> Result<(), moip_moneysocket::client::ClientError> {
+//! use moip_moneysocket::client::{connect, ClientConfig};
+//! use moip_moneysocket::v0::message::{Message, RequestKind};
+//!
+//! let mut socket = connect("wss://relay.socket.money", seed, &ClientConfig::default()).await?;
+//! socket.send(&Message::request(RequestKind::Provider)).await?;
+//! let reply = socket.recv().await?;
+//! # Ok(()) }
+//! ```
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Bytes, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::seed::{AesKey, RendezvousId, SharedSeed};
+use crate::v0::frame::{decode_frame, encode_frame, FrameError, MAX_FRAME_LEN};
+use crate::v0::message::{Body, Message, Notification, NotificationKind, RequestKind};
+use crate::v0::seed::{derive_aes_key, derive_rendezvous_id};
+
+/// How the outgoing socket connects.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Largest WebSocket message accepted from the relay, in bytes.
+    pub max_frame_len: usize,
+    /// Time allowed for TCP connect plus TLS and WebSocket handshakes (the references
+    /// allow 30 s for the TLS handshake).
+    pub connect_timeout: Duration,
+    /// TLS for `wss://` URLs; `None` uses the Mozilla roots (webpki-roots) on the ring
+    /// provider.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            max_frame_len: MAX_FRAME_LEN,
+            connect_timeout: Duration::from_secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// Why the outgoing socket failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not a `ws://` or `wss://` URL with a host.
+    #[error("invalid relay url {url:?}: {reason}")]
+    Url {
+        /// The offered URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TCP connection failed.
+    #[error("could not connect to the relay: {0}")]
+    Connect(#[source] io::Error),
+    /// The TLS configuration or handshake failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// Connecting or the handshakes took longer than [`ClientConfig::connect_timeout`].
+    #[error("timed out connecting to the relay")]
+    Timeout,
+    /// The WebSocket failed (handshake refused, protocol error, connection reset).
+    #[error("websocket: {0}")]
+    WebSocket(#[source] Box<tungstenite::Error>),
+    /// The relay or the peer closed the connection, with the close code and reason if any.
+    #[error("connection closed ({code:?}): {reason}")]
+    Closed {
+        /// The WebSocket close code, if the closer sent one.
+        code: Option<u16>,
+        /// The close reason, possibly empty.
+        reason: String,
+    },
+    /// The relay ended the rendezvous: the other side left (or, while rendezvousing, the id
+    /// was already paired).
+    #[error("rendezvous ended by the relay")]
+    RendezvousEnded,
+    /// A frame could not be encoded or decoded. On receive the connection is still usable:
+    /// the bad frame was skipped.
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    /// A message arrived that has no place at this point (e.g. a peer message before the
+    /// rendezvous completed).
+    #[error("unexpected {0} during rendezvous")]
+    Unexpected(&'static str),
+}
+
+impl From<tungstenite::Error> for ClientError {
+    fn from(e: tungstenite::Error) -> Self {
+        match e {
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                ClientError::Closed {
+                    code: None,
+                    reason: String::new(),
+                }
+            }
+            other => ClientError::WebSocket(Box::new(other)),
+        }
+    }
+}
+
+/// A WebSocket to a relay, holding the seed that encrypts what goes through it.
+pub struct OutgoingSocket {
+    ws: WebSocketStream<ClientStream>,
+    seed: SharedSeed,
+    key: AesKey,
+}
+
+impl std::fmt::Debug for OutgoingSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingSocket")
+            .field("rendezvous_id", &self.rendezvous_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to the relay at `url` and completes the rendezvous for `seed`: the returned
+/// socket talks to the other holder of the seed.
+///
+/// Waits as long as the other side takes to arrive (the relay decides how long that may
+/// be); wrap in a timeout to bound it.
+///
+/// # Errors
+///
+/// See [`OutgoingSocket::connect`] and [`OutgoingSocket::rendezvous`].
+pub async fn connect(
+    url: &str,
+    seed: SharedSeed,
+    config: &ClientConfig,
+) -> Result<OutgoingSocket, ClientError> {
+    let mut socket = OutgoingSocket::connect(url, seed, config).await?;
+    socket.rendezvous().await?;
+    Ok(socket)
+}
+
+impl OutgoingSocket {
+    /// Opens the WebSocket (TLS for `wss://`), without rendezvousing yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Url`], [`ClientError::Connect`], [`ClientError::Tls`],
+    /// [`ClientError::WebSocket`] or [`ClientError::Timeout`].
+    pub async fn connect(
+        url: &str,
+        seed: SharedSeed,
+        config: &ClientConfig,
+    ) -> Result<OutgoingSocket, ClientError> {
+        let bad = |reason: &str| ClientError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let request = url.into_client_request().map_err(|e| bad(&e.to_string()))?;
+        let uri = request.uri();
+        let tls = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(bad("scheme must be ws or wss")),
+        };
+        let host = uri.host().ok_or_else(|| bad("no host"))?;
+        // `http::Uri` keeps IPv6 brackets, which socket addresses and TLS names do not want.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(config.max_frame_len))
+            .max_frame_size(Some(config.max_frame_len));
+        let opening = async {
+            let tcp = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(ClientError::Connect)?;
+            let _ = tcp.set_nodelay(true);
+            let stream = if tls {
+                let tls_config = match &config.tls {
+                    Some(c) => Arc::clone(c),
+                    None => default_tls_config()?,
+                };
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| ClientError::Tls(format!("server name {host:?}: {e}")))?;
+                let tls_stream = tokio_rustls::TlsConnector::from(tls_config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ClientError::Tls(e.to_string()))?;
+                ClientStream::Tls(Box::new(tls_stream))
+            } else {
+                ClientStream::Plain(tcp)
+            };
+            let (ws, _response) =
+                tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config))
+                    .await?;
+            Ok::<_, ClientError>(ws)
+        };
+        let ws = tokio::time::timeout(config.connect_timeout, opening)
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        Ok(OutgoingSocket {
+            ws,
+            key: derive_aes_key(&seed),
+            seed,
+        })
+    }
+
+    /// The seed this socket encrypts with.
+    pub fn shared_seed(&self) -> &SharedSeed {
+        &self.seed
+    }
+
+    /// The id this socket rendezvouses under.
+    pub fn rendezvous_id(&self) -> RendezvousId {
+        derive_rendezvous_id(&self.seed)
+    }
+
+    /// Sends `REQUEST_RENDEZVOUS` and waits for `NOTIFY_RENDEZVOUS`, past any
+    /// `NOTIFY_RENDEZVOUS_NOT_READY` (the other side is not there yet).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::RendezvousEnded`] if the relay refuses (the id is already paired) or
+    /// times the wait out; [`ClientError::Unexpected`] for a non-rendezvous message; a closed
+    /// or failed connection.
+    pub async fn rendezvous(&mut self) -> Result<(), ClientError> {
+        let rid = self.rendezvous_id();
+        self.send(&Message::request(RequestKind::Rendezvous {
+            rendezvous_id: rid,
+        }))
+        .await?;
+        loop {
+            let frame = self.recv_frame().await?;
+            let message = decode_frame(&frame, Some(&self.key))?;
+            match &message.body {
+                Body::Notification(Notification { kind, .. }) => match kind {
+                    NotificationKind::Rendezvous { rendezvous_id } if *rendezvous_id == rid => {
+                        return Ok(())
+                    }
+                    NotificationKind::RendezvousNotReady { .. } => continue,
+                    NotificationKind::RendezvousEnd { .. } => {
+                        return Err(ClientError::RendezvousEnded)
+                    }
+                    _ => return Err(ClientError::Unexpected(message.name())),
+                },
+                Body::Request(_) => return Err(ClientError::Unexpected(message.name())),
+            }
+        }
+    }
+
+    /// Sends a message: clear for rendezvous messages, otherwise encrypted with the seed.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Frame`] for an oversize message; a closed or failed connection.
+    pub async fn send(&mut self, message: &Message) -> Result<(), ClientError> {
+        let frame = encode_frame(message, &self.key)?;
+        self.send_frame(frame).await
+    }
+
+    /// Sends raw frame bytes as one binary message (`send_bin` in the references).
+    ///
+    /// # Errors
+    ///
+    /// A closed or failed connection.
+    pub async fn send_frame(&mut self, frame: impl Into<Bytes>) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Binary(frame.into())).await?;
+        Ok(())
+    }
+
+    /// Receives the next message from the other side.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::RendezvousEnded`] when the relay reports the other side gone;
+    /// [`ClientError::Frame`] for a frame that does not decode (skipped; call again);
+    /// [`ClientError::Closed`] or another connection error otherwise.
+    pub async fn recv(&mut self) -> Result<Message, ClientError> {
+        let frame = self.recv_frame().await?;
+        let message = decode_frame(&frame, Some(&self.key))?;
+        if let Body::Notification(Notification {
+            kind: NotificationKind::RendezvousEnd { .. },
+            ..
+        }) = message.body
+        {
+            return Err(ClientError::RendezvousEnded);
+        }
+        Ok(message)
+    }
+
+    /// Receives the next binary frame as it arrived, undecoded. Text frames are skipped, as
+    /// the references skip them.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Closed`] when the connection closes; another error if it fails.
+    pub async fn recv_frame(&mut self) -> Result<Bytes, ClientError> {
+        loop {
+            match self.ws.next().await {
+                None => {
+                    return Err(ClientError::Closed {
+                        code: None,
+                        reason: String::new(),
+                    })
+                }
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(WsMessage::Binary(bytes))) => return Ok(bytes),
+                Some(Ok(WsMessage::Close(frame))) => {
+                    return Err(ClientError::Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    })
+                }
+                Some(Ok(_)) => continue, // text, ping, pong
+            }
+        }
+    }
+
+    /// Closes the WebSocket politely; the relay then tells the other side.
+    ///
+    /// # Errors
+    ///
+    /// A connection error while closing.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        match self.ws.close(None).await {
+            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// TLS roots for public relays: Mozilla's, on the ring provider (the workspace builds rustls
+/// without aws-lc).
+fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A plain or TLS TCP stream, so one socket type serves `ws://` and `wss://`.
+enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_bad_urls_before_connecting() {
+        let seed = SharedSeed::from_bytes([1; 16]);
+        for url in ["http://example.com", "not a url", "ws://"] {
+            let got = OutgoingSocket::connect(url, seed, &ClientConfig::default()).await;
+            assert!(matches!(got, Err(ClientError::Url { .. })), "{url}");
+        }
+    }
+}
