@@ -1,11 +1,14 @@
 //! `moip ln`: a Lightning node on LDK (crates/lightning), synced through moip's Electrum server
 //! by default.
 //!
-//! `moip ln run` keeps the node up and prints its events. The other commands start the node from
-//! its data directory, do one thing and stop it; the node's state (channels, payments) lives in
-//! its SQLite database, so they see everything `run` did. They cannot run while `run` holds the
-//! same data directory.
+//! `moip ln run` keeps the node up, prints its events and answers the other commands on a
+//! control socket in its data directory (see [`control`]). Without a running node, those
+//! commands start the node from its data directory, do one thing and stop it; the node's state
+//! (channels, payments) lives in its SQLite database either way.
 
+mod control;
+
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use moip_lightning::{
     parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PeerAddress,
     RouteLimits, SeedSource,
 };
+use serde::{Deserialize, Serialize};
 
 /// How long one-shot commands wait for peers to reconnect and for payments to complete.
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,7 +60,8 @@ pub(crate) struct LnArgs {
     command: LnCommand,
 }
 
-#[derive(Subcommand)]
+/// A subcommand; serialisable so the CLI can hand it to a running node over the control socket.
+#[derive(Subcommand, Serialize, Deserialize, Debug)]
 enum LnCommand {
     /// Creates the node's seed: a new BIP39 mnemonic, encrypted under a password
     Init,
@@ -194,10 +199,58 @@ pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
         println!("seed written to {} (encrypted)", path.display());
         return Ok(());
     }
+    let socket = data_dir.join(control::SOCKET);
+    if let LnCommand::Run = args.command {
+        if control::is_live(&socket) {
+            bail!("a node is already running in {}", data_dir.display());
+        }
+        let node = LightningNode::start(config(&args, data_dir)?).context("starting the node")?;
+        let result = run_node(&node, &socket);
+        control::remove(&socket);
+        node.stop().context("stopping the node")?;
+        return result;
+    }
+    // A running node answers for its data directory; otherwise start the node for this one.
+    if let Some(output) = control::forward(&socket, &args.command)? {
+        print!("{output}");
+        return Ok(());
+    }
     let node = LightningNode::start(config(&args, data_dir)?).context("starting the node")?;
-    let result = command(&node, args.command);
+    let mut output = String::new();
+    let result = command(&node, args.command, &mut output);
+    print!("{output}");
     node.stop().context("stopping the node")?;
     result
+}
+
+/// `moip ln run`: serves the control socket and prints events until Ctrl-C.
+fn run_node(node: &LightningNode, socket: &std::path::Path) -> anyhow::Result<()> {
+    println!("node id: {}", node.node_id());
+    for peer in node.peer_addresses() {
+        println!("listening: {peer}");
+    }
+    control::serve(socket, node.clone())
+        .with_context(|| format!("control socket {}", socket.display()))?;
+    println!("control socket: {}", socket.display());
+    let mut events = node.subscribe();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                event = events.recv() => match event {
+                    Ok(event) => println!("{event:?}"),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        println!("({n} events skipped)")
+                    }
+                    Err(_) => break,
+                },
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Waits for persisted peers to reconnect, so one-shot payments find usable channels.
@@ -209,49 +262,29 @@ fn await_channels(node: &LightningNode) {
     }
 }
 
-fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
+/// Carries out one command on a running node, writing what it prints to `out` (the terminal, or
+/// the reply on the control socket).
+fn command(node: &LightningNode, command: LnCommand, out: &mut String) -> anyhow::Result<()> {
     match command {
-        LnCommand::Init => unreachable!("handled before the node starts"),
-        LnCommand::Run => {
-            println!("node id: {}", node.node_id());
-            for peer in node.peer_addresses() {
-                println!("listening: {peer}");
-            }
-            let mut events = node.subscribe();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                loop {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => break,
-                        event = events.recv() => match event {
-                            Ok(event) => println!("{event:?}"),
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                println!("({n} events skipped)")
-                            }
-                            Err(_) => break,
-                        },
-                    }
-                }
-            });
+        LnCommand::Init | LnCommand::Run => {
+            bail!("`init` and `run` are not commands for a running node")
         }
         LnCommand::Info => {
-            println!("node id: {}", node.node_id());
+            writeln!(out, "node id: {}", node.node_id())?;
             for peer in node.peer_addresses() {
-                println!("listening: {peer}");
+                writeln!(out, "listening: {peer}")?;
             }
-            println!("best block: {}", node.best_block_height());
-            print_balance(node);
-            print_channels(node);
+            writeln!(out, "best block: {}", node.best_block_height())?;
+            print_balance(node, out)?;
+            print_channels(node, out)?;
         }
-        LnCommand::Address => println!("{}", node.new_address()?),
+        LnCommand::Address => writeln!(out, "{}", node.new_address()?)?,
         LnCommand::SendOnchain {
             address,
             amount_sats,
         } => {
             node.sync()?;
-            println!("{}", node.send_onchain(&address, amount_sats)?);
+            writeln!(out, "{}", node.send_onchain(&address, amount_sats)?)?;
         }
         LnCommand::Open {
             peer,
@@ -262,9 +295,12 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             let peer: PeerAddress = peer.parse()?;
             node.sync()?;
             let id = node.open_channel(&peer, amount_sats, push_msat, !private)?;
-            println!("opening channel {id}; usable after the funding confirms");
+            writeln!(
+                out,
+                "opening channel {id}; usable after the funding confirms"
+            )?;
         }
-        LnCommand::Channels => print_channels(node),
+        LnCommand::Channels => print_channels(node, out)?,
         LnCommand::Close {
             user_channel_id,
             force,
@@ -275,17 +311,18 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
                 await_channels(node);
                 node.close_channel(user_channel_id)?;
             }
-            println!("closing channel {user_channel_id}");
+            writeln!(out, "closing channel {user_channel_id}")?;
         }
         LnCommand::Invoice {
             amount_msat,
             description,
             expiry_secs,
-        } => println!(
+        } => writeln!(
+            out,
             "{}",
             node.create_invoice(amount_msat, &description, expiry_secs)?
                 .bolt11
-        ),
+        )?,
         LnCommand::Pay {
             invoice,
             amount_msat,
@@ -298,11 +335,12 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             };
             await_channels(node);
             let outcome = node.pay(&invoice, amount_msat, limits, WAIT)?;
-            println!(
+            writeln!(
+                out,
                 "paid: preimage {}, fee {} msat",
                 outcome.preimage.map(|p| p.to_string()).unwrap_or_default(),
                 outcome.fee_paid_msat.unwrap_or(0)
-            );
+            )?;
         }
         LnCommand::Keysend {
             node_id,
@@ -317,14 +355,14 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             await_channels(node);
             let id = node.send_keysend(parse_node_id(&node_id)?, amount_msat, limits)?;
             let outcome = node.wait_payment(id, WAIT)?;
-            println!("sent: fee {} msat", outcome.fee_paid_msat.unwrap_or(0));
+            writeln!(out, "sent: fee {} msat", outcome.fee_paid_msat.unwrap_or(0))?;
         }
         LnCommand::Offer {
             amount_msat,
             description,
         } => {
             await_channels(node);
-            println!("{}", node.create_offer(amount_msat, &description)?);
+            writeln!(out, "{}", node.create_offer(amount_msat, &description)?)?;
         }
         LnCommand::PayOffer {
             offer,
@@ -339,15 +377,16 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
             await_channels(node);
             let id = node.send_offer(&offer, amount_msat, None, limits)?;
             let outcome = node.wait_payment(id, WAIT)?;
-            println!("paid: fee {} msat", outcome.fee_paid_msat.unwrap_or(0));
+            writeln!(out, "paid: fee {} msat", outcome.fee_paid_msat.unwrap_or(0))?;
         }
         LnCommand::Balance => {
             node.sync()?;
-            print_balance(node);
+            print_balance(node, out)?;
         }
         LnCommand::Payments => {
             for p in node.payments() {
-                println!(
+                writeln!(
+                    out,
                     "{} {:?} {} {:?} {} msat fee {} msat",
                     p.id,
                     p.kind,
@@ -355,28 +394,30 @@ fn command(node: &LightningNode, command: LnCommand) -> anyhow::Result<()> {
                     p.state,
                     p.amount_msat.map(|a| a.to_string()).unwrap_or("?".into()),
                     p.fee_paid_msat.unwrap_or(0)
-                );
+                )?;
             }
         }
     }
     Ok(())
 }
 
-fn print_balance(node: &LightningNode) {
+fn print_balance(node: &LightningNode, out: &mut String) -> std::fmt::Result {
     let b = node.balance();
-    println!(
+    writeln!(
+        out,
         "on-chain: {} sat ({} spendable); lightning: {} sat ({} msat sendable, {} msat receivable)",
         b.onchain_sats,
         b.onchain_spendable_sats,
         b.lightning_sats,
         b.sendable_msat,
         b.receivable_msat
-    );
+    )
 }
 
-fn print_channels(node: &LightningNode) {
+fn print_channels(node: &LightningNode, out: &mut String) -> std::fmt::Result {
     for c in node.channels() {
-        println!(
+        writeln!(
+            out,
             "{} peer {} capacity {} sat, out {} msat, in {} msat, {}{}",
             c.user_channel_id,
             c.counterparty,
@@ -391,6 +432,7 @@ fn print_channels(node: &LightningNode) {
                 "pending"
             },
             if c.is_announced { ", announced" } else { "" }
-        );
+        )?;
     }
+    Ok(())
 }

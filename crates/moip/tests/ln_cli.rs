@@ -1,0 +1,168 @@
+//! `moip ln` across processes: while `moip ln run` holds a node's directory, the other commands
+//! are carried out by that running node over its control socket (no password needed, the node
+//! is not started twice); once it stops, they start the node themselves again.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bitcoin::{Address, Network};
+use moip_testenv::{wait_until, Regtest};
+
+const PASSWORD: &str = "lightning password";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn moip_ln(dir: &Path, args: &[&str], password: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moip"));
+    cmd.arg("ln")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("MOIP_LN_PASSWORD")
+        .env("MOIP_LOG", "warn")
+        .stdin(Stdio::null());
+    if password {
+        cmd.env("MOIP_LN_PASSWORD", PASSWORD);
+    }
+    cmd.output().expect("run moip ln")
+}
+
+fn ok(dir: &Path, args: &[&str], password: bool) -> String {
+    let out = moip_ln(dir, args, password);
+    assert!(
+        out.status.success(),
+        "moip ln {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// `moip ln run` with its stdout lines delivered to a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(dir: &Path, chain: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
+            .arg("ln")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(chain)
+            .arg("run")
+            .env("MOIP_LN_PASSWORD", PASSWORD)
+            .env("MOIP_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn moip ln run");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The rest of the first line that starts with `prefix`.
+    fn line_after(&self, prefix: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("no {prefix:?} line from moip ln run: {e}"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+    }
+
+    /// Ctrl-C, as a user would stop it; waits for the process to end.
+    fn interrupt(mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        wait_until(WAIT, "moip ln run to exit", || {
+            self.child.try_wait().expect("wait").map(|_| ())
+        });
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn commands_go_to_the_running_node_then_start_it_themselves() {
+    let env = Regtest::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("node");
+    ok(&dir, &["init"], true);
+
+    let electrum = env.electrum_url();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let chain = ["--electrum", electrum.as_str(), "--listen", listen.as_str()];
+    let running = Running::start(&dir, &chain);
+    let node_id = running.line_after("node id:");
+    let socket = running.line_after("control socket:");
+    assert!(Path::new(&socket).exists());
+
+    // No password and no chain options: the running node answers.
+    let info = ok(&dir, &["info"], false);
+    assert!(info.contains(&node_id), "{info}");
+    // A second `run` on the same directory is refused.
+    let second = moip_ln(&dir, &[&chain[..], &["run"]].concat(), true);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    // Fund the running node's wallet and watch the balance through the socket.
+    let address: Address = ok(&dir, &["address"], false)
+        .trim()
+        .parse::<Address<_>>()
+        .expect("address")
+        .require_network(Network::Regtest)
+        .expect("regtest address");
+    env.mine_to(1, &address.script_pubkey());
+    env.mine_burn(100);
+    wait_until(WAIT, "the coinbase in the running node's balance", || {
+        ok(&dir, &["balance"], false)
+            .starts_with("on-chain: 5000000000 sat")
+            .then_some(())
+    });
+
+    let invoice = ok(&dir, &["invoice", "5000", "--description", "cli"], false);
+    assert!(invoice.trim().starts_with("lnbcrt"), "{invoice}");
+    // The node's errors come back typed and the exit status says so.
+    let bad = moip_ln(&dir, &["pay", "lnbcrt1garbage"], false);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("malformed invoice"), "{stderr}");
+
+    // After Ctrl-C the socket is gone and a command starts the node from its directory.
+    running.interrupt();
+    assert!(!Path::new(&socket).exists());
+    let info = ok(&dir, &[&chain[..], &["info"]].concat(), true);
+    assert!(info.contains(&node_id), "{info}");
+    assert!(info.contains("on-chain: 5000000000 sat"), "{info}");
+}
