@@ -186,7 +186,10 @@ impl OutgoingSocket {
             .unwrap_or(host)
             .to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        // tungstenite allocates its read buffer up front (128 KiB by default); v0 messages are
+        // small and a larger one still arrives, in more reads.
         let ws_config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
             .max_message_size(Some(config.max_frame_len))
             .max_frame_size(Some(config.max_frame_len));
         let opening = async {

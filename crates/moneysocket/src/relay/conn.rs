@@ -35,6 +35,11 @@ use crate::v0::message::{Body, Message, NotificationKind, Request, RequestKind};
 /// backpressure does the rest.
 const OUTBOX_LEN: usize = 32;
 
+/// Per-connection read buffer, allocated up front by tungstenite. Its default (128 KiB) would
+/// cost a relay with 10,000 sockets over a gigabyte; v0 messages are a few hundred bytes, and
+/// a larger frame still arrives, in more reads.
+const READ_BUFFER_LEN: usize = 8 * 1024;
+
 /// Longest close reason a WebSocket close frame may carry (125-byte control payload minus
 /// the 2-byte code).
 const MAX_CLOSE_REASON: usize = 123;
@@ -132,6 +137,7 @@ where
 {
     let max = shared.config.max_frame_len;
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_LEN)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config));
@@ -183,14 +189,30 @@ async fn write<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    while let Some(item) = outbox.recv().await {
-        let (message, last) = match item {
-            Outbound::Frame(m) => (m, false),
-            Outbound::Close(frame) => (WsMessage::Close(Some(frame)), true),
-        };
-        match tokio::time::timeout(write_timeout, sink.send(message)).await {
-            Ok(Ok(())) if !last => {}
-            _ => break,
+    let mut batch = Vec::with_capacity(OUTBOX_LEN);
+    // Everything queued goes out in one flush: one write syscall for a burst, not one each.
+    while outbox.recv_many(&mut batch, OUTBOX_LEN).await > 0 {
+        let written = tokio::time::timeout(write_timeout, async {
+            let mut last = false;
+            for item in batch.drain(..) {
+                let message = match item {
+                    Outbound::Frame(m) => m,
+                    Outbound::Close(frame) => {
+                        last = true;
+                        WsMessage::Close(Some(frame))
+                    }
+                };
+                sink.feed(message).await?;
+                if last {
+                    break;
+                }
+            }
+            sink.flush().await.map(|()| last)
+        })
+        .await;
+        match written {
+            Ok(Ok(false)) => {}
+            _ => break, // closed, failed, or too slow
         }
     }
     // Anyone still holding our outbox sees it closed and stops sending.

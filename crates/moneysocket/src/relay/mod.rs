@@ -42,7 +42,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -76,6 +76,11 @@ pub struct RelayConfig {
     /// lets idle sockets pile up; deployed providers reconnect on close (terminus retries
     /// every 5 s), so a bound costs them one reconnect.
     pub unpaired_timeout: Duration,
+    /// Length of the kernel's queue of connections not yet accepted (capped by the OS, e.g.
+    /// `net.core.somaxconn`). The standard library's 128 overflows when many peers
+    /// reconnect at once, e.g. after a relay restart, and an overflow costs each dropped
+    /// peer a one-second SYN retransmit.
+    pub listen_backlog: u32,
     /// Time allowed for the TLS and WebSocket handshakes.
     pub handshake_timeout: Duration,
     /// Time allowed to write one frame to a peer; a peer that stops reading is dropped
@@ -98,6 +103,7 @@ impl Default for RelayConfig {
             tls: None,
             max_frame_len: MAX_FRAME_LEN,
             unpaired_timeout: Duration::from_secs(300),
+            listen_backlog: 1024,
             handshake_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
@@ -135,12 +141,20 @@ impl Relay {
     ///
     /// [`RelayError::Bind`] if the address cannot be bound.
     pub async fn bind(config: RelayConfig) -> Result<RelayHandle, RelayError> {
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|source| RelayError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let bind_err = |source| RelayError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let socket = if config.bind.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(bind_err)?;
+        // As `TcpListener::bind` does: a restarted relay can rebind at once.
+        socket.set_reuseaddr(true).map_err(bind_err)?;
+        socket.bind(config.bind).map_err(bind_err)?;
+        let listener = socket.listen(config.listen_backlog).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(|source| RelayError::Bind {
             addr: config.bind,
             source,
