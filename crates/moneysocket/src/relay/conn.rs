@@ -362,13 +362,15 @@ impl Reader {
                         NotificationKind::Rendezvous { rendezvous_id: rid },
                     )
                 };
-                // Both notifications go out before either side's forwarded frames can: ours
-                // before we read on, the waiter's before it learns where to forward.
+                // Ordering, so no frame is forwarded before its receiver was told of the pair:
+                // our NOTIFY is queued before we read on; the waiter learns where to forward
+                // (its reader takes control messages before frames) before its client can
+                // hear of the pair and start sending.
                 self.send_own(ready(request_uuid)).await;
+                let _ = waiter.control.send(Control::Paired(self.outbox.clone()));
                 if let Some(frame) = ready(waiter.request_uuid) {
                     let _ = waiter.outbox.send(Outbound::Frame(frame)).await;
                 }
-                let _ = waiter.control.send(Control::Paired(self.outbox.clone()));
                 None
             }
             Join::Full => {
