@@ -239,7 +239,8 @@ impl Reader {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
         let mut stop = shared.stop.clone();
-        let unpaired_deadline = Instant::now() + config.unpaired_timeout;
+        let unpaired_deadline = tokio::time::sleep_until(Instant::now() + config.unpaired_timeout);
+        tokio::pin!(unpaired_deadline);
         let mut bucket = config
             .rate_limit
             .map(|limit| TokenBucket::new(limit, std::time::Instant::now()));
@@ -257,7 +258,7 @@ impl Reader {
                     Some(Control::PeerLeft) => break Exit::PeerLeft,
                     None => {} // unreachable: `self.control` keeps the channel open
                 },
-                _ = tokio::time::sleep_until(unpaired_deadline), if !paired => {
+                _ = &mut unpaired_deadline, if !paired => {
                     break Exit::UnpairedTimeout
                 }
                 received = stream.next() => {
