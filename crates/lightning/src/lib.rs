@@ -32,13 +32,10 @@ pub use error::{LightningError, NodeError, Result};
 pub use ldk_node;
 pub use ldk_node::bitcoin::secp256k1::PublicKey;
 pub use ldk_node::bitcoin::Network;
-pub use node::{
-    parse_node_id, peer_address, ChannelInfo, LightningNode, PaymentRecord, PaymentState,
-    PaymentType, PeerAddress,
-};
+pub use node::{parse_node_id, peer_address, ChannelInfo, LightningNode, PeerAddress};
 pub use rail::{
-    Balance, ChannelRef, Invoice, LightningEvent, PayRequest, PaymentHash, PaymentId,
-    PaymentOutcome, PaymentRail, Preimage, RouteLimits,
+    Balance, ChannelRef, Invoice, LightningEvent, NodeInfo, PayRequest, PaymentHash, PaymentId,
+    PaymentOutcome, PaymentRail, PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
 };
 
 /// Creates a fresh 24-word mnemonic and seals it in a seed file under `password` (the wallet's

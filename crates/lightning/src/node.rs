@@ -38,8 +38,8 @@ use tokio::sync::broadcast;
 use crate::config::{ChainSourceConfig, LightningConfig, SeedSource};
 use crate::error::{LightningError, Result};
 use crate::rail::{
-    Balance, ChannelRef, Invoice, LightningEvent, PaymentHash, PaymentId, PaymentOutcome, Preimage,
-    RouteLimits,
+    Balance, ChannelRef, Invoice, LightningEvent, NodeInfo, PaymentHash, PaymentId, PaymentOutcome,
+    PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
 };
 
 /// Subscribers that fall further behind than this many events get `Lagged`.
@@ -124,53 +124,6 @@ pub struct ChannelInfo {
     pub is_announced: bool,
     /// We opened it.
     pub is_outbound: bool,
-}
-
-/// A payment's kind in the history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PaymentType {
-    /// A BOLT11 invoice.
-    Bolt11,
-    /// A BOLT12 offer.
-    Bolt12,
-    /// A spontaneous (keysend) payment.
-    Keysend,
-    /// An on-chain transaction of the node's wallet.
-    Onchain,
-}
-
-/// Where a payment stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PaymentState {
-    /// In flight (or a hold invoice not yet decided).
-    Pending,
-    /// Completed.
-    Succeeded,
-    /// Failed for good (or a hold invoice cancelled).
-    Failed,
-}
-
-/// One entry of the payment history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PaymentRecord {
-    /// The node-local id.
-    pub id: PaymentId,
-    /// What kind of payment.
-    pub kind: PaymentType,
-    /// `true` when we received it.
-    pub inbound: bool,
-    /// Where it stands.
-    pub state: PaymentState,
-    /// The amount, if known.
-    pub amount_msat: Option<u64>,
-    /// Routing fees we paid (outbound only).
-    pub fee_paid_msat: Option<u64>,
-    /// The payment hash, for Lightning payments.
-    pub payment_hash: Option<PaymentHash>,
-    /// The preimage, once known.
-    pub preimage: Option<Preimage>,
-    /// Last change, seconds since the Unix epoch.
-    pub updated_at: u64,
 }
 
 /// State shared between the node handle and its event pump.
@@ -959,6 +912,29 @@ impl LightningNode {
     }
 
     // ---- history ----
+
+    /// Decodes a BOLT11 invoice for this node (network and expiry checked).
+    pub fn decode_invoice(&self, invoice: &str) -> Result<Invoice> {
+        self.parse_invoice(invoice).map(|i| invoice_info(&i))
+    }
+
+    /// The Lightning payment with `payment_hash`, if any (the most recent if several).
+    pub fn payment_by_hash(&self, payment_hash: PaymentHash) -> Option<PaymentRecord> {
+        self.payments()
+            .into_iter()
+            .rev()
+            .find(|p| p.payment_hash == Some(payment_hash))
+    }
+
+    /// Who the node is.
+    pub fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            node_id: self.node_id(),
+            network: self.network(),
+            alias: self.inner.ldk.node_alias().map(|a| a.to_string()),
+            block_height: self.best_block_height(),
+        }
+    }
 
     /// Every payment the node knows, oldest update first.
     pub fn payments(&self) -> Vec<PaymentRecord> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ldk_node::bitcoin::hashes::{sha256, Hash};
 use ldk_node::bitcoin::secp256k1::PublicKey;
+use ldk_node::bitcoin::Network;
 
 use crate::error::{LightningError, Result};
 
@@ -269,6 +270,66 @@ pub enum LightningEvent {
     },
 }
 
+/// A payment's kind in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentType {
+    /// A BOLT11 invoice.
+    Bolt11,
+    /// A BOLT12 offer.
+    Bolt12,
+    /// A spontaneous (keysend) payment.
+    Keysend,
+    /// An on-chain transaction of the node's wallet.
+    Onchain,
+}
+
+/// Where a payment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentState {
+    /// In flight (or a hold invoice not yet decided).
+    Pending,
+    /// Completed.
+    Succeeded,
+    /// Failed for good (or a hold invoice cancelled).
+    Failed,
+}
+
+/// One entry of the payment history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRecord {
+    /// The node-local id.
+    pub id: PaymentId,
+    /// What kind of payment.
+    pub kind: PaymentType,
+    /// `true` when we received it.
+    pub inbound: bool,
+    /// Where it stands.
+    pub state: PaymentState,
+    /// The amount, if known.
+    pub amount_msat: Option<u64>,
+    /// Routing fees we paid (outbound only).
+    pub fee_paid_msat: Option<u64>,
+    /// The payment hash, for Lightning payments.
+    pub payment_hash: Option<PaymentHash>,
+    /// The preimage, once known.
+    pub preimage: Option<Preimage>,
+    /// Last change, seconds since the Unix epoch.
+    pub updated_at: u64,
+}
+
+/// Who the node is, for a wallet service's `get_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node id.
+    pub node_id: PublicKey,
+    /// The chain it runs on.
+    pub network: Network,
+    /// Its announced alias, if it has one.
+    pub alias: Option<String>,
+    /// The best block it has processed.
+    pub block_height: u32,
+}
+
 /// Payments over Lightning, as the upper layers need them.
 ///
 /// Every method returns typed errors; an error of kind [`LightningError::Malformed`],
@@ -309,6 +370,19 @@ pub trait PaymentRail: Send + Sync {
 
     /// Current balances.
     async fn balance(&self) -> Result<Balance>;
+
+    /// Decodes a BOLT11 invoice and checks it is for this node's network and not expired,
+    /// without paying it (a wallet service checks a budget against its amount first).
+    fn decode_invoice(&self, invoice: &str) -> Result<Invoice>;
+
+    /// The payment history, oldest update first.
+    async fn payments(&self) -> Result<Vec<PaymentRecord>>;
+
+    /// The Lightning payment (either way) with this hash, if the node knows one.
+    async fn payment_by_hash(&self, payment_hash: PaymentHash) -> Result<Option<PaymentRecord>>;
+
+    /// Who the node is.
+    fn node_info(&self) -> NodeInfo;
 
     /// A new subscription to the node's events, starting now. A subscriber that falls more
     /// than the channel's capacity behind gets `Lagged` and should reread the history.

@@ -6,8 +6,8 @@
 use crate::error::{LightningError, Result};
 use crate::node::LightningNode;
 use crate::rail::{
-    Balance, Invoice, LightningEvent, PayRequest, PaymentHash, PaymentOutcome, PaymentRail,
-    Preimage,
+    Balance, Invoice, LightningEvent, NodeInfo, PayRequest, PaymentHash, PaymentOutcome,
+    PaymentRail, PaymentRecord, Preimage,
 };
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -68,6 +68,24 @@ impl PaymentRail for LightningNode {
     async fn balance(&self) -> Result<Balance> {
         let node = self.clone();
         blocking(move || Ok(node.balance())).await
+    }
+
+    fn decode_invoice(&self, invoice: &str) -> Result<Invoice> {
+        LightningNode::decode_invoice(self, invoice)
+    }
+
+    async fn payments(&self) -> Result<Vec<PaymentRecord>> {
+        let node = self.clone();
+        blocking(move || Ok(node.payments())).await
+    }
+
+    async fn payment_by_hash(&self, payment_hash: PaymentHash) -> Result<Option<PaymentRecord>> {
+        let node = self.clone();
+        blocking(move || Ok(node.payment_by_hash(payment_hash))).await
+    }
+
+    fn node_info(&self) -> NodeInfo {
+        LightningNode::node_info(self)
     }
 
     fn events(&self) -> tokio::sync::broadcast::Receiver<LightningEvent> {

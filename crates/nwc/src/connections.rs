@@ -1,0 +1,254 @@
+//! Connections: one key pair per app, each with its own budget and its own revocation.
+//!
+//! NIP-47 lets a wallet service tell apps apart only by the key that signs their requests. Giving
+//! every app its own client key (inside its connection URI) is what makes a budget per app and
+//! revoking one app without the others possible. The service keeps only the client's public key;
+//! the secret lives in the URI the user hands to the app.
+//!
+//! The store is plain data with the budget arithmetic in it, so it is tested without relays; the
+//! service persists it as JSON after every change (it holds no secrets).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nostr_sdk::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::error::NwcError;
+
+/// A spending limit that renews every `period_secs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Most the app may spend (amounts plus routing fees) in one period.
+    pub limit_msat: u64,
+    /// Length of a period, e.g. 86 400 for a daily budget.
+    pub period_secs: u64,
+}
+
+/// One app's connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// A name for the user ("coffee shop till").
+    pub name: String,
+    /// The key the app signs its requests with.
+    pub client: PublicKey,
+    /// Its spending limit; `None` spends freely.
+    pub budget: Option<Budget>,
+    /// Spent (and reserved for payments in flight) in the current period.
+    pub spent_msat: u64,
+    /// When the current period began, seconds since the Unix epoch.
+    pub period_start: u64,
+    /// A revoked connection gets `UNAUTHORIZED` for everything.
+    pub revoked: bool,
+    /// Created, seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// Why a spend was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendRefusal {
+    /// No such connection, or it was revoked.
+    Unauthorized,
+    /// The amount does not fit in what is left of the budget.
+    QuotaExceeded {
+        /// What is left in this period.
+        left_msat: u64,
+    },
+}
+
+/// Every connection of a service, by client key.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ConnectionStore {
+    connections: BTreeMap<String, Connection>,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+impl ConnectionStore {
+    /// A store kept only in memory.
+    pub fn in_memory() -> ConnectionStore {
+        ConnectionStore::default()
+    }
+
+    /// The store saved at `path`, or an empty one if the file does not exist yet.
+    ///
+    /// # Errors
+    /// [`NwcError::Store`] when the file cannot be read or is not a store.
+    pub fn open(path: &Path) -> Result<ConnectionStore, NwcError> {
+        let mut store = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<ConnectionStore>(&bytes).map_err(|e| {
+                NwcError::Store(format!("{} is not a connection store: {e}", path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConnectionStore::default(),
+            Err(e) => return Err(NwcError::Store(format!("{}: {e}", path.display()))),
+        };
+        store.path = Some(path.to_path_buf());
+        Ok(store)
+    }
+
+    /// Writes the store to its file (atomically: a crash leaves the old or the new version).
+    ///
+    /// # Errors
+    /// [`NwcError::Store`] on an I/O failure.
+    pub fn save(&self) -> Result<(), NwcError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| NwcError::Store(e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        let io = |e: std::io::Error| NwcError::Store(format!("{}: {e}", path.display()));
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Adds a connection for `client`.
+    pub fn add(&mut self, name: &str, client: PublicKey, budget: Option<Budget>, now: u64) {
+        self.connections.insert(
+            client.to_hex(),
+            Connection {
+                name: name.to_string(),
+                client,
+                budget,
+                spent_msat: 0,
+                period_start: now,
+                revoked: false,
+                created_at: now,
+            },
+        );
+    }
+
+    /// Revokes the connection of `client`; `false` if there is none.
+    pub fn revoke(&mut self, client: &PublicKey) -> bool {
+        match self.connections.get_mut(&client.to_hex()) {
+            Some(connection) => {
+                connection.revoked = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The active (not revoked) connection of `client`.
+    pub fn active(&self, client: &PublicKey) -> Option<&Connection> {
+        self.connections
+            .get(&client.to_hex())
+            .filter(|c| !c.revoked)
+    }
+
+    /// Every connection, revoked ones included.
+    pub fn list(&self) -> Vec<Connection> {
+        self.connections.values().cloned().collect()
+    }
+
+    /// Reserves `amount_msat` of `client`'s budget for a payment about to be made.
+    ///
+    /// # Errors
+    /// [`SpendRefusal`] when the connection is not active or the budget is short.
+    pub fn reserve(
+        &mut self,
+        client: &PublicKey,
+        amount_msat: u64,
+        now: u64,
+    ) -> Result<(), SpendRefusal> {
+        let connection = self
+            .connections
+            .get_mut(&client.to_hex())
+            .filter(|c| !c.revoked)
+            .ok_or(SpendRefusal::Unauthorized)?;
+        let Some(budget) = connection.budget else {
+            return Ok(());
+        };
+        if now.saturating_sub(connection.period_start) >= budget.period_secs {
+            connection.period_start = now;
+            connection.spent_msat = 0;
+        }
+        let left = budget.limit_msat.saturating_sub(connection.spent_msat);
+        if amount_msat > left {
+            return Err(SpendRefusal::QuotaExceeded { left_msat: left });
+        }
+        connection.spent_msat += amount_msat;
+        Ok(())
+    }
+
+    /// Settles a reservation: `reserved_msat` was set aside, `spent_msat` (amount plus fees, or
+    /// zero when the payment failed) is what it cost. Fees may take the period over its limit:
+    /// the payment was already made.
+    pub fn settle(&mut self, client: &PublicKey, reserved_msat: u64, spent_msat: u64) {
+        if let Some(connection) = self.connections.get_mut(&client.to_hex()) {
+            if connection.budget.is_some() {
+                connection.spent_msat = connection
+                    .spent_msat
+                    .saturating_sub(reserved_msat)
+                    .saturating_add(spent_msat);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nostr_sdk::Keys;
+
+    fn key() -> PublicKey {
+        Keys::generate().public_key()
+    }
+
+    #[test]
+    fn budgets_reserve_settle_and_renew() {
+        let mut store = ConnectionStore::in_memory();
+        let app = key();
+        let budget = Budget {
+            limit_msat: 100_000,
+            period_secs: 60,
+        };
+        store.add("app", app, Some(budget), 1_000);
+        store.reserve(&app, 60_000, 1_000).expect("fits");
+        assert_eq!(
+            store.reserve(&app, 50_000, 1_001),
+            Err(SpendRefusal::QuotaExceeded { left_msat: 40_000 })
+        );
+        // A failed payment gives its reservation back; a paid one adds its fee.
+        store.settle(&app, 60_000, 0);
+        store.reserve(&app, 90_000, 1_002).expect("fits again");
+        store.settle(&app, 90_000, 90_500);
+        assert_eq!(store.active(&app).expect("active").spent_msat, 90_500);
+        // The next period starts from zero.
+        store.reserve(&app, 100_000, 1_060).expect("renewed");
+    }
+
+    #[test]
+    fn revoked_and_unknown_connections_cannot_spend() {
+        let mut store = ConnectionStore::in_memory();
+        let (app, stranger) = (key(), key());
+        store.add("app", app, None, 0);
+        store.reserve(&app, u64::MAX, 0).expect("no budget");
+        assert!(store.revoke(&app));
+        assert!(store.active(&app).is_none());
+        assert_eq!(store.reserve(&app, 1, 0), Err(SpendRefusal::Unauthorized));
+        assert_eq!(
+            store.reserve(&stranger, 1, 0),
+            Err(SpendRefusal::Unauthorized)
+        );
+        assert!(!store.revoke(&stranger));
+    }
+
+    #[test]
+    fn the_store_survives_a_restart_and_rejects_garbage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("connections.json");
+        let app = key();
+        let mut store = ConnectionStore::open(&path).expect("new store");
+        store.add("app", app, None, 5);
+        store.revoke(&app);
+        store.save().expect("save");
+        let reopened = ConnectionStore::open(&path).expect("reopen");
+        assert_eq!(reopened.list(), store.list());
+        assert!(reopened.active(&app).is_none());
+        std::fs::write(&path, b"{not json").expect("write");
+        assert!(matches!(
+            ConnectionStore::open(&path),
+            Err(NwcError::Store(_))
+        ));
+    }
+}

@@ -1,0 +1,939 @@
+//! The wallet service: listens on Nostr relays for NIP-47 requests signed by a connected app,
+//! carries them out on a [`PaymentRail`], and answers and notifies in the app's encryption.
+//!
+//! Every request is checked in this order, and the first failure is the answer: addressed to
+//! us and not expired (otherwise dropped, as NIP-47 says), not seen before (replays dropped),
+//! from an active connection (`UNAUTHORIZED`), decryptable (dropped: we cannot even answer in
+//! a way the sender could read reliably), within the connection's rate (`RATE_LIMITED`), a known
+//! method (`NOT_IMPLEMENTED`), within the budget for payments (`QUOTA_EXCEEDED`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moip_lightning::{
+    Invoice, LightningError, LightningEvent, PayRequest, PaymentHash, PaymentRail, PaymentRecord,
+    PaymentState, PaymentType, Preimage, RouteLimits,
+};
+use nostr_sdk::nips::nip47::{
+    CancelHoldInvoiceResponse, ErrorCode, GetBalanceResponse, GetInfoResponse,
+    HoldInvoiceAcceptedNotification, ListTransactionsRequest, LookupInvoiceResponse,
+    MakeHoldInvoiceResponse, MakeInvoiceResponse, Method, NIP47Error, NostrWalletConnectURI,
+    Notification, NotificationResult, NotificationType, PayInvoiceResponse, PaymentNotification,
+    Request, RequestParams, Response, ResponseResult, SettleHoldInvoiceResponse, TransactionState,
+    TransactionType,
+};
+use nostr_sdk::{
+    Client, Event, EventBuilder, EventId, Filter, JsonUtil, Keys, Kind, PublicKey,
+    RelayPoolNotification, RelayUrl, Tag, TagKind, Timestamp,
+};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::connections::{Budget, Connection, ConnectionStore, SpendRefusal};
+use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
+use crate::error::NwcError;
+
+/// The methods this service carries out (keysend and the multi- variants are not offered).
+pub const METHODS: [Method; 9] = [
+    Method::PayInvoice,
+    Method::MakeInvoice,
+    Method::LookupInvoice,
+    Method::ListTransactions,
+    Method::GetBalance,
+    Method::GetInfo,
+    Method::MakeHoldInvoice,
+    Method::CancelHoldInvoice,
+    Method::SettleHoldInvoice,
+];
+
+/// The notifications it sends.
+pub const NOTIFICATIONS: [&str; 3] = ["payment_received", "payment_sent", "hold_invoice_accepted"];
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct NwcConfig {
+    /// Relays to listen and answer on (the URIs name them to the apps).
+    pub relays: Vec<String>,
+    /// Where connections are kept; `None` keeps them in memory only.
+    pub store: Option<PathBuf>,
+    /// Requests carried out at once over all connections.
+    pub max_concurrent: usize,
+    /// Requests one connection may make per minute.
+    pub requests_per_minute: u32,
+    /// How long a `pay_invoice` waits for the outcome before answering `PAYMENT_FAILED`
+    /// (the payment itself goes on; its notification follows).
+    pub pay_timeout: Duration,
+    /// Invoice expiry when the app gives none.
+    pub default_expiry_secs: u32,
+}
+
+impl NwcConfig {
+    /// Defaults for the given relays.
+    pub fn new(relays: Vec<String>) -> NwcConfig {
+        NwcConfig {
+            relays,
+            store: None,
+            max_concurrent: 16,
+            requests_per_minute: 120,
+            pay_timeout: Duration::from_secs(60),
+            default_expiry_secs: 3600,
+        }
+    }
+}
+
+/// An invoice made through the service: who asked for it, and what NIP-47 answers need that
+/// the node's history does not keep.
+#[derive(Clone, Debug)]
+struct Made {
+    client: PublicKey,
+    invoice: Invoice,
+    description: Option<String>,
+    created_at: u64,
+}
+
+/// Event ids already handled, so a relay (or an attacker) replaying a request gets nothing.
+struct Seen {
+    ids: HashSet<EventId>,
+    order: VecDeque<EventId>,
+}
+
+const SEEN_CAPACITY: usize = 100_000;
+
+impl Seen {
+    /// `true` the first time an id is offered.
+    fn first(&mut self, id: EventId) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// A per-connection token bucket.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+struct Inner {
+    keys: Keys,
+    client: Client,
+    rail: Arc<dyn PaymentRail>,
+    relays: Vec<RelayUrl>,
+    config: NwcConfig,
+    store: Mutex<ConnectionStore>,
+    made: Mutex<HashMap<PaymentHash, Made>>,
+    /// The encryption each connection last used, for its notifications.
+    encryption: Mutex<HashMap<PublicKey, Encryption>>,
+    seen: Mutex<Seen>,
+    buckets: Mutex<HashMap<PublicKey, Bucket>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A running NIP-47 wallet service. Stops when [`shutdown`](Self::shutdown) is called or it is
+/// dropped.
+pub struct NwcService {
+    inner: Arc<Inner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A poisoned lock only means a task panicked holding it; every update here is a single
+/// insert or field change, so the data stays usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn nip47_error(code: ErrorCode, message: impl Into<String>) -> NIP47Error {
+    NIP47Error {
+        code,
+        message: message.into(),
+    }
+}
+
+/// NIP-47's error for a node error.
+fn rail_error(e: LightningError) -> NIP47Error {
+    let code = match &e {
+        LightningError::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
+        LightningError::PaymentFailed { .. } | LightningError::Timeout { .. } => {
+            ErrorCode::PaymentFailed
+        }
+        LightningError::UnknownPayment(_) | LightningError::HoldInvoiceNotAccepted(_) => {
+            ErrorCode::NotFound
+        }
+        LightningError::Malformed { .. }
+        | LightningError::WrongNetwork { .. }
+        | LightningError::InvoiceExpired { .. }
+        | LightningError::InvalidAmount(_)
+        | LightningError::DuplicatePayment => ErrorCode::Other,
+        _ => ErrorCode::Internal,
+    };
+    nip47_error(code, e.to_string())
+}
+
+impl NwcService {
+    /// Connects to the relays, publishes the service's info event and starts answering.
+    ///
+    /// # Errors
+    /// [`NwcError::Relay`] for a relay URL that does not parse, [`NwcError::Store`] when the
+    /// connection store cannot be opened, [`NwcError::Event`] when the info event cannot be
+    /// published.
+    pub async fn start(
+        rail: Arc<dyn PaymentRail>,
+        keys: Keys,
+        config: NwcConfig,
+    ) -> Result<NwcService, NwcError> {
+        let relays = config
+            .relays
+            .iter()
+            .map(|u| RelayUrl::parse(u).map_err(|e| NwcError::Relay(format!("{u}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = match &config.store {
+            Some(path) => ConnectionStore::open(path)?,
+            None => ConnectionStore::in_memory(),
+        };
+        let client = Client::builder().signer(keys.clone()).build();
+        for url in &relays {
+            client
+                .add_relay(url.clone())
+                .await
+                .map_err(|e| NwcError::Relay(e.to_string()))?;
+        }
+        client.connect().await;
+        client.wait_for_connection(Duration::from_secs(5)).await;
+
+        let inner = Arc::new(Inner {
+            keys,
+            client,
+            rail,
+            relays,
+            store: Mutex::new(store),
+            made: Mutex::new(HashMap::new()),
+            encryption: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen {
+                ids: HashSet::new(),
+                order: VecDeque::new(),
+            }),
+            buckets: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            config,
+        });
+        inner.publish_info().await?;
+
+        // Subscribe before the loop starts reading, from a little in the past: a request sent
+        // while we were connecting is still answered (replays are caught by `Seen`).
+        let filter = Filter::new()
+            .kind(Kind::WalletConnectRequest)
+            .pubkey(inner.keys.public_key())
+            .since(Timestamp::from(now_secs().saturating_sub(10)));
+        let notifications = inner.client.notifications();
+        inner
+            .client
+            .subscribe(filter, None)
+            .await
+            .map_err(|e| NwcError::Relay(e.to_string()))?;
+
+        let requests = tokio::spawn(Arc::clone(&inner).serve(notifications));
+        let events = tokio::spawn(Arc::clone(&inner).notify(inner.rail.events()));
+        Ok(NwcService {
+            inner,
+            tasks: vec![requests, events],
+        })
+    }
+
+    /// The service's public key (the first part of every connection URI).
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.keys.public_key()
+    }
+
+    /// Creates a connection for an app: a fresh client key, remembered with its budget, and
+    /// the URI that carries the key to the app. The URI is a bearer secret: whoever holds it
+    /// spends within the budget.
+    ///
+    /// # Errors
+    /// [`NwcError::Store`] when the store cannot be saved.
+    pub fn connect_app(
+        &self,
+        name: &str,
+        budget: Option<Budget>,
+    ) -> Result<NostrWalletConnectURI, NwcError> {
+        let client = Keys::generate();
+        let mut store = lock(&self.inner.store);
+        store.add(name, client.public_key(), budget, now_secs());
+        store.save()?;
+        Ok(NostrWalletConnectURI::new(
+            self.public_key(),
+            self.inner.relays.clone(),
+            client.secret_key().clone(),
+            None,
+        ))
+    }
+
+    /// Revokes an app's connection: from now on its requests get `UNAUTHORIZED`.
+    ///
+    /// # Errors
+    /// [`NwcError::UnknownConnection`], or [`NwcError::Store`] when the store cannot be saved.
+    pub fn revoke(&self, client: &PublicKey) -> Result<(), NwcError> {
+        let mut store = lock(&self.inner.store);
+        if !store.revoke(client) {
+            return Err(NwcError::UnknownConnection(client.to_hex()));
+        }
+        store.save()
+    }
+
+    /// Every connection, revoked ones included.
+    pub fn connections(&self) -> Vec<Connection> {
+        lock(&self.inner.store).list()
+    }
+
+    /// Disconnects from the relays and stops answering.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        self.inner.client.shutdown().await;
+    }
+
+    fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for NwcService {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The URI as a QR code for a terminal, for the app's camera.
+///
+/// # Errors
+/// When the URI is too long for a QR code.
+pub fn uri_qr(uri: &NostrWalletConnectURI) -> Result<String, NwcError> {
+    moip_wallet::bip21::qr(&uri.to_string()).map_err(|e| NwcError::Event(e.to_string()))
+}
+
+impl Inner {
+    /// The replaceable info event (kind 13194): methods, encryptions and notifications.
+    async fn publish_info(&self) -> Result<(), NwcError> {
+        let methods: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+        let content = format!("{} notifications", methods.join(" "));
+        let event = EventBuilder::new(Kind::WalletConnectInfo, content)
+            .tags([
+                Tag::custom(TagKind::custom("encryption"), ["nip44_v2 nip04"]),
+                Tag::custom(TagKind::custom("notifications"), [NOTIFICATIONS.join(" ")]),
+            ])
+            .sign_with_keys(&self.keys)
+            .map_err(|e| NwcError::Event(e.to_string()))?;
+        self.client
+            .send_event(&event)
+            .await
+            .map_err(|e| NwcError::Event(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        mut notifications: tokio::sync::broadcast::Receiver<RelayPoolNotification>,
+    ) {
+        loop {
+            match notifications.recv().await {
+                Ok(RelayPoolNotification::Event { event, .. }) => {
+                    if event.kind != Kind::WalletConnectRequest || !lock(&self.seen).first(event.id)
+                    {
+                        continue;
+                    }
+                    let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                        return;
+                    };
+                    let inner = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        inner.handle(*event).await;
+                        drop(permit);
+                    });
+                }
+                Ok(RelayPoolNotification::Shutdown) => return,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("NWC service skipped {n} relay notifications");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn handle(&self, event: Event) {
+        let client = event.pubkey;
+        let (encryption, plaintext) = match envelope::open_request(&self.keys, &event) {
+            Ok(opened) => opened,
+            Err(EnvelopeError::UnsupportedEncryption(e)) => {
+                // Answer in the only encryption every client reads.
+                let error = nip47_error(ErrorCode::Other, format!("UNSUPPORTED_ENCRYPTION: {e}"));
+                let response = Response {
+                    result_type: Method::GetInfo,
+                    error: Some(error),
+                    result: None,
+                };
+                self.reply(&client, Encryption::Nip04, &event, &response)
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("NWC request {} dropped: {e}", event.id);
+                return;
+            }
+        };
+        let request = match Request::from_json(&plaintext) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::debug!("NWC request {} is not a known method: {e}", event.id);
+                let method = serde_json::from_str::<serde_json::Value>(&plaintext)
+                    .ok()
+                    .and_then(|v| v.get("method")?.as_str()?.parse::<Method>().ok());
+                if let Some(method) = method {
+                    let error = nip47_error(ErrorCode::Other, format!("invalid params: {e}"));
+                    let response = Response {
+                        result_type: method,
+                        error: Some(error),
+                        result: None,
+                    };
+                    self.reply(&client, encryption, &event, &response).await;
+                }
+                return;
+            }
+        };
+        let method = request.method;
+        let result = if lock(&self.store).active(&client).is_none() {
+            Err(nip47_error(
+                ErrorCode::Unauthorized,
+                "no active connection for this key",
+            ))
+        } else if !self.within_rate(&client) {
+            Err(nip47_error(ErrorCode::RateLimited, "too many requests"))
+        } else {
+            lock(&self.encryption).insert(client, encryption);
+            self.carry_out(&client, request).await
+        };
+        let response = match result {
+            Ok(result) => Response {
+                result_type: method,
+                error: None,
+                result: Some(result),
+            },
+            Err(error) => Response {
+                result_type: method,
+                error: Some(error),
+                result: None,
+            },
+        };
+        self.reply(&client, encryption, &event, &response).await;
+    }
+
+    async fn reply(
+        &self,
+        client: &PublicKey,
+        encryption: Encryption,
+        to: &Event,
+        response: &Response,
+    ) {
+        let sealed = envelope::seal(
+            &self.keys,
+            client,
+            encryption,
+            Kind::WalletConnectResponse,
+            &response.as_json(),
+            Some(to.id),
+        );
+        match sealed {
+            Ok(event) => {
+                if let Err(e) = self.client.send_event(&event).await {
+                    tracing::warn!("NWC reply to {} not sent: {e}", to.id);
+                }
+            }
+            Err(e) => tracing::warn!("NWC reply to {} not sealed: {e}", to.id),
+        }
+    }
+
+    fn within_rate(&self, client: &PublicKey) -> bool {
+        let rate = f64::from(self.config.requests_per_minute.max(1)) / 60.0;
+        let burst = f64::from(self.config.requests_per_minute.max(1));
+        let mut buckets = lock(&self.buckets);
+        let now = Instant::now();
+        let bucket = buckets.entry(*client).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn carry_out(
+        &self,
+        client: &PublicKey,
+        request: Request,
+    ) -> Result<ResponseResult, NIP47Error> {
+        match request.params {
+            RequestParams::PayInvoice(params) => {
+                self.pay_invoice(client, params.invoice, params.amount)
+                    .await
+            }
+            RequestParams::MakeInvoice(params) => {
+                if params.description_hash.is_some() && params.description.is_none() {
+                    return Err(nip47_error(
+                        ErrorCode::Other,
+                        "description_hash is not supported; send a description",
+                    ));
+                }
+                let description = params.description.unwrap_or_default();
+                let expiry = self.expiry(params.expiry);
+                let invoice = self
+                    .rail
+                    .create_invoice(Some(params.amount), &description, expiry)
+                    .await
+                    .map_err(rail_error)?;
+                let made = self.remember(client, invoice, description);
+                Ok(ResponseResult::MakeInvoice(MakeInvoiceResponse {
+                    invoice: made.invoice.bolt11.clone(),
+                    payment_hash: Some(made.invoice.payment_hash.to_string()),
+                    description: made.description.clone(),
+                    description_hash: None,
+                    preimage: None,
+                    amount: made.invoice.amount_msat,
+                    created_at: Some(Timestamp::from(made.created_at)),
+                    expires_at: Some(Timestamp::from(made.invoice.expires_at)),
+                }))
+            }
+            RequestParams::LookupInvoice(params) => {
+                let hash = match (params.payment_hash, params.invoice) {
+                    (Some(hash), _) => hash.parse::<PaymentHash>().map_err(rail_error)?,
+                    (None, Some(invoice)) => {
+                        self.rail
+                            .decode_invoice(&invoice)
+                            .map_err(|e| match e {
+                                LightningError::InvoiceExpired { .. } => nip47_error(
+                                    ErrorCode::Other,
+                                    "the invoice has expired: look it up by payment_hash",
+                                ),
+                                other => rail_error(other),
+                            })?
+                            .payment_hash
+                    }
+                    (None, None) => {
+                        return Err(nip47_error(
+                            ErrorCode::Other,
+                            "give a payment_hash or an invoice",
+                        ))
+                    }
+                };
+                let record = self
+                    .rail
+                    .payment_by_hash(hash)
+                    .await
+                    .map_err(rail_error)?
+                    .ok_or_else(|| {
+                        nip47_error(ErrorCode::NotFound, "no such invoice or payment")
+                    })?;
+                Ok(ResponseResult::LookupInvoice(self.transaction(&record)))
+            }
+            RequestParams::ListTransactions(params) => {
+                let records = self.rail.payments().await.map_err(rail_error)?;
+                Ok(ResponseResult::ListTransactions(
+                    self.list(records, &params),
+                ))
+            }
+            RequestParams::GetBalance => {
+                let balance = self.rail.balance().await.map_err(rail_error)?;
+                Ok(ResponseResult::GetBalance(GetBalanceResponse {
+                    balance: balance.lightning_sats.saturating_mul(1000),
+                }))
+            }
+            RequestParams::GetInfo => {
+                let info = self.rail.node_info();
+                Ok(ResponseResult::GetInfo(GetInfoResponse {
+                    alias: info.alias,
+                    color: None,
+                    pubkey: Some(info.node_id.to_string()),
+                    network: Some(info.network.to_string()),
+                    block_height: Some(info.block_height),
+                    block_hash: None,
+                    methods: METHODS.to_vec(),
+                    notifications: NOTIFICATIONS.iter().map(|n| n.to_string()).collect(),
+                }))
+            }
+            RequestParams::MakeHoldInvoice(params) => {
+                let hash = params
+                    .payment_hash
+                    .parse::<PaymentHash>()
+                    .map_err(rail_error)?;
+                let description = params.description.unwrap_or_default();
+                let expiry = self.expiry(params.expiry);
+                let invoice = self
+                    .rail
+                    .create_hold_invoice(hash, params.amount, &description, expiry)
+                    .await
+                    .map_err(rail_error)?;
+                let made = self.remember(client, invoice, description);
+                Ok(ResponseResult::MakeHoldInvoice(MakeHoldInvoiceResponse {
+                    transaction_type: TransactionType::Incoming,
+                    invoice: Some(made.invoice.bolt11.clone()),
+                    description: made.description.clone(),
+                    description_hash: None,
+                    payment_hash: made.invoice.payment_hash.to_string(),
+                    amount: params.amount,
+                    created_at: Timestamp::from(made.created_at),
+                    expires_at: Timestamp::from(made.invoice.expires_at),
+                    metadata: None,
+                }))
+            }
+            RequestParams::SettleHoldInvoice(params) => {
+                let preimage = params.preimage.parse::<Preimage>().map_err(rail_error)?;
+                self.own_invoice(client, preimage.payment_hash())?;
+                self.rail
+                    .settle_hold_invoice(preimage)
+                    .await
+                    .map_err(rail_error)?;
+                Ok(ResponseResult::SettleHoldInvoice(
+                    SettleHoldInvoiceResponse {},
+                ))
+            }
+            RequestParams::CancelHoldInvoice(params) => {
+                let hash = params
+                    .payment_hash
+                    .parse::<PaymentHash>()
+                    .map_err(rail_error)?;
+                self.own_invoice(client, hash)?;
+                self.rail
+                    .cancel_hold_invoice(hash)
+                    .await
+                    .map_err(rail_error)?;
+                Ok(ResponseResult::CancelHoldInvoice(
+                    CancelHoldInvoiceResponse {},
+                ))
+            }
+            RequestParams::PayKeysend(_)
+            | RequestParams::MultiPayInvoice(_)
+            | RequestParams::MultiPayKeysend(_) => Err(nip47_error(
+                ErrorCode::NotImplemented,
+                format!("{} is not offered by this wallet", request.method),
+            )),
+        }
+    }
+
+    fn expiry(&self, asked: Option<u64>) -> u32 {
+        asked
+            .map(|e| e.min(u64::from(u32::MAX)) as u32)
+            .unwrap_or(self.config.default_expiry_secs)
+    }
+
+    fn remember(&self, client: &PublicKey, invoice: Invoice, description: String) -> Made {
+        let made = Made {
+            client: *client,
+            description: (!description.is_empty()).then_some(description),
+            invoice,
+            created_at: now_secs(),
+        };
+        lock(&self.made).insert(made.invoice.payment_hash, made.clone());
+        made
+    }
+
+    /// Only the connection that made a hold invoice may settle or cancel it.
+    fn own_invoice(&self, client: &PublicKey, hash: PaymentHash) -> Result<(), NIP47Error> {
+        match lock(&self.made).get(&hash) {
+            Some(made) if made.client == *client => Ok(()),
+            Some(_) => Err(nip47_error(
+                ErrorCode::Restricted,
+                "this hold invoice belongs to another connection",
+            )),
+            None => Err(nip47_error(ErrorCode::NotFound, "no such hold invoice")),
+        }
+    }
+
+    async fn pay_invoice(
+        &self,
+        client: &PublicKey,
+        bolt11: String,
+        amount_msat: Option<u64>,
+    ) -> Result<ResponseResult, NIP47Error> {
+        let invoice = self.rail.decode_invoice(&bolt11).map_err(rail_error)?;
+        let amount = amount_msat
+            .or(invoice.amount_msat)
+            .ok_or_else(|| nip47_error(ErrorCode::Other, "the invoice has no amount; give one"))?;
+        // The budget covers the amount and the most the routing may cost.
+        let max_fee = amount / 100 + 10_000;
+        let reserved = amount.saturating_add(max_fee);
+        lock(&self.store)
+            .reserve(client, reserved, now_secs())
+            .map_err(|refusal| match refusal {
+                SpendRefusal::Unauthorized => {
+                    nip47_error(ErrorCode::Unauthorized, "no active connection for this key")
+                }
+                SpendRefusal::QuotaExceeded { left_msat } => nip47_error(
+                    ErrorCode::QuotaExceeded,
+                    format!(
+                        "{reserved} msat (with fees) asked, {left_msat} msat left in the budget"
+                    ),
+                ),
+            })?;
+        let outcome = self
+            .rail
+            .pay(PayRequest {
+                invoice: bolt11.clone(),
+                amount_msat,
+                limits: RouteLimits::max_fee(max_fee),
+                timeout: self.config.pay_timeout,
+            })
+            .await;
+        let spent = match &outcome {
+            Ok(o) => o
+                .amount_msat
+                .unwrap_or(amount)
+                .saturating_add(o.fee_paid_msat.unwrap_or(0)),
+            // A payment still in flight may yet succeed: keep it reserved.
+            Err(LightningError::Timeout { .. }) => reserved,
+            Err(_) => 0,
+        };
+        {
+            let mut store = lock(&self.store);
+            store.settle(client, reserved, spent);
+            if let Err(e) = store.save() {
+                tracing::warn!("NWC connection store not saved: {e}");
+            }
+        }
+        let outcome = outcome.map_err(rail_error)?;
+        let preimage = outcome
+            .preimage
+            .map(|p| p.to_string())
+            .ok_or_else(|| nip47_error(ErrorCode::Internal, "paid, but no preimage recorded"))?;
+        let fees = outcome.fee_paid_msat.unwrap_or(0);
+        self.notify_one(
+            client,
+            NotificationType::PaymentSent,
+            NotificationResult::PaymentSent(PaymentNotification {
+                transaction_type: Some(TransactionType::Outgoing),
+                state: Some(TransactionState::Settled),
+                invoice: bolt11,
+                description: None,
+                description_hash: None,
+                preimage: preimage.clone(),
+                payment_hash: invoice.payment_hash.to_string(),
+                amount: outcome.amount_msat.unwrap_or(amount),
+                fees_paid: fees,
+                created_at: Timestamp::now(),
+                expires_at: Some(Timestamp::from(invoice.expires_at)),
+                settled_at: Timestamp::now(),
+                metadata: None,
+            }),
+        )
+        .await;
+        Ok(ResponseResult::PayInvoice(PayInvoiceResponse {
+            preimage,
+            fees_paid: Some(fees),
+        }))
+    }
+
+    /// A history entry as NIP-47 shows it.
+    fn transaction(&self, record: &PaymentRecord) -> LookupInvoiceResponse {
+        let made = record
+            .payment_hash
+            .and_then(|h| lock(&self.made).get(&h).cloned());
+        let expired = made
+            .as_ref()
+            .is_some_and(|m| m.invoice.expires_at <= now_secs());
+        let state = match record.state {
+            PaymentState::Succeeded => TransactionState::Settled,
+            PaymentState::Failed => TransactionState::Failed,
+            PaymentState::Pending if record.inbound && expired => TransactionState::Expired,
+            PaymentState::Pending => TransactionState::Pending,
+        };
+        LookupInvoiceResponse {
+            transaction_type: Some(if record.inbound {
+                TransactionType::Incoming
+            } else {
+                TransactionType::Outgoing
+            }),
+            state: Some(state),
+            invoice: made.as_ref().map(|m| m.invoice.bolt11.clone()),
+            description: made.as_ref().and_then(|m| m.description.clone()),
+            description_hash: None,
+            preimage: record.preimage.map(|p| p.to_string()),
+            payment_hash: record
+                .payment_hash
+                .map(|h| h.to_string())
+                .unwrap_or_default(),
+            amount: record.amount_msat.unwrap_or(0),
+            fees_paid: record.fee_paid_msat.unwrap_or(0),
+            created_at: Timestamp::from(made.as_ref().map_or(record.updated_at, |m| m.created_at)),
+            expires_at: made.as_ref().map(|m| Timestamp::from(m.invoice.expires_at)),
+            settled_at: (state == TransactionState::Settled)
+                .then(|| Timestamp::from(record.updated_at)),
+            metadata: None,
+        }
+    }
+
+    /// `list_transactions`: Lightning payments, newest first, filtered and paged.
+    fn list(
+        &self,
+        records: Vec<PaymentRecord>,
+        params: &ListTransactionsRequest,
+    ) -> Vec<LookupInvoiceResponse> {
+        const MAX_LIMIT: u64 = 1000;
+        let from = params.from.map_or(0, |t| t.as_secs());
+        let until = params.until.map_or(u64::MAX, |t| t.as_secs());
+        let unpaid = params.unpaid.unwrap_or(false);
+        let mut out: Vec<LookupInvoiceResponse> = records
+            .iter()
+            .rev()
+            .filter(|r| r.kind != PaymentType::Onchain && r.payment_hash.is_some())
+            .filter(|r| (from..=until).contains(&r.updated_at))
+            .filter(|r| match params.transaction_type {
+                Some(TransactionType::Incoming) => r.inbound,
+                Some(TransactionType::Outgoing) => !r.inbound,
+                None => true,
+            })
+            .filter(|r| unpaid || !r.inbound || r.state == PaymentState::Succeeded)
+            .map(|r| self.transaction(r))
+            .collect();
+        let offset = params.offset.unwrap_or(0).min(out.len() as u64) as usize;
+        let limit = params.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT) as usize;
+        out.drain(..offset);
+        out.truncate(limit);
+        out
+    }
+
+    /// Turns node events into notifications for the connection concerned.
+    async fn notify(self: Arc<Self>, mut events: tokio::sync::broadcast::Receiver<LightningEvent>) {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("NWC service missed {n} node events");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            match event {
+                LightningEvent::PaymentReceived {
+                    payment_hash,
+                    amount_msat,
+                    ..
+                } => {
+                    let Some(made) = lock(&self.made).get(&payment_hash).cloned() else {
+                        continue;
+                    };
+                    let preimage = match self.rail.payment_by_hash(payment_hash).await {
+                        Ok(Some(record)) => record.preimage.map(|p| p.to_string()),
+                        _ => None,
+                    };
+                    let notification = PaymentNotification {
+                        transaction_type: Some(TransactionType::Incoming),
+                        state: Some(TransactionState::Settled),
+                        invoice: made.invoice.bolt11.clone(),
+                        description: made.description.clone(),
+                        description_hash: None,
+                        preimage: preimage.unwrap_or_default(),
+                        payment_hash: payment_hash.to_string(),
+                        amount: amount_msat,
+                        fees_paid: 0,
+                        created_at: Timestamp::from(made.created_at),
+                        expires_at: Some(Timestamp::from(made.invoice.expires_at)),
+                        settled_at: Timestamp::now(),
+                        metadata: None,
+                    };
+                    self.notify_one(
+                        &made.client,
+                        NotificationType::PaymentReceived,
+                        NotificationResult::PaymentReceived(notification),
+                    )
+                    .await;
+                }
+                LightningEvent::HoldInvoiceAccepted {
+                    payment_hash,
+                    amount_msat,
+                    claim_deadline,
+                } => {
+                    let Some(made) = lock(&self.made).get(&payment_hash).cloned() else {
+                        continue;
+                    };
+                    let notification = HoldInvoiceAcceptedNotification {
+                        transaction_type: TransactionType::Incoming,
+                        invoice: made.invoice.bolt11.clone(),
+                        description: made.description.clone(),
+                        description_hash: None,
+                        payment_hash: payment_hash.to_string(),
+                        amount: amount_msat,
+                        created_at: Timestamp::from(made.created_at),
+                        expires_at: Timestamp::from(made.invoice.expires_at),
+                        settle_deadline: claim_deadline.unwrap_or(0),
+                        metadata: None,
+                    };
+                    self.notify_one(
+                        &made.client,
+                        NotificationType::HoldInvoiceAccepted,
+                        NotificationResult::HoldInvoiceAccepted(notification),
+                    )
+                    .await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a notification to one connection: as NIP-44 (kind 23197) to apps that spoke
+    /// NIP-44, and as NIP-04 (kind 23196) to the others and to apps not heard from yet.
+    async fn notify_one(
+        &self,
+        client: &PublicKey,
+        notification_type: NotificationType,
+        notification: NotificationResult,
+    ) {
+        if lock(&self.store).active(client).is_none() {
+            return;
+        }
+        let text = Notification {
+            notification_type,
+            notification,
+        }
+        .as_json();
+        let kinds = match lock(&self.encryption).get(client) {
+            Some(Encryption::Nip44) => {
+                vec![(Encryption::Nip44, Kind::Custom(NOTIFICATION_NIP44_KIND))]
+            }
+            Some(Encryption::Nip04) => vec![(Encryption::Nip04, Kind::WalletConnectNotification)],
+            None => vec![
+                (Encryption::Nip44, Kind::Custom(NOTIFICATION_NIP44_KIND)),
+                (Encryption::Nip04, Kind::WalletConnectNotification),
+            ],
+        };
+        for (encryption, kind) in kinds {
+            match envelope::seal(&self.keys, client, encryption, kind, &text, None) {
+                Ok(event) => {
+                    if let Err(e) = self.client.send_event(&event).await {
+                        tracing::warn!("NWC notification not sent: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("NWC notification not sealed: {e}"),
+            }
+        }
+    }
+}
