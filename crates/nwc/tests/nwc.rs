@@ -1,0 +1,439 @@
+//! The NWC wallet service end to end: real ldk-nodes on the embedded regtest chain, an
+//! in-process Nostr relay (`nostr-relay-builder`), and rust-nostr's own NWC client (NIP-04)
+//! next to a hand-driven NIP-44 v2 client. Paying, invoicing, lookups, notifications, hold
+//! invoices settled and cancelled, budgets, unknown and revoked keys.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moip_lightning::{
+    LightningConfig, LightningNode, Network, PaymentHash, PaymentState, Preimage, RouteLimits,
+    SeedSource,
+};
+use moip_nwc::{Budget, NwcConfig, NwcService};
+use moip_testenv::Regtest;
+use moip_wallet::keystore::{KdfParams, SeedFile};
+use nostr_relay_builder::builder::RateLimit;
+use nostr_relay_builder::{LocalRelay, RelayBuilder};
+use nostr_sdk::nips::nip44;
+use nostr_sdk::nips::nip47::{
+    self, CancelHoldInvoiceRequest, ErrorCode, ListTransactionsRequest, LookupInvoiceRequest,
+    MakeHoldInvoiceRequest, MakeInvoiceRequest, Method, NostrWalletConnectURI, Notification,
+    NotificationResult, PayInvoiceRequest, Request, RequestParams, Response, ResponseResult,
+    SettleHoldInvoiceRequest, TransactionState, TransactionType,
+};
+use nostr_sdk::{
+    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification, RelayUrl,
+    Tag, TagKind, Timestamp,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn start_node(env: &Regtest, root: &Path, name: &str) -> LightningNode {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let seed = dir.join("seed");
+    let mnemonic = moip_lightning::ldk_node::generate_entropy_mnemonic(None);
+    SeedFile::create_with(&seed, &mnemonic, "pw", KdfParams::INSECURE_FAST).expect("seed");
+    let mut config = LightningConfig::new(
+        Network::Regtest,
+        dir.join("ldk"),
+        env.electrum_url(),
+        SeedSource::EncryptedFile {
+            path: seed,
+            password: "pw".into(),
+        },
+    );
+    config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))];
+    config.alias = Some(name.into());
+    config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
+    LightningNode::start(config).expect("start node")
+}
+
+fn mine(env: &Regtest, n: u32, nodes: &[&LightningNode]) {
+    env.mine_burn(n);
+    let tip = env.height();
+    for node in nodes {
+        node.wait_for(WAIT, "the tip", |n| {
+            n.sync().ok()?;
+            (n.best_block_height() >= tip).then_some(())
+        })
+        .expect("synced");
+    }
+}
+
+/// A client speaking NIP-44 v2 by hand: what a current NWC app sends.
+struct Nip44App {
+    keys: Keys,
+    service: nostr_sdk::PublicKey,
+    client: Client,
+}
+
+impl Nip44App {
+    async fn connect(keys: Keys, uri: &NostrWalletConnectURI) -> Nip44App {
+        let client = Client::builder().signer(keys.clone()).build();
+        for relay in &uri.relays {
+            client.add_relay(relay.clone()).await.expect("relay");
+        }
+        client.connect().await;
+        client.wait_for_connection(WAIT).await;
+        // Notifications for this key, NIP-44 kind.
+        let filter = Filter::new()
+            .author(uri.public_key)
+            .pubkey(keys.public_key())
+            .kind(Kind::Custom(23197))
+            .since(Timestamp::now());
+        client.subscribe(filter, None).await.expect("subscribe");
+        Nip44App {
+            keys,
+            service: uri.public_key,
+            client,
+        }
+    }
+
+    fn open(&self, event: &Event) -> String {
+        nip44::decrypt(self.keys.secret_key(), &self.service, &event.content).expect("decrypt")
+    }
+
+    async fn send_raw(&self, content: String) -> Event {
+        let event = EventBuilder::new(Kind::WalletConnectRequest, content)
+            .tags([
+                Tag::public_key(self.service),
+                Tag::custom(TagKind::custom("encryption"), ["nip44_v2"]),
+            ])
+            .sign_with_keys(&self.keys)
+            .expect("sign");
+        self.client.send_event(&event).await.expect("send");
+        event
+    }
+
+    async fn request(&self, request: Request) -> Response {
+        let content = nip44::encrypt(
+            self.keys.secret_key(),
+            &self.service,
+            request.as_json(),
+            nip44::Version::V2,
+        )
+        .expect("encrypt");
+        let filter = Filter::new()
+            .author(self.service)
+            .kind(Kind::WalletConnectResponse)
+            .pubkey(self.keys.public_key());
+        let mut notifications = self.client.notifications();
+        self.client
+            .subscribe(filter, None)
+            .await
+            .expect("subscribe");
+        let sent = self.send_raw(content).await;
+        let reply = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(RelayPoolNotification::Event { event, .. }) = notifications.recv().await {
+                    let answers = event.tags.event_ids().any(|id| *id == sent.id);
+                    if event.kind == Kind::WalletConnectResponse && answers {
+                        return event;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("a reply");
+        let encrypted_with_nip44 = reply
+            .tags
+            .iter()
+            .any(|t| t.as_slice() == ["encryption".to_string(), "nip44_v2".to_string()]);
+        assert!(encrypted_with_nip44, "the reply says it is NIP-44");
+        Response::from_json(self.open(&reply)).expect("response")
+    }
+
+    async fn next_notification(&self) -> Notification {
+        let mut notifications = self.client.notifications();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(RelayPoolNotification::Event { event, .. }) = notifications.recv().await {
+                    if event.kind == Kind::Custom(23197) {
+                        return Notification::from_json(self.open(&event)).expect("notification");
+                    }
+                }
+            }
+        })
+        .await
+        .expect("a notification")
+    }
+}
+
+fn error_code(e: &nwc::Error) -> Option<ErrorCode> {
+    match e {
+        nwc::Error::NIP47(nip47::Error::ErrorCode(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+fn request(method: Method, params: RequestParams) -> Request {
+    Request { method, params }
+}
+
+#[test]
+fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
+    let env = Regtest::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let wallet = start_node(&env, root.path(), "wallet");
+    let shop = start_node(&env, root.path(), "shop");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // The wallet's node opens a channel to the shop and pushes it some funds to pay with.
+    let address = wallet.new_address().expect("address");
+    env.mine_to(1, &address.script_pubkey());
+    mine(&env, 100, &[&wallet, &shop]);
+    wallet
+        .wait_for(WAIT, "coins", |n| {
+            n.sync().ok()?;
+            (n.balance().onchain_spendable_sats > 0).then_some(())
+        })
+        .expect("funded");
+    let shop_peer = shop.peer_addresses().into_iter().next().expect("listening");
+    wallet
+        .open_channel(&shop_peer, 1_000_000, Some(400_000_000), true)
+        .expect("open");
+    wallet
+        .wait_for(WAIT, "the funding in the mempool", |_| {
+            (!env.node.mempool_txids().is_empty()).then_some(())
+        })
+        .expect("funding");
+    mine(&env, 6, &[&wallet, &shop]);
+    for node in [&wallet, &shop] {
+        node.wait_for(WAIT, "a usable channel", |n| {
+            n.channels().iter().any(|c| c.is_usable).then_some(())
+        })
+        .expect("usable");
+    }
+
+    // An in-process relay and the service on it.
+    let relay = LocalRelay::new(
+        RelayBuilder::default()
+            .addr(Ipv4Addr::LOCALHOST.into())
+            .rate_limit(RateLimit {
+                max_reqs: 500,
+                notes_per_minute: 10_000,
+            }),
+    );
+    rt.block_on(relay.run()).expect("relay");
+    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let mut config = NwcConfig::new(vec![relay_url.to_string()]);
+    let store = root.path().join("connections.json");
+    config.store = Some(store.clone());
+    let service = rt
+        .block_on(NwcService::start(
+            Arc::new(wallet.clone()),
+            Keys::generate(),
+            config,
+        ))
+        .expect("service");
+    let budget = Budget {
+        limit_msat: 60_000_000,
+        period_secs: 86_400,
+    };
+    let uri = service.connect_app("till", Some(budget)).expect("connect");
+    let app_key = Keys::new(uri.secret.clone()).public_key();
+    assert_eq!(uri.public_key, service.public_key());
+    let parsed: NostrWalletConnectURI = uri.to_string().parse().expect("the URI round-trips");
+    assert_eq!(parsed, uri);
+    assert!(moip_nwc::uri_qr(&uri).expect("qr").contains('█'));
+
+    // --- rust-nostr's NWC client (NIP-04).
+    let app = nwc::NWC::new(uri.clone());
+    let info = rt.block_on(app.get_info()).expect("get_info");
+    assert_eq!(info.pubkey, Some(wallet.node_id().to_string()));
+    assert_eq!(info.network.as_deref(), Some("regtest"));
+    assert!(info.methods.contains(&Method::PayInvoice));
+    let balance = rt.block_on(app.get_balance()).expect("get_balance");
+    assert_eq!(balance, wallet.balance().lightning_sats * 1000);
+
+    // Receive: the app makes an invoice, the shop pays it, the app is told and can look it up.
+    rt.block_on(app.subscribe_to_notifications())
+        .expect("notifications");
+    let made = rt
+        .block_on(app.make_invoice(MakeInvoiceRequest {
+            amount: 20_000_000,
+            description: Some("coffee".into()),
+            description_hash: None,
+            expiry: None,
+        }))
+        .expect("make_invoice");
+    let made_hash = made.payment_hash.clone().expect("hash");
+    let (tx, notified) = std::sync::mpsc::channel();
+    let listener = nwc::NWC::new(uri.clone());
+    rt.block_on(listener.subscribe_to_notifications())
+        .expect("subscribe");
+    rt.spawn(async move {
+        let _ = listener
+            .handle_notifications(|n| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(n);
+                    Ok(false)
+                }
+            })
+            .await;
+    });
+    shop.pay(&made.invoice, None, RouteLimits::default(), WAIT)
+        .expect("the shop pays the app's invoice");
+    let notification = notified.recv_timeout(WAIT).expect("payment_received");
+    match notification.notification {
+        NotificationResult::PaymentReceived(p) => {
+            assert_eq!(p.payment_hash, made_hash);
+            assert_eq!(p.amount, 20_000_000);
+            assert_eq!(p.description.as_deref(), Some("coffee"));
+        }
+        other => panic!("unexpected notification {other:?}"),
+    }
+    let looked_up = rt
+        .block_on(app.lookup_invoice(LookupInvoiceRequest {
+            payment_hash: Some(made_hash.clone()),
+            invoice: None,
+        }))
+        .expect("lookup_invoice");
+    assert_eq!(looked_up.state, Some(TransactionState::Settled));
+    assert_eq!(looked_up.transaction_type, Some(TransactionType::Incoming));
+    let preimage: Preimage = looked_up.preimage.expect("preimage").parse().expect("hex");
+    assert_eq!(preimage.payment_hash().to_string(), made_hash);
+
+    // Pay: the app pays the shop's invoice; the preimage proves it.
+    let tea = shop
+        .create_invoice(Some(30_000_000), "tea", 3600)
+        .expect("invoice");
+    let paid = rt
+        .block_on(app.pay_invoice(PayInvoiceRequest::new(tea.bolt11.clone())))
+        .expect("pay_invoice");
+    let preimage: Preimage = paid.preimage.parse().expect("hex");
+    assert_eq!(preimage.payment_hash(), tea.payment_hash);
+    shop.wait_for(WAIT, "the shop to be paid", |n| {
+        (n.payment_by_hash(tea.payment_hash)?.state == PaymentState::Succeeded).then_some(())
+    })
+    .expect("paid");
+
+    // The budget: 60k sat a day, 30k spent; 40k more is refused and nothing moves.
+    let cake = shop
+        .create_invoice(Some(40_000_000), "cake", 3600)
+        .expect("invoice");
+    let refused = rt
+        .block_on(app.pay_invoice(PayInvoiceRequest::new(cake.bolt11.clone())))
+        .expect_err("over budget");
+    assert_eq!(
+        error_code(&refused),
+        Some(ErrorCode::QuotaExceeded),
+        "{refused}"
+    );
+    assert_ne!(
+        shop.payment_by_hash(cake.payment_hash).map(|p| p.state),
+        Some(PaymentState::Succeeded)
+    );
+    let spent = service.connections()[0].spent_msat;
+    assert!((30_000_000..31_000_000).contains(&spent), "{spent}");
+
+    let history = rt
+        .block_on(app.list_transactions(ListTransactionsRequest::default()))
+        .expect("list_transactions");
+    let hashes: Vec<&str> = history.iter().map(|t| t.payment_hash.as_str()).collect();
+    assert!(hashes.contains(&made_hash.as_str()), "{hashes:?}");
+    assert!(hashes.contains(&tea.payment_hash.to_string().as_str()));
+
+    // --- A NIP-44 client on the same connection key: balance, then hold invoices.
+    let app44 = rt.block_on(Nip44App::connect(Keys::new(uri.secret.clone()), &uri));
+    let response = rt.block_on(app44.request(Request::get_balance()));
+    let balance = response.to_get_balance().expect("balance").balance;
+    assert_eq!(balance, wallet.balance().lightning_sats * 1000);
+
+    for settle in [true, false] {
+        let secret = Preimage::random();
+        let hash: PaymentHash = secret.payment_hash();
+        let response = rt.block_on(app44.request(request(
+            Method::MakeHoldInvoice,
+            RequestParams::MakeHoldInvoice(MakeHoldInvoiceRequest {
+                amount: 15_000_000,
+                description: Some("escrow".into()),
+                description_hash: None,
+                expiry: None,
+                payment_hash: hash.to_string(),
+                cltv_expiry_delta: None,
+            }),
+        )));
+        let invoice = match response.result {
+            Some(ResponseResult::MakeHoldInvoice(r)) => r.invoice.expect("invoice"),
+            other => panic!("no hold invoice: {other:?} {:?}", response.error),
+        };
+        // The shop pays; its payment is held until the app decides.
+        let payer = shop.clone();
+        let paying =
+            std::thread::spawn(move || payer.pay(&invoice, None, RouteLimits::default(), WAIT));
+        let notification = rt.block_on(app44.next_notification());
+        match notification.notification {
+            NotificationResult::HoldInvoiceAccepted(n) => {
+                assert_eq!(n.payment_hash, hash.to_string());
+                assert_eq!(n.amount, 15_000_000);
+            }
+            other => panic!("unexpected notification {other:?}"),
+        }
+        let response = if settle {
+            rt.block_on(app44.request(request(
+                Method::SettleHoldInvoice,
+                RequestParams::SettleHoldInvoice(SettleHoldInvoiceRequest {
+                    preimage: secret.to_string(),
+                }),
+            )))
+        } else {
+            rt.block_on(app44.request(request(
+                Method::CancelHoldInvoice,
+                RequestParams::CancelHoldInvoice(CancelHoldInvoiceRequest {
+                    payment_hash: hash.to_string(),
+                }),
+            )))
+        };
+        assert!(response.error.is_none(), "{:?}", response.error);
+        let outcome = paying.join().expect("payer thread");
+        if settle {
+            let outcome = outcome.expect("the held payment settles");
+            assert_eq!(outcome.preimage, Some(secret));
+        } else {
+            assert!(
+                outcome.is_err(),
+                "a cancelled hold invoice fails the payment"
+            );
+        }
+    }
+
+    // A tampered request is dropped and the service keeps answering.
+    rt.block_on(app44.send_raw("AgAAAAAAAAAAtampered".into()));
+    let response = rt.block_on(app44.request(Request::get_info()));
+    assert!(response.error.is_none());
+
+    // A key the wallet never connected is unauthorized.
+    let stranger = rt.block_on(Nip44App::connect(Keys::generate(), &uri));
+    let response = rt.block_on(stranger.request(Request::get_balance()));
+    assert_eq!(
+        response.error.map(|e| e.code),
+        Some(ErrorCode::Unauthorized)
+    );
+
+    // Revoked: the app's key no longer works, and that survives a restart of the store.
+    service.revoke(&app_key).expect("revoke");
+    let err = rt.block_on(app.get_balance()).expect_err("revoked");
+    assert_eq!(error_code(&err), Some(ErrorCode::Unauthorized), "{err}");
+    let reopened = moip_nwc::ConnectionStore::open(&store).expect("store");
+    assert!(reopened.active(&app_key).is_none());
+
+    rt.block_on(service.shutdown());
+    relay.shutdown();
+    wallet.stop().expect("stop");
+    shop.stop().expect("stop");
+}
