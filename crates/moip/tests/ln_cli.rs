@@ -1,6 +1,7 @@
 //! `moip ln` across processes: while `moip ln run` holds a node's directory, the other commands
 //! are carried out by that running node over its control socket (no password needed, the node
-//! is not started twice); once it stops, they start the node themselves again.
+//! is not started twice); once it stops, they start the node themselves again. With
+//! `--nwc-relay`, `run` also serves Nostr Wallet Connect, and the `nwc-*` commands manage it.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -165,4 +166,78 @@ fn commands_go_to_the_running_node_then_start_it_themselves() {
     let info = ok(&dir, &[&chain[..], &["info"]].concat(), true);
     assert!(info.contains(&node_id), "{info}");
     assert!(info.contains("on-chain: 5000000000 sat"), "{info}");
+}
+
+#[test]
+fn run_serves_nwc_and_the_commands_manage_its_connections() {
+    let env = Regtest::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("node");
+    ok(&dir, &["init"], true);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let relay = nostr_relay_builder::LocalRelay::new(
+        nostr_relay_builder::RelayBuilder::default().addr(std::net::Ipv4Addr::LOCALHOST.into()),
+    );
+    rt.block_on(relay.run()).expect("relay");
+    let relay_url = rt.block_on(relay.url()).to_string();
+
+    let electrum = env.electrum_url();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let chain = [
+        "--electrum",
+        electrum.as_str(),
+        "--listen",
+        listen.as_str(),
+        "--nwc-relay",
+        relay_url.as_str(),
+    ];
+    let running = Running::start(&dir, &chain);
+    let node_id = running.line_after("node id:");
+    let service = running.line_after("nwc service:");
+    running.line_after("control socket:");
+
+    let out = ok(
+        &dir,
+        &["nwc-connect", "till", "--budget-sat", "1000"],
+        false,
+    );
+    let uri: nwc::prelude::NostrWalletConnectURI = out
+        .lines()
+        .next()
+        .expect("a URI line")
+        .parse()
+        .expect("URI");
+    assert_eq!(uri.public_key.to_string(), service);
+    let app = nwc::NWC::new(uri.clone());
+    let info = rt
+        .block_on(app.get_info())
+        .expect("get_info over the relay");
+    assert_eq!(info.pubkey.as_deref(), Some(node_id.as_str()));
+
+    let client = nwc::prelude::Keys::new(uri.secret.clone()).public_key();
+    let list = ok(&dir, &["nwc-list"], false);
+    assert!(
+        list.contains(&client.to_string()) && list.contains("till"),
+        "{list}"
+    );
+    assert!(list.contains("budget 1000 sat"), "{list}");
+    ok(&dir, &["nwc-revoke", &client.to_string()], false);
+    assert!(rt.block_on(app.get_balance()).is_err(), "revoked");
+    assert!(ok(&dir, &["nwc-list"], false).contains("revoked"));
+
+    // Without `run`, the NWC commands say where NWC lives.
+    running.interrupt();
+    let out = moip_ln(&dir, &[&chain[..4], &["nwc-list"]].concat(), true);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nwc-relay"));
+
+    // The service key is kept: a restarted node serves NWC under the same key.
+    let running = Running::start(&dir, &chain);
+    assert_eq!(running.line_after("nwc service:"), service);
+    running.interrupt();
+    relay.shutdown();
 }

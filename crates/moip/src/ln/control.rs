@@ -21,10 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use moip_lightning::LightningNode;
 use serde::{Deserialize, Serialize};
 
-use super::LnCommand;
+use super::{Ctx, LnCommand};
 
 /// The socket's file name in the node's data directory.
 pub(super) const SOCKET: &str = "control.sock";
@@ -68,9 +67,9 @@ pub(super) fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// Listens on `path` and carries out each request on `node`, on threads of its own, until the
+/// Listens on `path` and carries out each request on the running node of `ctx`, on threads of its own, until the
 /// process exits.
-pub(super) fn serve(path: &Path, node: LightningNode) -> io::Result<()> {
+pub(super) fn serve(path: &Path, ctx: Arc<Ctx>) -> io::Result<()> {
     if path.exists() && !is_live(path) {
         remove(path);
     }
@@ -87,12 +86,12 @@ pub(super) fn serve(path: &Path, node: LightningNode) -> io::Result<()> {
                     let _ = write_reply(&stream, &Reply::error("the node is busy; try again"));
                     continue;
                 }
-                let (node, running) = (node.clone(), Arc::clone(&running));
+                let (ctx, running) = (Arc::clone(&ctx), Arc::clone(&running));
                 let spawned =
                     std::thread::Builder::new()
                         .name("ln-command".into())
                         .spawn(move || {
-                            handle(&stream, &node);
+                            handle(&stream, &ctx);
                             running.fetch_sub(1, Ordering::SeqCst);
                         });
                 if spawned.is_err() {
@@ -104,12 +103,12 @@ pub(super) fn serve(path: &Path, node: LightningNode) -> io::Result<()> {
     Ok(())
 }
 
-fn handle(stream: &UnixStream, node: &LightningNode) {
+fn handle(stream: &UnixStream, ctx: &Ctx) {
     let reply = match read_request(stream) {
         Err(message) => Reply::error(message),
         Ok(command) => {
             let mut output = String::new();
-            let error = super::command(node, command, &mut output)
+            let error = super::command(ctx, command, &mut output)
                 .err()
                 .map(|e| format!("{e:#}"));
             Reply { output, error }

@@ -11,14 +11,17 @@ mod control;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bitcoin::hashes::Hash as _;
 use clap::{Args, Subcommand};
 use moip_lightning::{
-    parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PeerAddress,
-    RouteLimits, SeedSource,
+    parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PaymentRail,
+    PeerAddress, RouteLimits, SeedSource,
 };
+use moip_nwc::{Budget, Keys, NwcConfig, NwcService, PublicKey};
 use serde::{Deserialize, Serialize};
 
 /// How long one-shot commands wait for peers to reconnect and for payments to complete.
@@ -53,6 +56,9 @@ pub(crate) struct LnArgs {
     /// bitcoind RPC password
     #[arg(long, env = "MOIP_BITCOIND_PASSWORD", hide_env_values = true)]
     bitcoind_password: Option<String>,
+    /// Nostr relay for the NWC wallet service that `run` starts (repeatable; none: no NWC)
+    #[arg(long = "nwc-relay")]
+    nwc_relays: Vec<String>,
     /// The seed file's password (prompted for when absent)
     #[arg(long, env = "MOIP_LN_PASSWORD", hide_env_values = true)]
     password: Option<String>,
@@ -145,6 +151,21 @@ enum LnCommand {
     Balance,
     /// Payment history
     Payments,
+    /// Connects an app over Nostr Wallet Connect (needs `run --nwc-relay`); prints its URI
+    NwcConnect {
+        /// A name for the app
+        name: String,
+        /// Most the app may spend per period, in sat (omit: no limit)
+        #[arg(long)]
+        budget_sat: Option<u64>,
+        /// The budget's period in seconds
+        #[arg(long, default_value_t = 86_400)]
+        period_secs: u64,
+    },
+    /// Lists NWC connections
+    NwcList,
+    /// Revokes an NWC connection by its client public key
+    NwcRevoke { client: String },
 }
 
 fn password(args: &LnArgs, new: bool) -> anyhow::Result<String> {
@@ -204,8 +225,19 @@ pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
         if control::is_live(&socket) {
             bail!("a node is already running in {}", data_dir.display());
         }
-        let node = LightningNode::start(config(&args, data_dir)?).context("starting the node")?;
-        let result = run_node(&node, &socket);
+        let config = config(&args, data_dir.clone())?;
+        let password = match &config.seed {
+            SeedSource::EncryptedFile { password, .. } => password.clone(),
+            SeedSource::Mnemonic(_) => String::new(),
+        };
+        let node = LightningNode::start(config).context("starting the node")?;
+        let nwc = (!args.nwc_relays.is_empty()).then(|| NwcSetup {
+            relays: args.nwc_relays.clone(),
+            key_file: data_dir.join("nwc.seed"),
+            store: data_dir.join("nwc-connections.json"),
+            password,
+        });
+        let result = run_node(&node, &socket, nwc);
         control::remove(&socket);
         node.stop().context("stopping the node")?;
         return result;
@@ -217,25 +249,84 @@ pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
     }
     let node = LightningNode::start(config(&args, data_dir)?).context("starting the node")?;
     let mut output = String::new();
-    let result = command(&node, args.command, &mut output);
+    let ctx = Ctx {
+        node: node.clone(),
+        nwc: None,
+    };
+    let result = command(&ctx, args.command, &mut output);
     print!("{output}");
     node.stop().context("stopping the node")?;
     result
 }
 
-/// `moip ln run`: serves the control socket and prints events until Ctrl-C.
-fn run_node(node: &LightningNode, socket: &std::path::Path) -> anyhow::Result<()> {
+/// What `run` needs to start the NWC wallet service.
+struct NwcSetup {
+    relays: Vec<String>,
+    /// The service's key, sealed like the node's seed (under the same password).
+    key_file: PathBuf,
+    /// Its connections (public keys and budgets only).
+    store: PathBuf,
+    password: String,
+}
+
+/// A running node and what runs beside it, for the commands.
+pub(crate) struct Ctx {
+    node: LightningNode,
+    nwc: Option<Arc<NwcService>>,
+}
+
+/// The NWC service's Nostr key: a mnemonic of its own, sealed in `key_file` (created on first
+/// use). Kept apart from the node's seed so that rotating it does not touch the node's funds.
+fn nwc_keys(setup: &NwcSetup) -> anyhow::Result<Keys> {
+    use moip_wallet::keystore::SeedFile;
+    let mnemonic = if setup.key_file.exists() {
+        SeedFile::open(&setup.key_file, &setup.password)?
+    } else {
+        let mnemonic = moip_lightning::ldk_node::generate_entropy_mnemonic(None);
+        SeedFile::create(&setup.key_file, &mnemonic, &setup.password)?;
+        mnemonic
+    };
+    let digest = bitcoin::hashes::sha256::Hash::hash(&mnemonic.to_entropy());
+    Ok(Keys::parse(&digest.to_string())?)
+}
+
+/// `moip ln run`: serves the control socket (and NWC, if asked) and prints events until Ctrl-C.
+fn run_node(
+    node: &LightningNode,
+    socket: &std::path::Path,
+    nwc: Option<NwcSetup>,
+) -> anyhow::Result<()> {
     println!("node id: {}", node.node_id());
     for peer in node.peer_addresses() {
         println!("listening: {peer}");
     }
-    control::serve(socket, node.clone())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("moip-ln-run")
+        .enable_all()
+        .build()?;
+    let nwc = match nwc {
+        None => None,
+        Some(setup) => {
+            let keys = nwc_keys(&setup).context("the NWC service key")?;
+            let mut config = NwcConfig::new(setup.relays);
+            config.store = Some(setup.store);
+            let rail: Arc<dyn PaymentRail> = Arc::new(node.clone());
+            let service = runtime
+                .block_on(NwcService::start(rail, keys, config))
+                .context("starting the NWC service")?;
+            println!("nwc service: {}", service.public_key());
+            Some(Arc::new(service))
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        node: node.clone(),
+        nwc,
+    });
+    control::serve(socket, Arc::clone(&ctx))
         .with_context(|| format!("control socket {}", socket.display()))?;
     println!("control socket: {}", socket.display());
     let mut events = node.subscribe();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
         loop {
             tokio::select! {
@@ -253,6 +344,12 @@ fn run_node(node: &LightningNode, socket: &std::path::Path) -> anyhow::Result<()
     Ok(())
 }
 
+fn nwc_service(ctx: &Ctx) -> anyhow::Result<&NwcService> {
+    ctx.nwc
+        .as_deref()
+        .context("NWC runs inside `moip ln run --nwc-relay <url>`; start the node that way")
+}
+
 /// Waits for persisted peers to reconnect, so one-shot payments find usable channels.
 fn await_channels(node: &LightningNode) {
     if node.channels().iter().any(|c| c.is_ready) {
@@ -264,7 +361,8 @@ fn await_channels(node: &LightningNode) {
 
 /// Carries out one command on a running node, writing what it prints to `out` (the terminal, or
 /// the reply on the control socket).
-fn command(node: &LightningNode, command: LnCommand, out: &mut String) -> anyhow::Result<()> {
+fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()> {
+    let node = &ctx.node;
     match command {
         LnCommand::Init | LnCommand::Run => {
             bail!("`init` and `run` are not commands for a running node")
@@ -382,6 +480,50 @@ fn command(node: &LightningNode, command: LnCommand, out: &mut String) -> anyhow
         LnCommand::Balance => {
             node.sync()?;
             print_balance(node, out)?;
+        }
+        LnCommand::NwcConnect {
+            name,
+            budget_sat,
+            period_secs,
+        } => {
+            let service = nwc_service(ctx)?;
+            let budget = budget_sat.map(|sat| Budget {
+                limit_msat: sat.saturating_mul(1000),
+                period_secs,
+            });
+            let uri = service.connect_app(&name, budget)?;
+            writeln!(out, "{uri}")?;
+            writeln!(out, "{}", moip_nwc::uri_qr(&uri)?)?;
+            writeln!(
+                out,
+                "The URI is a bearer secret: whoever holds it spends within the budget."
+            )?;
+        }
+        LnCommand::NwcList => {
+            for c in nwc_service(ctx)?.connections() {
+                writeln!(
+                    out,
+                    "{} {} {}{}",
+                    c.client,
+                    c.name,
+                    match c.budget {
+                        Some(b) => format!(
+                            "budget {} sat / {} s, spent {} msat",
+                            b.limit_msat / 1000,
+                            b.period_secs,
+                            c.spent_msat
+                        ),
+                        None => "no budget".to_string(),
+                    },
+                    if c.revoked { ", revoked" } else { "" }
+                )?;
+            }
+        }
+        LnCommand::NwcRevoke { client } => {
+            let client = PublicKey::parse(client.trim())
+                .map_err(|e| anyhow::anyhow!("not a Nostr public key: {e}"))?;
+            nwc_service(ctx)?.revoke(&client)?;
+            writeln!(out, "revoked {client}")?;
         }
         LnCommand::Payments => {
             for p in node.payments() {
