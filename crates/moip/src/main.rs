@@ -3,6 +3,7 @@
 mod electrum;
 mod ln;
 mod node;
+mod relay;
 mod wallet;
 
 use std::path::PathBuf;
@@ -11,7 +12,6 @@ use clap::{Parser, Subcommand};
 
 const COMING: &str = "\
 Commands still to come, each with its layer:
-  relay      L3  Moneysocket relay
   socket     L3  Moneysocket consumer
   up         L5  the whole community node with its web dashboard";
 
@@ -35,6 +35,9 @@ enum Command {
     Wallet(wallet::WalletArgs),
     /// Lightning node on LDK: channels, BOLT11/BOLT12/keysend payments, hold invoices.
     Ln(ln::LnArgs),
+    /// Moneysocket relay: pairs a wallet and an app by rendezvous id and forwards their
+    /// (encrypted) frames, with size, rate, connection and idle limits.
+    Relay(relay::RelayArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -70,5 +73,6 @@ fn main() -> anyhow::Result<()> {
         Command::Wallet(_) => unreachable!("run above"),
         // Synchronous like the wallet; the node runs on a runtime of its own.
         Command::Ln(args) => ln::run(args),
+        Command::Relay(args) => runtime.block_on(relay::run(args)),
     }
 }
