@@ -35,9 +35,11 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod consumer;
 pub mod encoding;
 pub mod error;
 mod ids;
+pub mod provider;
 pub mod relay;
 pub mod seed;
 pub mod timestamp;
