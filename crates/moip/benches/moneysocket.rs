@@ -1,0 +1,199 @@
+//! Moneysocket round trips through the relay (issue 6), on the embedded regtest chain with two
+//! real ldk-nodes: the provider's wallet and a shop.
+//!
+//! - **pay**: the consumer sends REQUEST_PAY for a shop invoice and waits for NOTIFY_PREIMAGE
+//!   (consumer → relay → provider → Lightning → provider → relay → consumer);
+//! - **receive**: the consumer sends REQUEST_INVOICE, the shop pays the invoice, and the
+//!   consumer waits for the NOTIFY_PREIMAGE of its invoice;
+//! - **peer**: the same payment made directly on the wallet node, no Moneysocket at all — the
+//!   ratio says what the protocol and the relay add.
+//!
+//! Run: `cargo bench -p moip --bench moneysocket` (release). Prints p50/p99 per figure.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moip::wiring::RailProvider;
+use moip_lightning::{LightningConfig, LightningNode, Network, RouteLimits, SeedSource};
+use moip_moneysocket::client::ClientConfig;
+use moip_moneysocket::consumer::Consumer;
+use moip_moneysocket::provider::{self, Account, Denomination, SpendingLimit};
+use moip_moneysocket::relay::{Relay, RelayConfig};
+use moip_moneysocket::v0::message::NotificationKind;
+use moip_moneysocket::SharedSeed;
+use moip_testenv::Regtest;
+
+const WAIT: Duration = Duration::from_secs(120);
+const ROUNDS: usize = 200;
+const AMOUNT_MSAT: u64 = 10_000;
+
+fn start(env: &Regtest, root: &std::path::Path, name: &str) -> LightningNode {
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut config = LightningConfig::new(
+        Network::Regtest,
+        root.join(name),
+        env.electrum_url(),
+        SeedSource::Mnemonic(moip_lightning::ldk_node::generate_entropy_mnemonic(None)),
+    );
+    config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
+    config.alias = Some(name.into());
+    config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
+    LightningNode::start(config).expect("start")
+}
+
+fn mine(env: &Regtest, n: u32, nodes: &[&LightningNode]) {
+    env.mine_burn(n);
+    let tip = env.height();
+    for node in nodes {
+        node.wait_for(WAIT, "the tip", |n| {
+            n.sync().ok()?;
+            (n.best_block_height() >= tip).then_some(())
+        })
+        .expect("synced");
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    println!(
+        "{name}: {} rounds, p50 {:.1} ms, p99 {:.1} ms",
+        samples.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    p50
+}
+
+fn main() {
+    let env = Regtest::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let wallet = start(&env, root.path(), "wallet");
+    let shop = start(&env, root.path(), "shop");
+    let address = wallet.new_address().expect("address");
+    env.mine_to(1, &address.script_pubkey());
+    mine(&env, 100, &[&wallet, &shop]);
+    wallet
+        .wait_for(WAIT, "coins", |n| {
+            n.sync().ok()?;
+            (n.balance().onchain_spendable_sats > 0).then_some(())
+        })
+        .expect("funded");
+    let shop_peer = shop.peer_addresses().into_iter().next().expect("listening");
+    wallet
+        .open_channel(&shop_peer, 2_000_000, Some(800_000_000), true)
+        .expect("open");
+    mine(&env, 6, &[&wallet, &shop]);
+    for node in [&wallet, &shop] {
+        node.wait_for(WAIT, "a usable channel", |n| {
+            n.channels().iter().any(|c| c.is_usable).then_some(())
+        })
+        .expect("usable");
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let guard = rt.enter();
+    let relay = rt
+        .block_on(Relay::bind(RelayConfig {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            rate_limit: None,
+            ..RelayConfig::default()
+        }))
+        .expect("relay");
+    let url = format!("ws://{}", relay.local_addr());
+    let account = Account::new(
+        RailProvider::new(Arc::new(wallet.clone())),
+        Denomination::Bitcoin,
+    );
+    let seed = SharedSeed::from_bytes([9; 16]);
+    let config = ClientConfig::default();
+    {
+        let (url, account, config) = (url.clone(), Arc::clone(&account), config.clone());
+        rt.spawn(async move {
+            provider::serve(&url, seed, account, SpendingLimit::default(), &config).await
+        });
+    }
+    let consumer = rt
+        .block_on(Consumer::connect(&url, seed, &config, WAIT))
+        .expect("consumer");
+    rt.block_on(consumer.ping()).expect("ping");
+
+    // pay: REQUEST_PAY → NOTIFY_PREIMAGE.
+    let mut pay = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let invoice = shop
+            .create_invoice(Some(AMOUNT_MSAT), "bench", 3600)
+            .expect("invoice");
+        let started = Instant::now();
+        rt.block_on(consumer.pay(&invoice.bolt11)).expect("pay");
+        pay.push(started.elapsed());
+    }
+
+    // receive: REQUEST_INVOICE, the shop pays, NOTIFY_PREIMAGE of our invoice.
+    let mut events = consumer.events();
+    let mut receive = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let invoice = rt
+            .block_on(consumer.invoice(NonZeroU64::new(AMOUNT_MSAT).expect("non-zero")))
+            .expect("invoice");
+        shop.pay(&invoice, None, RouteLimits::default(), WAIT)
+            .expect("shop pays");
+        rt.block_on(async {
+            tokio::time::timeout(WAIT, async {
+                loop {
+                    if let Ok(n) = events.recv().await {
+                        if matches!(n.kind, NotificationKind::Preimage { .. }) {
+                            return;
+                        }
+                    }
+                }
+            })
+            .await
+            .expect("preimage")
+        });
+        receive.push(started.elapsed());
+    }
+
+    // peer: the same payment straight on the node.
+    let mut direct = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let invoice = shop
+            .create_invoice(Some(AMOUNT_MSAT), "bench", 3600)
+            .expect("invoice");
+        let started = Instant::now();
+        wallet
+            .pay(&invoice.bolt11, None, RouteLimits::default(), WAIT)
+            .expect("direct pay");
+        direct.push(started.elapsed());
+    }
+
+    let pay50 = report("moneysocket pay (REQUEST_PAY → NOTIFY_PREIMAGE)", pay);
+    report(
+        "moneysocket receive (REQUEST_INVOICE → paid → NOTIFY_PREIMAGE)",
+        receive,
+    );
+    let direct50 = report("peer: the same payment on the node directly", direct);
+    println!(
+        "ratio pay p50 / direct p50: {:.2}",
+        pay50.as_secs_f64() / direct50.as_secs_f64()
+    );
+    drop(guard);
+    rt.block_on(relay.shutdown());
+    wallet.stop().expect("stop");
+    shop.stop().expect("stop");
+}
