@@ -4,6 +4,7 @@ mod electrum;
 mod ln;
 mod node;
 mod relay;
+mod socket;
 mod wallet;
 
 use std::path::PathBuf;
@@ -12,7 +13,6 @@ use clap::{Parser, Subcommand};
 
 const COMING: &str = "\
 Commands still to come, each with its layer:
-  socket     L3  Moneysocket consumer
   up         L5  the whole community node with its web dashboard";
 
 /// Money over IP: a Bitcoin stack from the chain up to community work payments.
@@ -38,6 +38,8 @@ enum Command {
     /// Moneysocket relay: pairs a wallet and an app by rendezvous id and forwards their
     /// (encrypted) frames, with size, rate, connection and idle limits.
     Relay(relay::RelayArgs),
+    /// Moneysocket consumer: use a wallet through its beacon (balance, invoice, pay).
+    Socket(socket::SocketArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -74,5 +76,6 @@ fn main() -> anyhow::Result<()> {
         // Synchronous like the wallet; the node runs on a runtime of its own.
         Command::Ln(args) => ln::run(args),
         Command::Relay(args) => runtime.block_on(relay::run(args)),
+        Command::Socket(args) => runtime.block_on(socket::run(args)),
     }
 }

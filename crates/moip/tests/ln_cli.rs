@@ -241,3 +241,89 @@ fn run_serves_nwc_and_the_commands_manage_its_connections() {
     running.interrupt();
     relay.shutdown();
 }
+
+/// `moip socket <args>` as its own process.
+fn moip_socket(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_moip"))
+        .arg("socket")
+        .args(args)
+        .env("MOIP_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run moip socket")
+}
+
+#[test]
+fn beacons_from_the_running_node_serve_moip_socket_through_moip_relay() {
+    let env = Regtest::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("node");
+    ok(&dir, &["init"], true);
+
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["relay", "--bind", "127.0.0.1:0", "--metrics-secs", "0"])
+        .env("MOIP_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn moip relay");
+    let mut line = String::new();
+    BufReader::new(relay.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let relay_url = line
+        .trim()
+        .strip_prefix("relay listening on ")
+        .expect("the relay's address")
+        .to_string();
+
+    let electrum = env.electrum_url();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let chain = [
+        "--electrum",
+        electrum.as_str(),
+        "--listen",
+        listen.as_str(),
+        "--moneysocket-relay",
+        relay_url.as_str(),
+    ];
+    let running = Running::start(&dir, &chain);
+    running.line_after("moneysocket relay:");
+    running.line_after("control socket:");
+
+    let out = ok(&dir, &["beacon", "--limit-sat", "1000"], false);
+    let beacon = out.lines().next().expect("a beacon line").to_string();
+    assert!(beacon.starts_with("moneysocket1"), "{beacon}");
+
+    // Each `moip socket` is one consumer session; the provider takes the next one after it.
+    for _ in 0..2 {
+        let out = moip_socket(&["--beacon", &beacon, "info"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("balance 0 msat"), "{stdout}");
+    }
+    let out = moip_socket(&["--beacon", &beacon, "invoice", "5000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("lnbcrt"));
+    // Nothing to pay with: the provider's error comes back, typed.
+    let invoice = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = moip_socket(&["--beacon", &beacon, "pay", &invoice]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the provider refused"));
+
+    let bad = moip_socket(&["--beacon", "moneysocket1garbage", "info"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("reading the beacon"));
+
+    running.interrupt();
+    let _ = relay.kill();
+    let _ = relay.wait();
+}

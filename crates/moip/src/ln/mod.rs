@@ -17,10 +17,16 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bitcoin::hashes::Hash as _;
 use clap::{Args, Subcommand};
+use moip::wiring::RailProvider;
 use moip_lightning::{
     parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PaymentRail,
     PeerAddress, RouteLimits, SeedSource,
 };
+use moip_moneysocket::client::ClientConfig;
+use moip_moneysocket::provider::{Account, Denomination, SpendingLimit};
+use moip_moneysocket::v0::beacon::Beacon;
+use moip_moneysocket::v0::location::{Location, WebSocketLocation};
+use moip_moneysocket::SharedSeed;
 use moip_nwc::{Budget, Keys, NwcConfig, NwcService, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +65,9 @@ pub(crate) struct LnArgs {
     /// Nostr relay for the NWC wallet service that `run` starts (repeatable; none: no NWC)
     #[arg(long = "nwc-relay")]
     nwc_relays: Vec<String>,
+    /// Moneysocket relay for the provider that `run` starts (`moip ln beacon` makes beacons)
+    #[arg(long)]
+    moneysocket_relay: Option<String>,
     /// The seed file's password (prompted for when absent)
     #[arg(long, env = "MOIP_LN_PASSWORD", hide_env_values = true)]
     password: Option<String>,
@@ -166,6 +175,12 @@ enum LnCommand {
     NwcList,
     /// Revokes an NWC connection by its client public key
     NwcRevoke { client: String },
+    /// A new Moneysocket beacon for this node's wallet (needs `run --moneysocket-relay`)
+    Beacon {
+        /// Most that apps on this beacon may spend in all, in sat (omit: no limit)
+        #[arg(long)]
+        limit_sat: Option<u64>,
+    },
 }
 
 fn password(args: &LnArgs, new: bool) -> anyhow::Result<String> {
@@ -237,7 +252,7 @@ pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
             store: data_dir.join("nwc-connections.json"),
             password,
         });
-        let result = run_node(&node, &socket, nwc);
+        let result = run_node(&node, &socket, nwc, args.moneysocket_relay.clone());
         control::remove(&socket);
         node.stop().context("stopping the node")?;
         return result;
@@ -252,6 +267,7 @@ pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
     let ctx = Ctx {
         node: node.clone(),
         nwc: None,
+        moneysocket: None,
     };
     let result = command(&ctx, args.command, &mut output);
     print!("{output}");
@@ -273,6 +289,14 @@ struct NwcSetup {
 pub(crate) struct Ctx {
     node: LightningNode,
     nwc: Option<Arc<NwcService>>,
+    moneysocket: Option<Moneysocket>,
+}
+
+/// The node's Moneysocket account, served on every beacon made for it.
+struct Moneysocket {
+    relay: String,
+    account: Arc<Account>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// The NWC service's Nostr key: a mnemonic of its own, sealed in `key_file` (created on first
@@ -295,6 +319,7 @@ fn run_node(
     node: &LightningNode,
     socket: &std::path::Path,
     nwc: Option<NwcSetup>,
+    moneysocket_relay: Option<String>,
 ) -> anyhow::Result<()> {
     println!("node id: {}", node.node_id());
     for peer in node.peer_addresses() {
@@ -319,9 +344,24 @@ fn run_node(
             Some(Arc::new(service))
         }
     };
+    let moneysocket = match moneysocket_relay {
+        None => None,
+        Some(relay) => {
+            relay_location(&relay)?;
+            let _entered = runtime.enter();
+            let backend = RailProvider::new(Arc::new(node.clone()));
+            println!("moneysocket relay: {relay}");
+            Some(Moneysocket {
+                relay,
+                account: Account::new(backend, Denomination::Bitcoin),
+                runtime: runtime.handle().clone(),
+            })
+        }
+    };
     let ctx = Arc::new(Ctx {
         node: node.clone(),
         nwc,
+        moneysocket,
     });
     control::serve(socket, Arc::clone(&ctx))
         .with_context(|| format!("control socket {}", socket.display()))?;
@@ -342,6 +382,50 @@ fn run_node(
         }
     });
     Ok(())
+}
+
+/// A relay URL (`ws://host:port`, `wss://host[:port]`) as a beacon location.
+fn relay_location(url: &str) -> anyhow::Result<WebSocketLocation> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("ws://") {
+        (false, rest)
+    } else {
+        bail!("the relay URL must start with ws:// or wss://: {url}");
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') {
+        bail!("a v0 beacon cannot carry a path: {url}");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port.parse::<u16>().context("the relay port")?)),
+        None => (rest, None),
+    };
+    let mut location = WebSocketLocation::new(host, tls);
+    if let Some(port) = port.and_then(std::num::NonZeroU16::new) {
+        location.port = port;
+    }
+    Ok(location)
+}
+
+/// Serves a beacon for as long as the node runs: after each consumer leaves (or the relay
+/// drops), the provider rendezvouses again for the next one.
+async fn serve_beacon(
+    relay: String,
+    seed: SharedSeed,
+    account: Arc<Account>,
+    limit: SpendingLimit,
+) {
+    let config = ClientConfig::default();
+    loop {
+        if let Err(e) =
+            moip_moneysocket::provider::serve(&relay, seed, Arc::clone(&account), limit, &config)
+                .await
+        {
+            tracing::info!("beacon session ended: {e}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn nwc_service(ctx: &Ctx) -> anyhow::Result<&NwcService> {
@@ -524,6 +608,28 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
                 .map_err(|e| anyhow::anyhow!("not a Nostr public key: {e}"))?;
             nwc_service(ctx)?.revoke(&client)?;
             writeln!(out, "revoked {client}")?;
+        }
+        LnCommand::Beacon { limit_sat } => {
+            let ms = ctx.moneysocket.as_ref().context(
+                "Moneysocket runs inside `moip ln run --moneysocket-relay <url>`; start the node that way",
+            )?;
+            let seed = SharedSeed::from_bytes(rand::random());
+            let beacon = Beacon {
+                shared_seed: seed,
+                locations: vec![Location::WebSocket(relay_location(&ms.relay)?)],
+            }
+            .to_bech32()?;
+            let limit = SpendingLimit {
+                max_msat: limit_sat.map(|sat| sat.saturating_mul(1000)),
+            };
+            let (relay, account) = (ms.relay.clone(), Arc::clone(&ms.account));
+            ms.runtime.spawn(serve_beacon(relay, seed, account, limit));
+            writeln!(out, "{beacon}")?;
+            writeln!(out, "{}", moip_wallet::bip21::qr(&beacon.to_uppercase())?)?;
+            writeln!(
+                out,
+                "The beacon is a bearer secret: whoever holds it uses the wallet within its limit."
+            )?;
         }
         LnCommand::Payments => {
             for p in node.payments() {
