@@ -27,6 +27,9 @@ mod node;
 mod rail;
 mod rail_impl;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use config::{ChainSourceConfig, LightningConfig, SeedSource, DEFAULT_PORT, MIN_SYNC_INTERVAL};
 pub use error::{LightningError, NodeError, Result};
 pub use ldk_node;

@@ -10,13 +10,14 @@
 //!
 //! Run: `cargo bench -p moip --bench moneysocket` (release). Prints p50/p99 per figure.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moip::wiring::RailProvider;
-use moip_lightning::{LightningConfig, LightningNode, Network, RouteLimits, SeedSource};
+use moip_lightning::testing::{fund, open_usable, start_node, WAIT};
+use moip_lightning::RouteLimits;
 use moip_moneysocket::client::ClientConfig;
 use moip_moneysocket::consumer::Consumer;
 use moip_moneysocket::provider::{self, Account, Denomination, SpendingLimit};
@@ -25,38 +26,8 @@ use moip_moneysocket::v0::message::NotificationKind;
 use moip_moneysocket::SharedSeed;
 use moip_testenv::Regtest;
 
-const WAIT: Duration = Duration::from_secs(120);
 const ROUNDS: usize = 200;
 const AMOUNT_MSAT: u64 = 10_000;
-
-fn start(env: &Regtest, root: &std::path::Path, name: &str) -> LightningNode {
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut config = LightningConfig::new(
-        Network::Regtest,
-        root.join(name),
-        env.electrum_url(),
-        SeedSource::Mnemonic(moip_lightning::ldk_node::generate_entropy_mnemonic(None)),
-    );
-    config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
-    config.alias = Some(name.into());
-    config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
-    LightningNode::start(config).expect("start")
-}
-
-fn mine(env: &Regtest, n: u32, nodes: &[&LightningNode]) {
-    env.mine_burn(n);
-    let tip = env.height();
-    for node in nodes {
-        node.wait_for(WAIT, "the tip", |n| {
-            n.sync().ok()?;
-            (n.best_block_height() >= tip).then_some(())
-        })
-        .expect("synced");
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -78,28 +49,10 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
 fn main() {
     let env = Regtest::new();
     let root = tempfile::tempdir().expect("tempdir");
-    let wallet = start(&env, root.path(), "wallet");
-    let shop = start(&env, root.path(), "shop");
-    let address = wallet.new_address().expect("address");
-    env.mine_to(1, &address.script_pubkey());
-    mine(&env, 100, &[&wallet, &shop]);
-    wallet
-        .wait_for(WAIT, "coins", |n| {
-            n.sync().ok()?;
-            (n.balance().onchain_spendable_sats > 0).then_some(())
-        })
-        .expect("funded");
-    let shop_peer = shop.peer_addresses().into_iter().next().expect("listening");
-    wallet
-        .open_channel(&shop_peer, 2_000_000, Some(800_000_000), true)
-        .expect("open");
-    mine(&env, 6, &[&wallet, &shop]);
-    for node in [&wallet, &shop] {
-        node.wait_for(WAIT, "a usable channel", |n| {
-            n.channels().iter().any(|c| c.is_usable).then_some(())
-        })
-        .expect("usable");
-    }
+    let wallet = start_node(&env, root.path(), "wallet");
+    let shop = start_node(&env, root.path(), "shop");
+    fund(&env, &wallet, &[&shop]);
+    open_usable(&env, &wallet, &shop, 2_000_000, Some(800_000_000));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

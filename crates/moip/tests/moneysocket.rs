@@ -3,17 +3,15 @@
 //! invoices against a second node. Two consumers on one account (two beacons) both see every
 //! balance change; a beacon's spending limit holds; bad invoices get the provider's error.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU64;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
 use moip::wiring::RailProvider;
-use moip_lightning::{
-    LightningConfig, LightningNode, Network, PaymentState, RouteLimits, SeedSource,
-};
+use moip_lightning::testing::{fund, open_usable, start_node};
+use moip_lightning::{PaymentState, RouteLimits};
 use moip_moneysocket::client::ClientConfig;
 use moip_moneysocket::consumer::{Consumer, ConsumerError};
 use moip_moneysocket::provider::{self, Account, Denomination, SpendingLimit};
@@ -21,48 +19,9 @@ use moip_moneysocket::relay::{Relay, RelayConfig};
 use moip_moneysocket::v0::message::{Notification, NotificationKind};
 use moip_moneysocket::SharedSeed;
 use moip_testenv::Regtest;
-use moip_wallet::keystore::{KdfParams, SeedFile};
 use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn start_node(env: &Regtest, root: &Path, name: &str) -> LightningNode {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let seed = dir.join("seed");
-    let mnemonic = moip_lightning::ldk_node::generate_entropy_mnemonic(None);
-    SeedFile::create_with(&seed, &mnemonic, "pw", KdfParams::INSECURE_FAST).expect("seed");
-    let mut config = LightningConfig::new(
-        Network::Regtest,
-        dir.join("ldk"),
-        env.electrum_url(),
-        SeedSource::EncryptedFile {
-            path: seed,
-            password: "pw".into(),
-        },
-    );
-    config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))];
-    config.alias = Some(name.into());
-    config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
-    LightningNode::start(config).expect("start node")
-}
-
-fn mine(env: &Regtest, n: u32, nodes: &[&LightningNode]) {
-    env.mine_burn(n);
-    let tip = env.height();
-    for node in nodes {
-        node.wait_for(WAIT, "the tip", |n| {
-            n.sync().ok()?;
-            (n.best_block_height() >= tip).then_some(())
-        })
-        .expect("synced");
-    }
-}
 
 /// The next unsolicited notification that `pick` accepts.
 async fn next<T>(
@@ -102,26 +61,8 @@ fn consumers_pay_and_receive_through_the_relay_on_a_real_node() {
         .build()
         .expect("runtime");
 
-    let address = wallet.new_address().expect("address");
-    env.mine_to(1, &address.script_pubkey());
-    mine(&env, 100, &[&wallet, &shop]);
-    wallet
-        .wait_for(WAIT, "coins", |n| {
-            n.sync().ok()?;
-            (n.balance().onchain_spendable_sats > 0).then_some(())
-        })
-        .expect("funded");
-    let shop_peer = shop.peer_addresses().into_iter().next().expect("listening");
-    wallet
-        .open_channel(&shop_peer, 1_000_000, Some(400_000_000), true)
-        .expect("open");
-    mine(&env, 6, &[&wallet, &shop]);
-    for node in [&wallet, &shop] {
-        node.wait_for(WAIT, "a usable channel", |n| {
-            n.channels().iter().any(|c| c.is_usable).then_some(())
-        })
-        .expect("usable");
-    }
+    fund(&env, &wallet, &[&shop]);
+    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
 
     let relay = rt
         .block_on(Relay::bind(RelayConfig {

@@ -3,18 +3,14 @@
 //! next to a hand-driven NIP-44 v2 client. Paying, invoicing, lookups, notifications, hold
 //! invoices settled and cancelled, budgets, unknown and revoked keys.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moip_lightning::{
-    LightningConfig, LightningNode, Network, PaymentHash, PaymentState, Preimage, RouteLimits,
-    SeedSource,
-};
+use moip_lightning::testing::{fund, open_usable, start_node};
+use moip_lightning::{PaymentHash, PaymentState, Preimage, RouteLimits};
 use moip_nwc::{Budget, NwcConfig, NwcService};
 use moip_testenv::Regtest;
-use moip_wallet::keystore::{KdfParams, SeedFile};
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::nips::nip44;
@@ -30,44 +26,6 @@ use nostr_sdk::{
 };
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn start_node(env: &Regtest, root: &Path, name: &str) -> LightningNode {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let seed = dir.join("seed");
-    let mnemonic = moip_lightning::ldk_node::generate_entropy_mnemonic(None);
-    SeedFile::create_with(&seed, &mnemonic, "pw", KdfParams::INSECURE_FAST).expect("seed");
-    let mut config = LightningConfig::new(
-        Network::Regtest,
-        dir.join("ldk"),
-        env.electrum_url(),
-        SeedSource::EncryptedFile {
-            path: seed,
-            password: "pw".into(),
-        },
-    );
-    config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))];
-    config.alias = Some(name.into());
-    config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
-    LightningNode::start(config).expect("start node")
-}
-
-fn mine(env: &Regtest, n: u32, nodes: &[&LightningNode]) {
-    env.mine_burn(n);
-    let tip = env.height();
-    for node in nodes {
-        node.wait_for(WAIT, "the tip", |n| {
-            n.sync().ok()?;
-            (n.best_block_height() >= tip).then_some(())
-        })
-        .expect("synced");
-    }
-}
 
 /// A client speaking NIP-44 v2 by hand: what a current NWC app sends.
 struct Nip44App {
@@ -192,31 +150,8 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
         .expect("runtime");
 
     // The wallet's node opens a channel to the shop and pushes it some funds to pay with.
-    let address = wallet.new_address().expect("address");
-    env.mine_to(1, &address.script_pubkey());
-    mine(&env, 100, &[&wallet, &shop]);
-    wallet
-        .wait_for(WAIT, "coins", |n| {
-            n.sync().ok()?;
-            (n.balance().onchain_spendable_sats > 0).then_some(())
-        })
-        .expect("funded");
-    let shop_peer = shop.peer_addresses().into_iter().next().expect("listening");
-    wallet
-        .open_channel(&shop_peer, 1_000_000, Some(400_000_000), true)
-        .expect("open");
-    wallet
-        .wait_for(WAIT, "the funding in the mempool", |_| {
-            (!env.node.mempool_txids().is_empty()).then_some(())
-        })
-        .expect("funding");
-    mine(&env, 6, &[&wallet, &shop]);
-    for node in [&wallet, &shop] {
-        node.wait_for(WAIT, "a usable channel", |n| {
-            n.channels().iter().any(|c| c.is_usable).then_some(())
-        })
-        .expect("usable");
-    }
+    fund(&env, &wallet, &[&shop]);
+    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
 
     // An in-process relay and the service on it.
     let relay = LocalRelay::new(
