@@ -340,17 +340,30 @@ impl Reader {
             control: self.control.clone(),
             request_uuid,
         };
-        let joined = self
-            .shared
-            .directory
-            .lock()
-            .expect("directory lock poisoned")
-            .join(rid, self.id, link);
+        // NOT_READY must reach our outbox before a partner that joins right after us can put
+        // its NOTIFY_RENDEZVOUS there (from its own task): reserve the slot first, fill it
+        // while the directory is still locked.
+        let Ok(slot) = self.outbox.reserve().await else {
+            return Some(Exit::Gone);
+        };
+        let joined = {
+            let mut directory = self
+                .shared
+                .directory
+                .lock()
+                .expect("directory lock poisoned");
+            let joined = directory.join(rid, self.id, link);
+            if let Join::Waiting = joined {
+                let not_ready = NotificationKind::RendezvousNotReady { rendezvous_id: rid };
+                if let Some(frame) = notification_frame(Some(request_uuid), not_ready) {
+                    slot.send(Outbound::Frame(frame));
+                }
+            }
+            joined
+        };
         match joined {
             Join::Waiting => {
                 self.state = State::Waiting(rid);
-                let not_ready = NotificationKind::RendezvousNotReady { rendezvous_id: rid };
-                self.notify(Some(request_uuid), not_ready).await;
                 None
             }
             Join::Paired(waiter) => {
