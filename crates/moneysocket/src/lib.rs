@@ -8,6 +8,10 @@
 //!   forwards their frames verbatim, with the limits the reference relay lacks.
 //! - [`client`] — the outgoing WebSocket plus rendezvous layers a consumer or provider runs
 //!   on, framing messages with [`v0::frame`].
+//! - [`provider`] and [`consumer`] — the two roles over a rendezvoused socket; the provider's
+//!   wallet is a trait ([`provider::ProviderBackend`]), so this crate holds none.
+//! - [`secure`] — an authenticated-encryption layer for moip peers (ephemeral ECDH bound to the
+//!   seed, ChaCha20-Poly1305 with counters). Pure so far: not yet negotiated on the wire.
 //!
 //! Moneysocket has two incompatible wire generations, kept in separate modules:
 //!
@@ -41,6 +45,7 @@ pub mod error;
 mod ids;
 pub mod provider;
 pub mod relay;
+pub mod secure;
 pub mod seed;
 pub mod timestamp;
 pub mod v0;

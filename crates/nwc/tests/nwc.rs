@@ -110,8 +110,12 @@ impl Nip44App {
         Response::from_json(self.open(&reply)).expect("response")
     }
 
-    async fn next_notification(&self) -> Notification {
-        let mut notifications = self.client.notifications();
+    /// The next NIP-44 notification on `notifications` (taken before the action that causes
+    /// it, so it cannot slip past).
+    async fn next_notification(
+        &self,
+        notifications: &mut tokio::sync::broadcast::Receiver<RelayPoolNotification>,
+    ) -> Notification {
         tokio::time::timeout(WAIT, async {
             loop {
                 if let Ok(RelayPoolNotification::Event { event, .. }) = notifications.recv().await {
@@ -308,10 +312,11 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
             other => panic!("no hold invoice: {other:?} {:?}", response.error),
         };
         // The shop pays; its payment is held until the app decides.
+        let mut notifications = app44.client.notifications();
         let payer = shop.clone();
         let paying =
             std::thread::spawn(move || payer.pay(&invoice, None, RouteLimits::default(), WAIT));
-        let notification = rt.block_on(app44.next_notification());
+        let notification = rt.block_on(app44.next_notification(&mut notifications));
         match notification.notification {
             NotificationResult::HoldInvoiceAccepted(n) => {
                 assert_eq!(n.payment_hash, hash.to_string());
