@@ -920,6 +920,11 @@ impl LightningNode {
 
     /// The Lightning payment with `payment_hash`, if any (the most recent if several).
     pub fn payment_by_hash(&self, payment_hash: PaymentHash) -> Option<PaymentRecord> {
+        // BOLT11 and keysend payments (hold invoices included) are stored under their hash:
+        // one lookup. Only BOLT12 payments have random ids and need the scan.
+        if let Some(details) = self.inner.ldk.payment(&LdkPaymentId(payment_hash.0)) {
+            return Some(record(&details));
+        }
         self.payments()
             .into_iter()
             .rev()

@@ -3,6 +3,8 @@
 //! is not started twice); once it stops, they start the node themselves again. With
 //! `--nwc-relay`, `run` also serves Nostr Wallet Connect, and the `nwc-*` commands manage it.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -10,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bitcoin::{Address, Network};
+use common::{free_port, spawn_relay};
 use moip_testenv::{wait_until, Regtest};
 
 const PASSWORD: &str = "lightning password";
@@ -38,11 +41,6 @@ fn ok(dir: &Path, args: &[&str], password: bool) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf8")
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// `moip ln run` with its stdout lines delivered to a channel.
@@ -260,22 +258,7 @@ fn beacons_from_the_running_node_serve_moip_socket_through_moip_relay() {
     let dir = tmp.path().join("node");
     ok(&dir, &["init"], true);
 
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_moip"))
-        .args(["relay", "--bind", "127.0.0.1:0", "--metrics-secs", "0"])
-        .env("MOIP_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn moip relay");
-    let mut line = String::new();
-    BufReader::new(relay.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let relay_url = line
-        .trim()
-        .strip_prefix("relay listening on ")
-        .expect("the relay's address")
-        .to_string();
+    let (mut relay, relay_url) = spawn_relay();
 
     let electrum = env.electrum_url();
     let listen = format!("127.0.0.1:{}", free_port());

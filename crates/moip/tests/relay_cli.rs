@@ -1,9 +1,12 @@
 //! `moip relay` as its own process: it prints the address it bound, pairs two holders of a
 //! shared seed, forwards their encrypted messages, and stops on Ctrl-C.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
+
+use common::spawn_relay;
 
 use moip_moneysocket::client::{connect, ClientConfig};
 use moip_moneysocket::v0::message::{Message, RequestKind};
@@ -14,22 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn the_relay_binary_pairs_and_forwards() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
-        .args(["relay", "--bind", "127.0.0.1:0", "--metrics-secs", "0"])
-        .env("MOIP_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn moip relay");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let url = line
-        .trim()
-        .strip_prefix("relay listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (mut child, url) = spawn_relay();
     assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -226,88 +226,84 @@ pub async fn serve_socket(
     }
 }
 
+/// The one-message answer to request `uuid`.
+fn reply(uuid: Uuid, kind: NotificationKind) -> Vec<Message> {
+    vec![Message::notification(Some(uuid), kind)]
+}
+
+/// `NOTIFY_ERROR` for request `uuid`.
+fn refuse(uuid: Uuid, error_msg: String) -> Vec<Message> {
+    reply(uuid, NotificationKind::Error { error_msg })
+}
+
 impl Nexus {
     async fn answer(&self, uuid: Uuid, kind: RequestKind) -> Vec<Message> {
-        let error = |msg: String| {
-            vec![Message::notification(
-                Some(uuid),
-                NotificationKind::Error { error_msg: msg },
-            )]
-        };
         match kind {
-            RequestKind::Ping => vec![Message::notification(Some(uuid), NotificationKind::Pong)],
+            RequestKind::Ping => reply(uuid, NotificationKind::Pong),
             RequestKind::Provider => match self.account.info().await {
-                Ok(info) => vec![Message::notification(
-                    Some(uuid),
-                    NotificationKind::Provider(info),
-                )],
-                Err(_) => vec![Message::notification(
-                    Some(uuid),
-                    NotificationKind::ProviderNotReady,
-                )],
+                Ok(info) => reply(uuid, NotificationKind::Provider(info)),
+                Err(_) => reply(uuid, NotificationKind::ProviderNotReady),
             },
             RequestKind::Invoice { msats } => {
                 match self.account.backend.invoice(msats.get()).await {
                     Ok((bolt11, hash)) => match bolt11.parse() {
                         Ok(bolt11) => {
                             lock(&self.invoices).insert(hash, uuid);
-                            vec![Message::notification(
-                                Some(uuid),
-                                NotificationKind::Invoice { bolt11 },
-                            )]
+                            reply(uuid, NotificationKind::Invoice { bolt11 })
                         }
-                        Err(_) => {
-                            error("the wallet made an invoice the protocol cannot carry".into())
-                        }
+                        Err(_) => refuse(
+                            uuid,
+                            "the wallet made an invoice the protocol cannot carry".into(),
+                        ),
                     },
-                    Err(e) => error(format!("cannot make an invoice: {e}")),
+                    Err(e) => refuse(uuid, format!("cannot make an invoice: {e}")),
                 }
             }
             RequestKind::Pay { bolt11 } => self.pay(uuid, bolt11.as_str()).await,
-            RequestKind::Rendezvous { .. } => error("already rendezvoused".into()),
+            RequestKind::Rendezvous { .. } => refuse(uuid, "already rendezvoused".into()),
         }
     }
 
     async fn pay(&self, uuid: Uuid, bolt11: &str) -> Vec<Message> {
-        let error = |msg: String| {
-            vec![Message::notification(
-                Some(uuid),
-                NotificationKind::Error { error_msg: msg },
-            )]
-        };
         // The limit is checked before paying, with the amount from the invoice's
         // human-readable part, and the amount stays counted unless the payment fails.
+        let mut counted = 0;
         if let Some(max) = self.limit.max_msat {
             let Some(amount) = bolt11_amount_msat(bolt11) else {
-                return error("amountless invoices cannot be paid on a limited beacon".into());
+                return refuse(
+                    uuid,
+                    "amountless invoices cannot be paid on a limited beacon".into(),
+                );
             };
             let mut spent = lock(&self.spent_msat);
             if spent.saturating_add(amount) > max {
-                return error(format!(
-                    "over this beacon's spending limit: {} msat left",
-                    max.saturating_sub(*spent)
-                ));
+                return refuse(
+                    uuid,
+                    format!(
+                        "over this beacon's spending limit: {} msat left",
+                        max.saturating_sub(*spent)
+                    ),
+                );
             }
             *spent += amount;
+            counted = amount;
         }
         match self.account.backend.pay(bolt11).await {
             Ok((preimage, _fee)) => {
                 let _ = self.account.updates.send(());
-                vec![Message::notification(
-                    Some(uuid),
+                let preimage = Preimage::from_bytes(preimage);
+                reply(
+                    uuid,
                     NotificationKind::Preimage {
-                        preimage: Preimage::from_bytes(preimage),
+                        preimage,
                         ext: None,
                     },
-                )]
+                )
             }
             Err(e) => {
-                if self.limit.max_msat.is_some() {
-                    let amount = bolt11_amount_msat(bolt11).unwrap_or(0);
-                    let mut spent = lock(&self.spent_msat);
-                    *spent = spent.saturating_sub(amount);
-                }
-                error(format!("payment failed: {e}"))
+                let mut spent = lock(&self.spent_msat);
+                *spent = spent.saturating_sub(counted);
+                refuse(uuid, format!("payment failed: {e}"))
             }
         }
     }

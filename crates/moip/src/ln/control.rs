@@ -67,8 +67,8 @@ pub(super) fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// Listens on `path` and carries out each request on the running node of `ctx`, on threads of its own, until the
-/// process exits.
+/// Listens on `path` and carries out each request on the running node of `ctx`, on threads
+/// of its own, until the process exits.
 pub(super) fn serve(path: &Path, ctx: Arc<Ctx>) -> io::Result<()> {
     if path.exists() && !is_live(path) {
         remove(path);
@@ -86,17 +86,18 @@ pub(super) fn serve(path: &Path, ctx: Arc<Ctx>) -> io::Result<()> {
                     let _ = write_reply(&stream, &Reply::error("the node is busy; try again"));
                     continue;
                 }
-                let (ctx, running) = (Arc::clone(&ctx), Arc::clone(&running));
+                let (ctx, done) = (Arc::clone(&ctx), Arc::clone(&running));
                 let spawned =
                     std::thread::Builder::new()
                         .name("ln-command".into())
                         .spawn(move || {
                             handle(&stream, &ctx);
-                            running.fetch_sub(1, Ordering::SeqCst);
+                            done.fetch_sub(1, Ordering::SeqCst);
                         });
                 if spawned.is_err() {
-                    // The closure (and its stream) is dropped: the client sees no reply.
-                    continue;
+                    // The closure (and its stream) is dropped: the client sees no reply, and
+                    // the slot it took is free again.
+                    running.fetch_sub(1, Ordering::SeqCst);
                 }
             }
         })?;

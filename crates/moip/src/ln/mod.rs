@@ -75,6 +75,26 @@ pub(crate) struct LnArgs {
     command: LnCommand,
 }
 
+/// How a payment may be routed (the options of every paying command).
+#[derive(Args, Serialize, Deserialize, Debug, Clone, Copy)]
+struct RouteArgs {
+    /// Most to pay in routing fees
+    #[arg(long)]
+    max_fee_msat: Option<u64>,
+    /// Most parts to split the payment into (LDK's default: 10)
+    #[arg(long)]
+    max_parts: Option<u8>,
+}
+
+impl From<RouteArgs> for RouteLimits {
+    fn from(route: RouteArgs) -> RouteLimits {
+        RouteLimits {
+            max_fee_msat: route.max_fee_msat,
+            max_parts: route.max_parts,
+        }
+    }
+}
+
 /// A subcommand; serialisable so the CLI can hand it to a running node over the control socket.
 #[derive(Subcommand, Serialize, Deserialize, Debug)]
 enum LnCommand {
@@ -123,21 +143,15 @@ enum LnCommand {
         /// Required for any-amount invoices
         #[arg(long)]
         amount_msat: Option<u64>,
-        /// Most to pay in routing fees
-        #[arg(long)]
-        max_fee_msat: Option<u64>,
-        /// Most parts to split the payment into (LDK's default: 10)
-        #[arg(long)]
-        max_parts: Option<u8>,
+        #[command(flatten)]
+        route: RouteArgs,
     },
     /// Sends a spontaneous payment to a node
     Keysend {
         node_id: String,
         amount_msat: u64,
-        #[arg(long)]
-        max_fee_msat: Option<u64>,
-        #[arg(long)]
-        max_parts: Option<u8>,
+        #[command(flatten)]
+        route: RouteArgs,
     },
     /// Creates a BOLT12 offer
     Offer {
@@ -151,10 +165,8 @@ enum LnCommand {
         offer: String,
         #[arg(long)]
         amount_msat: Option<u64>,
-        #[arg(long)]
-        max_fee_msat: Option<u64>,
-        #[arg(long)]
-        max_parts: Option<u8>,
+        #[command(flatten)]
+        route: RouteArgs,
     },
     /// On-chain and Lightning balances
     Balance,
@@ -508,15 +520,10 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
         LnCommand::Pay {
             invoice,
             amount_msat,
-            max_fee_msat,
-            max_parts,
+            route,
         } => {
-            let limits = RouteLimits {
-                max_fee_msat,
-                max_parts,
-            };
             await_channels(node);
-            let outcome = node.pay(&invoice, amount_msat, limits, WAIT)?;
+            let outcome = node.pay(&invoice, amount_msat, route.into(), WAIT)?;
             writeln!(
                 out,
                 "paid: preimage {}, fee {} msat",
@@ -527,15 +534,10 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
         LnCommand::Keysend {
             node_id,
             amount_msat,
-            max_fee_msat,
-            max_parts,
+            route,
         } => {
-            let limits = RouteLimits {
-                max_fee_msat,
-                max_parts,
-            };
             await_channels(node);
-            let id = node.send_keysend(parse_node_id(&node_id)?, amount_msat, limits)?;
+            let id = node.send_keysend(parse_node_id(&node_id)?, amount_msat, route.into())?;
             let outcome = node.wait_payment(id, WAIT)?;
             writeln!(out, "sent: fee {} msat", outcome.fee_paid_msat.unwrap_or(0))?;
         }
@@ -549,15 +551,10 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
         LnCommand::PayOffer {
             offer,
             amount_msat,
-            max_fee_msat,
-            max_parts,
+            route,
         } => {
-            let limits = RouteLimits {
-                max_fee_msat,
-                max_parts,
-            };
             await_channels(node);
-            let id = node.send_offer(&offer, amount_msat, None, limits)?;
+            let id = node.send_offer(&offer, amount_msat, None, route.into())?;
             let outcome = node.wait_payment(id, WAIT)?;
             writeln!(out, "paid: fee {} msat", outcome.fee_paid_msat.unwrap_or(0))?;
         }

@@ -180,6 +180,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `moip relay` on a free loopback port; returns the process and the `ws://` URL it printed.
+pub fn spawn_relay() -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["relay", "--bind", "127.0.0.1:0", "--metrics-secs", "0"])
+        .env("MOIP_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn moip relay");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let url = line
+        .trim()
+        .strip_prefix("relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, url)
+}
+
 /// A newline-delimited JSON-RPC client for Electrum servers (ours and ElectrumX).
 pub struct ElectrumClient {
     reader: BufReader<TcpStream>,
