@@ -92,7 +92,8 @@ fn main() {
             .create_invoice(Some(AMOUNT_MSAT), "bench", 3600)
             .expect("invoice");
         let started = Instant::now();
-        rt.block_on(consumer.pay(&invoice.bolt11)).expect("pay");
+        rt.block_on(consumer.pay(&invoice.bolt11, None))
+            .expect("pay");
         pay.push(started.elapsed());
     }
 
@@ -102,7 +103,7 @@ fn main() {
     for _ in 0..ROUNDS {
         let started = Instant::now();
         let invoice = rt
-            .block_on(consumer.invoice(NonZeroU64::new(AMOUNT_MSAT).expect("non-zero")))
+            .block_on(consumer.invoice(NonZeroU64::new(AMOUNT_MSAT).expect("non-zero"), None))
             .expect("invoice");
         shop.pay(&invoice, None, RouteLimits::default(), WAIT)
             .expect("shop pays");

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use moip_lightning::{LightningEvent, PayRequest, PaymentRail};
-use moip_moneysocket::provider::ProviderBackend;
+use moip_lightning::{LightningError, LightningEvent, PayRequest, PaymentRail};
+use moip_moneysocket::provider::{BackendError, Paid, ProviderBackend};
+use moip_moneysocket::v0::message::ErrorCode;
 use tokio::sync::broadcast;
 
 /// A Moneysocket provider's wallet: the node behind a [`PaymentRail`].
@@ -40,32 +41,57 @@ impl RailProvider {
     }
 }
 
+/// The Moneysocket error code for a node error, so apps can tell a bad request from a failed
+/// payment.
+fn backend_error(e: LightningError) -> BackendError {
+    let code = match &e {
+        LightningError::Malformed { .. }
+        | LightningError::WrongNetwork { .. }
+        | LightningError::InvoiceExpired { .. } => ErrorCode::INVALID_INVOICE,
+        LightningError::InvalidAmount(_) => ErrorCode::AMOUNT_MISMATCH,
+        LightningError::InsufficientBalance { .. } => ErrorCode::INSUFFICIENT_BALANCE,
+        LightningError::DuplicatePayment => ErrorCode::INVALID_REQUEST,
+        LightningError::PaymentFailed { .. } => ErrorCode::PAYMENT_FAILED,
+        _ => ErrorCode::NOT_READY,
+    };
+    BackendError::new(code, e.to_string())
+}
+
 #[async_trait::async_trait]
 impl ProviderBackend for RailProvider {
-    async fn balance_msat(&self) -> Result<u64, String> {
-        let balance = self.rail.balance().await.map_err(|e| e.to_string())?;
+    async fn balance_msat(&self) -> Result<u64, BackendError> {
+        let balance = self.rail.balance().await.map_err(backend_error)?;
         Ok(balance.lightning_sats.saturating_mul(1000))
     }
 
-    async fn invoice(&self, msats: u64) -> Result<(String, [u8; 32]), String> {
+    async fn invoice(
+        &self,
+        msats: u64,
+        description: Option<&str>,
+    ) -> Result<(String, [u8; 32]), BackendError> {
         let invoice = self
             .rail
-            .create_invoice(Some(msats), "moneysocket", 3600)
+            .create_invoice(Some(msats), description.unwrap_or("moneysocket"), 3600)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                let mut e = backend_error(e);
+                e.code = ErrorCode::INVOICE_FAILED;
+                e
+            })?;
         Ok((invoice.bolt11, invoice.payment_hash.0))
     }
 
-    async fn pay(&self, bolt11: &str) -> Result<([u8; 32], u64), String> {
-        let outcome = self
-            .rail
-            .pay(PayRequest::new(bolt11))
-            .await
-            .map_err(|e| e.to_string())?;
-        let preimage = outcome
-            .preimage
-            .ok_or_else(|| "paid, but no preimage recorded".to_string())?;
-        Ok((preimage.0, outcome.fee_paid_msat.unwrap_or(0)))
+    async fn pay(&self, bolt11: &str, amount_msat: Option<u64>) -> Result<Paid, BackendError> {
+        let mut request = PayRequest::new(bolt11);
+        request.amount_msat = amount_msat;
+        let outcome = self.rail.pay(request).await.map_err(backend_error)?;
+        let preimage = outcome.preimage.ok_or_else(|| {
+            BackendError::new(ErrorCode::PAYMENT_FAILED, "paid, but no preimage recorded")
+        })?;
+        Ok(Paid {
+            preimage: preimage.0,
+            fee_msat: outcome.fee_paid_msat.unwrap_or(0),
+        })
     }
 
     fn received(&self) -> broadcast::Receiver<([u8; 32], [u8; 32])> {

@@ -269,6 +269,8 @@ fn beacons_from_the_running_node_serve_moip_socket_through_moip_relay() {
         listen.as_str(),
         "--moneysocket-relay",
         relay_url.as_str(),
+        "--fiat-rate",
+        "EUR:50000",
     ];
     let running = Running::start(&dir, &chain);
     running.line_after("moneysocket relay:");
@@ -288,8 +290,25 @@ fn beacons_from_the_running_node_serve_moip_socket_through_moip_relay() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains("balance 0 msat"), "{stdout}");
+        assert!(stdout.contains("EUR"), "{stdout}");
+        assert!(stdout.contains("encryption authenticated"), "{stdout}");
     }
-    let out = moip_socket(&["--beacon", &beacon, "invoice", "5000"]);
+    // A v0-only app on the same beacon: served, without the authenticated layer.
+    let out = moip_socket(&["--beacon", &beacon, "--security", "legacy", "info"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("encryption v0"));
+    let out = moip_socket(&[
+        "--beacon",
+        &beacon,
+        "invoice",
+        "5000",
+        "--description",
+        "tea",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -300,7 +319,18 @@ fn beacons_from_the_running_node_serve_moip_socket_through_moip_relay() {
     let invoice = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let out = moip_socket(&["--beacon", &beacon, "pay", &invoice]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the provider refused"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the provider refused"), "{stderr}");
+    assert!(
+        stderr.contains("insufficient balance")
+            || stderr.contains("spending limit")
+            || stderr.contains("payment failed"),
+        "{stderr}"
+    );
+    // A rate that is not a rate is refused before anything starts.
+    let out = moip_ln(&dir, &["--fiat-rate", "EUR:lots", "info"], false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a number"));
 
     let bad = moip_socket(&["--beacon", "moneysocket1garbage", "info"]);
     assert!(!bad.status.success());

@@ -8,6 +8,14 @@
 //! returned by [`connect`]: everything it sends and receives from then on is end-to-end
 //! between the two holders of the seed.
 //!
+//! The same socket is also the *OutgoingLocal* layer: [`crate::relay::RelayHandle::local_connect`]
+//! joins a relay in the same process through a pair of channels instead of TCP, which is how a
+//! provider sits inside its own relay.
+//!
+//! Frames are sealed with v0's AES-256-CBC until [`OutgoingSocket::upgrade`] switches the socket
+//! to the authenticated layer of [`crate::secure`]; from then on a v0-encrypted or tampered
+//! frame ends the connection (a session cannot skip a frame and stay in step).
+//!
 //! ```no_run
 //! # async fn run(seed: moip_moneysocket::SharedSeed) -> Result<(), moip_moneysocket::client::ClientError> {
 //! use moip_moneysocket::client::{connect, ClientConfig};
@@ -33,6 +41,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::secure::{SecureError, Session};
 use crate::seed::{AesKey, RendezvousId, SharedSeed};
 use crate::v0::frame::{decode_frame, encode_frame, FrameError, MAX_FRAME_LEN};
 use crate::v0::message::{Body, Message, Notification, NotificationKind, RequestKind};
@@ -49,6 +61,21 @@ pub struct ClientConfig {
     /// TLS for `wss://` URLs; `None` uses the Mozilla roots (webpki-roots) on the ring
     /// provider.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether the consumer and provider layers negotiate the authenticated layer.
+    pub security: Security,
+}
+
+/// Whether to use the authenticated-encryption layer ([`crate::secure`]) with the peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Security {
+    /// Offer it, and fall back to v0 AES-CBC for a peer that does not answer the offer
+    /// (every deployed app).
+    #[default]
+    Prefer,
+    /// Refuse a peer that does not negotiate it: nothing but the handshake goes over v0.
+    Require,
+    /// Speak plain v0, as the references do.
+    Legacy,
 }
 
 impl Default for ClientConfig {
@@ -57,6 +84,7 @@ impl Default for ClientConfig {
             max_frame_len: MAX_FRAME_LEN,
             connect_timeout: Duration::from_secs(30),
             tls: None,
+            security: Security::default(),
         }
     }
 }
@@ -105,6 +133,21 @@ pub enum ClientError {
     /// rendezvous completed).
     #[error("unexpected {0} during rendezvous")]
     Unexpected(&'static str),
+    /// The authenticated layer refused a frame (tampered, replayed, reordered, or a v0 frame
+    /// after the upgrade); the connection cannot go on.
+    #[error("authenticated layer: {0}")]
+    Secure(#[from] SecureError),
+    /// The peer did not negotiate the authenticated layer, which this side requires.
+    #[error("the peer does not speak the authenticated layer, which is required")]
+    InsecurePeer,
+}
+
+impl ClientError {
+    /// True when the error lost only one frame and the socket can be read again: a v0 frame
+    /// that did not decode. Every other error ends the connection.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, ClientError::Frame(_))
+    }
 }
 
 impl From<tungstenite::Error> for ClientError {
@@ -121,17 +164,31 @@ impl From<tungstenite::Error> for ClientError {
     }
 }
 
-/// A WebSocket to a relay, holding the seed that encrypts what goes through it.
+/// A connection to a relay — a WebSocket, or a channel pair to a relay in this process —
+/// holding the seed that encrypts what goes through it.
 pub struct OutgoingSocket {
-    ws: WebSocketStream<ClientStream>,
+    link: Link,
     seed: SharedSeed,
     key: AesKey,
+    session: Option<Session>,
+    uuid: Uuid,
+}
+
+/// What carries the frames.
+enum Link {
+    Ws(Box<WebSocketStream<ClientStream>>),
+    Local {
+        tx: mpsc::Sender<WsMessage>,
+        rx: mpsc::Receiver<WsMessage>,
+    },
 }
 
 impl std::fmt::Debug for OutgoingSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutgoingSocket")
+            .field("uuid", &self.uuid)
             .field("rendezvous_id", &self.rendezvous_id())
+            .field("secure", &self.is_secure())
             .finish_non_exhaustive()
     }
 }
@@ -220,11 +277,43 @@ impl OutgoingSocket {
         let ws = tokio::time::timeout(config.connect_timeout, opening)
             .await
             .map_err(|_| ClientError::Timeout)??;
-        Ok(OutgoingSocket {
-            ws,
+        Ok(OutgoingSocket::new(Link::Ws(Box::new(ws)), seed))
+    }
+
+    fn new(link: Link, seed: SharedSeed) -> OutgoingSocket {
+        OutgoingSocket {
+            link,
             key: derive_aes_key(&seed),
             seed,
-        })
+            session: None,
+            uuid: crate::ids::random_v4(),
+        }
+    }
+
+    /// A socket over an in-process channel pair to a relay (see
+    /// [`crate::relay::RelayHandle::local_connect`]), not rendezvoused yet.
+    pub(crate) fn local(
+        tx: mpsc::Sender<WsMessage>,
+        rx: mpsc::Receiver<WsMessage>,
+        seed: SharedSeed,
+    ) -> OutgoingSocket {
+        OutgoingSocket::new(Link::Local { tx, rx }, seed)
+    }
+
+    /// This connection's nexus uuid: names it in events and logs, unrelated to the seed.
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+
+    /// True once [`OutgoingSocket::upgrade`] switched to the authenticated layer.
+    pub fn is_secure(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Seals every frame from now on with `session` instead of v0 AES-CBC, and accepts only
+    /// frames sealed by the peer's side of it (plus the relay's clear rendezvous messages).
+    pub fn upgrade(&mut self, session: Session) {
+        self.session = Some(session);
     }
 
     /// The seed this socket encrypts with.
@@ -270,13 +359,18 @@ impl OutgoingSocket {
         }
     }
 
-    /// Sends a message: clear for rendezvous messages, otherwise encrypted with the seed.
+    /// Sends a message: clear for rendezvous messages, otherwise encrypted with the seed (or
+    /// sealed by the authenticated layer after an upgrade).
     ///
     /// # Errors
     ///
-    /// [`ClientError::Frame`] for an oversize message; a closed or failed connection.
+    /// [`ClientError::Frame`] or [`ClientError::Secure`] for an oversize message; a closed or
+    /// failed connection.
     pub async fn send(&mut self, message: &Message) -> Result<(), ClientError> {
-        let frame = encode_frame(message, &self.key)?;
+        let frame = match self.session.as_mut() {
+            Some(session) if !message.requires_cleartext() => session.seal(&message.encode())?,
+            _ => encode_frame(message, &self.key)?,
+        };
         self.send_frame(frame).await
     }
 
@@ -286,7 +380,14 @@ impl OutgoingSocket {
     ///
     /// A closed or failed connection.
     pub async fn send_frame(&mut self, frame: impl Into<Bytes>) -> Result<(), ClientError> {
-        self.ws.send(WsMessage::Binary(frame.into())).await?;
+        let message = WsMessage::Binary(frame.into());
+        match &mut self.link {
+            Link::Ws(ws) => ws.send(message).await?,
+            Link::Local { tx, .. } => tx.send(message).await.map_err(|_| ClientError::Closed {
+                code: None,
+                reason: String::new(),
+            })?,
+        }
         Ok(())
     }
 
@@ -299,7 +400,20 @@ impl OutgoingSocket {
     /// [`ClientError::Closed`] or another connection error otherwise.
     pub async fn recv(&mut self) -> Result<Message, ClientError> {
         let frame = self.recv_frame().await?;
-        let message = decode_frame(&frame, Some(&self.key))?;
+        let message = match self.session.as_mut() {
+            Some(session) if frame.starts_with(&crate::secure::MAGIC) => {
+                let plain = session.open(&frame)?;
+                // The peer holds the session key: a message it sealed that does not decode is a
+                // bug on its side, not an attack; skip it like a bad v0 frame.
+                Message::decode(&plain).map_err(|e| ClientError::Frame(FrameError::Decrypted(e)))?
+            }
+            // After the upgrade only the relay's clear rendezvous messages may come unsealed.
+            Some(_) => match decode_frame(&frame, None) {
+                Ok(message) if message.requires_cleartext() => message,
+                _ => return Err(ClientError::Secure(SecureError::NotSecure)),
+            },
+            None => decode_frame(&frame, Some(&self.key))?,
+        };
         if let Body::Notification(Notification {
             kind: NotificationKind::RendezvousEnd { .. },
             ..
@@ -318,7 +432,11 @@ impl OutgoingSocket {
     /// [`ClientError::Closed`] when the connection closes; another error if it fails.
     pub async fn recv_frame(&mut self) -> Result<Bytes, ClientError> {
         loop {
-            match self.ws.next().await {
+            let next = match &mut self.link {
+                Link::Ws(ws) => ws.next().await,
+                Link::Local { rx, .. } => rx.recv().await.map(Ok),
+            };
+            match next {
                 None => {
                     return Err(ClientError::Closed {
                         code: None,
@@ -343,10 +461,14 @@ impl OutgoingSocket {
     /// # Errors
     ///
     /// A connection error while closing.
-    pub async fn close(mut self) -> Result<(), ClientError> {
-        match self.ws.close(None).await {
-            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => Ok(()),
-            Err(e) => Err(e.into()),
+    pub async fn close(self) -> Result<(), ClientError> {
+        match self.link {
+            Link::Ws(mut ws) => match WebSocketStream::close(&mut ws, None).await {
+                Ok(()) | Err(tungstenite::Error::ConnectionClosed) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            // Dropping our sender ends the relay's stream; it tells the partner.
+            Link::Local { .. } => Ok(()),
         }
     }
 }

@@ -11,7 +11,9 @@
 //! - [`provider`] and [`consumer`] — the two roles over a rendezvoused socket; the provider's
 //!   wallet is a trait ([`provider::ProviderBackend`]), so this crate holds none.
 //! - [`secure`] — an authenticated-encryption layer for moip peers (ephemeral ECDH bound to the
-//!   seed, ChaCha20-Poly1305 with counters). Pure so far: not yet negotiated on the wire.
+//!   seed, ChaCha20-Poly1305 with counters), negotiated in `REQUEST_PROVIDER`/`NOTIFY_PROVIDER`
+//!   so that deployed v0 apps keep working.
+//! - [`nexus`] — the announce/revoke events of the layer model.
 //!
 //! Moneysocket has two incompatible wire generations, kept in separate modules:
 //!
@@ -43,6 +45,7 @@ pub mod consumer;
 pub mod encoding;
 pub mod error;
 mod ids;
+pub mod nexus;
 pub mod provider;
 pub mod relay;
 pub mod secure;

@@ -4,13 +4,19 @@
 //! (moip implements it on its Lightning node). An [`Account`] is one wallet as consumers see it:
 //! its uuid, its balance as a wad, and every beacon (nexus) connected to it. Whatever changes
 //! the balance — a payment made for one consumer, an invoice of another paid — is announced with
-//! `NOTIFY_PROVIDER` to every nexus of the account, so two apps on one account stay in step.
+//! `NOTIFY_PROVIDER` to every announced nexus of the account, so two apps on one account stay in
+//! step. [`Account::events`] reports each nexus being created, announced, revoked and destroyed.
 //!
 //! Requests are answered in the v0 way: `REQUEST_PROVIDER` → `NOTIFY_PROVIDER`,
 //! `REQUEST_PING` → `NOTIFY_PONG`, `REQUEST_INVOICE` → `NOTIFY_INVOICE`, `REQUEST_PAY` →
-//! `NOTIFY_PREIMAGE` once paid; failures → `NOTIFY_ERROR` referencing the request. When an
-//! invoice a consumer asked for is paid, that consumer gets `NOTIFY_PREIMAGE` referencing its
-//! invoice request.
+//! `NOTIFY_PREIMAGE` once paid (with the routing fee); failures → `NOTIFY_ERROR` referencing the
+//! request, with a numeric [`ErrorCode`]. When an invoice a consumer asked for is paid, that
+//! consumer gets `NOTIFY_PREIMAGE` referencing its invoice request.
+//!
+//! A consumer that offers the authenticated layer in `REQUEST_PROVIDER` gets the provider's
+//! hello in `NOTIFY_PROVIDER`, and both switch to it (unless the provider is configured
+//! [`Security::Legacy`]); with [`Security::Require`] a consumer that does not offer it is
+//! refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,21 +24,56 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::client::{connect, ClientConfig, ClientError, OutgoingSocket};
-use crate::v0::message::{Body, Message, NotificationKind, Preimage, RequestKind};
+use crate::client::{ClientConfig, ClientError, OutgoingSocket, Security};
+use crate::nexus::{NexusEvent, NexusEventKind};
+use crate::secure::{Handshake, Role};
+use crate::v0::message::{Body, ErrorCode, Message, NotificationKind, Preimage, RequestKind};
 use crate::v0::provider_info::ProviderInfo;
 use crate::v0::wad::Wad;
 use crate::SharedSeed;
+
+/// Why the wallet could not do what a consumer asked; the code goes on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// For the person using the app.
+    pub message: String,
+}
+
+impl BackendError {
+    /// An error with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> BackendError {
+        BackendError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A payment the wallet made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Paid {
+    /// Proof of payment.
+    pub preimage: [u8; 32],
+    /// The routing fee, in msat.
+    pub fee_msat: u64,
+}
 
 /// What a provider needs from a wallet.
 #[async_trait::async_trait]
 pub trait ProviderBackend: Send + Sync + 'static {
     /// What the consumers may spend, in msat.
-    async fn balance_msat(&self) -> Result<u64, String>;
-    /// A BOLT11 invoice for `msats`, and its payment hash.
-    async fn invoice(&self, msats: u64) -> Result<(String, [u8; 32]), String>;
-    /// Pays `bolt11`; the preimage and the routing fee in msat.
-    async fn pay(&self, bolt11: &str) -> Result<([u8; 32], u64), String>;
+    async fn balance_msat(&self) -> Result<u64, BackendError>;
+    /// A BOLT11 invoice for `msats` with an optional description, and its payment hash.
+    async fn invoice(
+        &self,
+        msats: u64,
+        description: Option<&str>,
+    ) -> Result<(String, [u8; 32]), BackendError>;
+    /// Pays `bolt11`; `amount_msat` is given for an amountless invoice.
+    async fn pay(&self, bolt11: &str, amount_msat: Option<u64>) -> Result<Paid, BackendError>;
     /// Payments received: (payment hash, preimage). A subscription starting now.
     fn received(&self) -> broadcast::Receiver<([u8; 32], [u8; 32])>;
 }
@@ -58,6 +99,39 @@ pub enum Denomination {
 }
 
 impl Denomination {
+    /// A fiat denomination for the ISO 4217 `code` at `units_per_btc`, with the currency's
+    /// usual decimals and symbol (the code itself for currencies without a well-known one).
+    ///
+    /// # Errors
+    /// A text for the user when the code is not an ISO 4217 currency or the rate is not a
+    /// positive finite number.
+    pub fn fiat(code: &str, units_per_btc: f64) -> Result<Denomination, String> {
+        let code = code.to_ascii_uppercase();
+        let iso_num = crate::v1::iso4217::number_for_code(&code)
+            .ok_or_else(|| format!("{code} is not an ISO 4217 currency code"))?;
+        if !(units_per_btc.is_finite() && units_per_btc > 0.0) {
+            return Err(format!(
+                "the rate must be a positive number, not {units_per_btc}"
+            ));
+        }
+        let (symbol, decimals) = match code.as_str() {
+            "USD" | "CAD" | "AUD" | "MXN" | "ARS" => ("$", 2),
+            "EUR" => ("€", 2),
+            "GBP" => ("£", 2),
+            "JPY" => ("¥", 0),
+            "KRW" => ("₩", 0),
+            "INR" => ("₹", 2),
+            _ => (code.as_str(), 2),
+        };
+        Ok(Denomination::Fiat {
+            symbol: symbol.to_owned(),
+            code: code.clone(),
+            iso_num,
+            units_per_btc,
+            decimals,
+        })
+    }
+
     /// The balance as a wad.
     pub fn wad(&self, msats: u64) -> Wad {
         match self {
@@ -96,6 +170,21 @@ pub struct Account {
     denomination: Denomination,
     /// Balance changes, to every nexus of the account.
     updates: broadcast::Sender<()>,
+    events: broadcast::Sender<NexusEvent>,
+    nexuses: Mutex<HashMap<Uuid, NexusStatus>>,
+}
+
+/// An announced nexus of an account, as [`Account::nexuses`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NexusStatus {
+    /// The nexus.
+    pub nexus: Uuid,
+    /// The beacon's rendezvous id.
+    pub rendezvous_id: crate::RendezvousId,
+    /// Whether the authenticated layer is in use.
+    pub secure: bool,
+    /// What consumers on this beacon have spent, fees included, in msat.
+    pub spent_msat: u64,
 }
 
 impl Account {
@@ -106,6 +195,8 @@ impl Account {
             backend,
             denomination,
             updates: broadcast::channel(64).0,
+            events: broadcast::channel(256).0,
+            nexuses: Mutex::new(HashMap::new()),
         })
     }
 
@@ -114,7 +205,25 @@ impl Account {
         self.uuid
     }
 
-    async fn info(&self) -> Result<ProviderInfo, String> {
+    /// Every nexus of this account being created, announced, revoked and destroyed, from now on.
+    pub fn events(&self) -> broadcast::Receiver<NexusEvent> {
+        self.events.subscribe()
+    }
+
+    /// The nexuses announced now.
+    pub fn nexuses(&self) -> Vec<NexusStatus> {
+        lock(&self.nexuses).values().cloned().collect()
+    }
+
+    fn emit(&self, socket: &OutgoingSocket, kind: NexusEventKind) {
+        let _ = self.events.send(NexusEvent {
+            nexus: socket.uuid(),
+            rendezvous_id: socket.rendezvous_id(),
+            kind,
+        });
+    }
+
+    async fn info(&self) -> Result<ProviderInfo, BackendError> {
         let msats = self.backend.balance_msat().await?;
         Ok(ProviderInfo {
             account_uuid: self.uuid,
@@ -135,7 +244,7 @@ pub struct SpendingLimit {
 /// Why serving a beacon stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The relay connection failed or closed.
+    /// The relay connection failed or closed, or the authenticated layer refused a frame.
     #[error(transparent)]
     Client(#[from] ClientError),
 }
@@ -147,6 +256,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One nexus: the account served on one beacon.
 struct Nexus {
     account: Arc<Account>,
+    uuid: Uuid,
     limit: SpendingLimit,
     spent_msat: Mutex<u64>,
     /// Invoices asked for on this nexus: payment hash → the invoice request's uuid.
@@ -164,25 +274,56 @@ pub async fn serve(
     limit: SpendingLimit,
     config: &ClientConfig,
 ) -> Result<(), ProviderError> {
-    let socket = connect(url, seed, config).await?;
-    serve_socket(socket, account, limit).await
+    let socket = OutgoingSocket::connect(url, seed, config).await?;
+    serve_socket(socket, account, limit, config.security).await
 }
 
-/// [`serve`] on a socket that has already rendezvoused.
+/// [`serve`] on a socket already connected to a relay (over the network, or in process with
+/// [`crate::relay::RelayHandle::local_connect`]): rendezvouses, then serves until the consumer
+/// leaves (`Ok`) or the connection fails.
 ///
 /// # Errors
-/// [`ProviderError::Client`] when the connection breaks.
+/// [`ProviderError::Client`] when the connection breaks or a frame on the authenticated layer
+/// is refused.
 pub async fn serve_socket(
     mut socket: OutgoingSocket,
     account: Arc<Account>,
     limit: SpendingLimit,
+    security: Security,
 ) -> Result<(), ProviderError> {
+    account.emit(&socket, NexusEventKind::Created);
     let nexus = Arc::new(Nexus {
         account: Arc::clone(&account),
+        uuid: socket.uuid(),
         limit,
         spent_msat: Mutex::new(0),
         invoices: Mutex::new(HashMap::new()),
     });
+    let mut announced = false;
+    let result = match socket.rendezvous().await {
+        Ok(()) => run(&mut socket, &nexus, security, &mut announced).await,
+        Err(e) => Err(e),
+    };
+    if announced {
+        lock(&account.nexuses).remove(&nexus.uuid);
+        let reason = match &result {
+            Ok(()) => "the consumer left".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        account.emit(&socket, NexusEventKind::Revoked { reason });
+    }
+    account.emit(&socket, NexusEventKind::Destroyed);
+    let _ = socket.close().await;
+    result.map_err(ProviderError::from)
+}
+
+async fn run(
+    socket: &mut OutgoingSocket,
+    nexus: &Arc<Nexus>,
+    security: Security,
+    announced: &mut bool,
+) -> Result<(), ClientError> {
+    let account = &nexus.account;
     let mut updates = account.updates.subscribe();
     let mut received = account.backend.received();
     // Answers are produced by tasks (a payment takes a while) and sent from this loop, which
@@ -191,18 +332,82 @@ pub async fn serve_socket(
     loop {
         tokio::select! {
             message = socket.recv() => {
-                let Body::Request(request) = message?.body else { continue };
-                let (nexus, out) = (Arc::clone(&nexus), out_tx.clone());
-                tokio::spawn(async move {
-                    for reply in nexus.answer(request.request_uuid, request.kind).await {
-                        if out.send(reply).await.is_err() {
-                            return;
+                let message = match message {
+                    Ok(message) => message,
+                    Err(ClientError::RendezvousEnded) => return Ok(()),
+                    Err(e) if e.is_recoverable() => continue,
+                    Err(e) => return Err(e),
+                };
+                let auth_hello = message.auth_hello;
+                let Body::Request(request) = message.body else { continue };
+                let uuid = request.request_uuid;
+                if socket.is_secure() || security == Security::Legacy {
+                    if let RequestKind::Provider = request.kind {
+                        // Answered here, not in a task: it announces the nexus.
+                        let reply = nexus.provider_info(uuid).await;
+                        socket.send(&reply).await?;
+                        if is_ready(&reply) {
+                            announce(socket, nexus, socket.is_secure(), announced);
                         }
+                        continue;
                     }
+                } else {
+                    match request.kind {
+                        RequestKind::Provider => {
+                            // The handshake: our hello goes out under v0, then both switch.
+                            let handshake = match auth_hello {
+                                Some(hello) => {
+                                    let (handshake, ours) =
+                                        Handshake::start(*socket.shared_seed(), Role::Provider);
+                                    match handshake.finish(&hello) {
+                                        Ok(session) => Some((session, ours)),
+                                        Err(e) => {
+                                            let refusal = refuse(uuid, ErrorCode::INVALID_REQUEST,
+                                                format!("authenticated-layer hello refused: {e}"));
+                                            socket.send(&refusal).await?;
+                                            continue;
+                                        }
+                                    }
+                                }
+                                None if security == Security::Require => {
+                                    socket.send(&required(uuid)).await?;
+                                    continue;
+                                }
+                                None => None,
+                            };
+                            let mut reply = nexus.provider_info(uuid).await;
+                            let ready = is_ready(&reply);
+                            match handshake {
+                                Some((session, ours)) if ready => {
+                                    reply.auth_hello = Some(ours);
+                                    socket.send(&reply).await?;
+                                    socket.upgrade(session);
+                                }
+                                _ => socket.send(&reply).await?,
+                            }
+                            if ready {
+                                announce(socket, nexus, socket.is_secure(), announced);
+                            }
+                            continue;
+                        }
+                        _ if security == Security::Require => {
+                            socket.send(&required(uuid)).await?;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                let (nexus, out) = (Arc::clone(nexus), out_tx.clone());
+                tokio::spawn(async move {
+                    let reply = nexus.answer(uuid, request.kind).await;
+                    let _ = out.send(reply).await;
                 });
             }
             Some(reply) = out_rx.recv() => socket.send(&reply).await?,
             update = updates.recv() => {
+                if !*announced {
+                    continue;
+                }
                 if let Err(broadcast::error::RecvError::Closed) = update {
                     continue;
                 }
@@ -217,6 +422,7 @@ pub async fn serve_socket(
                     let kind = NotificationKind::Preimage {
                         preimage: Preimage::from_bytes(preimage),
                         ext: None,
+                        fee_msats: None,
                     };
                     socket.send(&Message::notification(Some(reference), kind)).await?;
                     let _ = account.updates.send(());
@@ -226,26 +432,78 @@ pub async fn serve_socket(
     }
 }
 
+/// True for a `NOTIFY_PROVIDER` (not `NOTIFY_PROVIDER_NOT_READY`).
+fn is_ready(reply: &Message) -> bool {
+    matches!(&reply.body, Body::Notification(n) if matches!(n.kind, NotificationKind::Provider(_)))
+}
+
+/// Records the nexus as announced (the first time) and tells the account's listeners.
+fn announce(socket: &OutgoingSocket, nexus: &Nexus, secure: bool, announced: &mut bool) {
+    if *announced {
+        return;
+    }
+    *announced = true;
+    lock(&nexus.account.nexuses).insert(
+        nexus.uuid,
+        NexusStatus {
+            nexus: nexus.uuid,
+            rendezvous_id: socket.rendezvous_id(),
+            secure,
+            spent_msat: 0,
+        },
+    );
+    nexus
+        .account
+        .emit(socket, NexusEventKind::Announced { secure });
+}
+
 /// The one-message answer to request `uuid`.
-fn reply(uuid: Uuid, kind: NotificationKind) -> Vec<Message> {
-    vec![Message::notification(Some(uuid), kind)]
+fn reply(uuid: Uuid, kind: NotificationKind) -> Message {
+    Message::notification(Some(uuid), kind)
 }
 
 /// `NOTIFY_ERROR` for request `uuid`.
-fn refuse(uuid: Uuid, error_msg: String) -> Vec<Message> {
-    reply(uuid, NotificationKind::Error { error_msg })
+fn refuse(uuid: Uuid, code: ErrorCode, error_msg: String) -> Message {
+    reply(
+        uuid,
+        NotificationKind::Error {
+            error_msg,
+            error_code: Some(code),
+        },
+    )
+}
+
+fn required(uuid: Uuid) -> Message {
+    refuse(
+        uuid,
+        ErrorCode::SECURE_LAYER_REQUIRED,
+        "this provider requires the authenticated-encryption layer".into(),
+    )
+}
+
+fn backend_refusal(uuid: Uuid, e: BackendError) -> Message {
+    refuse(uuid, e.code, e.message)
 }
 
 impl Nexus {
-    async fn answer(&self, uuid: Uuid, kind: RequestKind) -> Vec<Message> {
+    async fn provider_info(&self, uuid: Uuid) -> Message {
+        match self.account.info().await {
+            Ok(info) => reply(uuid, NotificationKind::Provider(info)),
+            Err(_) => reply(uuid, NotificationKind::ProviderNotReady),
+        }
+    }
+
+    async fn answer(&self, uuid: Uuid, kind: RequestKind) -> Message {
         match kind {
             RequestKind::Ping => reply(uuid, NotificationKind::Pong),
-            RequestKind::Provider => match self.account.info().await {
-                Ok(info) => reply(uuid, NotificationKind::Provider(info)),
-                Err(_) => reply(uuid, NotificationKind::ProviderNotReady),
-            },
-            RequestKind::Invoice { msats } => {
-                match self.account.backend.invoice(msats.get()).await {
+            RequestKind::Provider => self.provider_info(uuid).await,
+            RequestKind::Invoice { msats, description } => {
+                let made = self
+                    .account
+                    .backend
+                    .invoice(msats.get(), description.as_deref())
+                    .await;
+                match made {
                     Ok((bolt11, hash)) => match bolt11.parse() {
                         Ok(bolt11) => {
                             lock(&self.invoices).insert(hash, uuid);
@@ -253,32 +511,63 @@ impl Nexus {
                         }
                         Err(_) => refuse(
                             uuid,
+                            ErrorCode::INVOICE_FAILED,
                             "the wallet made an invoice the protocol cannot carry".into(),
                         ),
                     },
-                    Err(e) => refuse(uuid, format!("cannot make an invoice: {e}")),
+                    Err(e) => backend_refusal(uuid, e),
                 }
             }
-            RequestKind::Pay { bolt11 } => self.pay(uuid, bolt11.as_str()).await,
-            RequestKind::Rendezvous { .. } => refuse(uuid, "already rendezvoused".into()),
+            RequestKind::Pay { bolt11, msats } => {
+                self.pay(uuid, bolt11.as_str(), msats.map(|m| m.get()))
+                    .await
+            }
+            RequestKind::Rendezvous { .. } => refuse(
+                uuid,
+                ErrorCode::INVALID_REQUEST,
+                "already rendezvoused".into(),
+            ),
         }
     }
 
-    async fn pay(&self, uuid: Uuid, bolt11: &str) -> Vec<Message> {
-        // The limit is checked before paying, with the amount from the invoice's
-        // human-readable part, and the amount stays counted unless the payment fails.
-        let mut counted = 0;
-        if let Some(max) = self.limit.max_msat {
-            let Some(amount) = bolt11_amount_msat(bolt11) else {
+    async fn pay(&self, uuid: Uuid, bolt11: &str, msats: Option<u64>) -> Message {
+        // An invoice is bech32 with an `ln…` prefix; anything else is refused before the amount
+        // rules, so the consumer hears what is actually wrong.
+        if !bolt11_shaped(bolt11) {
+            return refuse(
+                uuid,
+                ErrorCode::INVALID_INVOICE,
+                "malformed invoice: not a bech32 BOLT11 string".into(),
+            );
+        }
+        // The amount comes from the invoice's human-readable part, or from the request for an
+        // amountless invoice; never both, so a consumer cannot overpay by mistake.
+        let amount = match (bolt11_amount_msat(bolt11), msats) {
+            (Some(amount), None) => amount,
+            (None, Some(amount)) => amount,
+            (Some(_), Some(_)) => {
                 return refuse(
                     uuid,
-                    "amountless invoices cannot be paid on a limited beacon".into(),
-                );
-            };
+                    ErrorCode::AMOUNT_MISMATCH,
+                    "the invoice has an amount; do not give another".into(),
+                )
+            }
+            (None, None) => {
+                return refuse(
+                    uuid,
+                    ErrorCode::AMOUNT_MISMATCH,
+                    "the invoice has no amount: say how much to pay".into(),
+                )
+            }
+        };
+        // The limit is checked before paying and the amount stays counted unless the payment
+        // fails; the fee is added once known.
+        if let Some(max) = self.limit.max_msat {
             let mut spent = lock(&self.spent_msat);
             if spent.saturating_add(amount) > max {
                 return refuse(
                     uuid,
+                    ErrorCode::SPENDING_LIMIT,
                     format!(
                         "over this beacon's spending limit: {} msat left",
                         max.saturating_sub(*spent)
@@ -286,27 +575,55 @@ impl Nexus {
                 );
             }
             *spent += amount;
-            counted = amount;
+        } else {
+            *lock(&self.spent_msat) += amount;
         }
-        match self.account.backend.pay(bolt11).await {
-            Ok((preimage, _fee)) => {
+        match self.account.backend.pay(bolt11, msats).await {
+            Ok(paid) => {
+                let spent = {
+                    let mut spent = lock(&self.spent_msat);
+                    *spent = spent.saturating_add(paid.fee_msat);
+                    *spent
+                };
+                if let Some(status) = lock(&self.account.nexuses).get_mut(&self.uuid) {
+                    status.spent_msat = spent;
+                }
                 let _ = self.account.updates.send(());
-                let preimage = Preimage::from_bytes(preimage);
                 reply(
                     uuid,
                     NotificationKind::Preimage {
-                        preimage,
+                        preimage: Preimage::from_bytes(paid.preimage),
                         ext: None,
+                        fee_msats: Some(paid.fee_msat),
                     },
                 )
             }
             Err(e) => {
                 let mut spent = lock(&self.spent_msat);
-                *spent = spent.saturating_sub(counted);
-                refuse(uuid, format!("payment failed: {e}"))
+                *spent = spent.saturating_sub(amount);
+                backend_refusal(uuid, e)
             }
         }
     }
+}
+
+/// Whether `bolt11` has the shape of a BOLT11 invoice: an `ln…` prefix, then bech32 data long
+/// enough for a timestamp, a signature and a checksum. The wallet checks the rest (checksum,
+/// signature, network); this only lets the provider say "malformed" before anything else.
+pub fn bolt11_shaped(bolt11: &str) -> bool {
+    const CHARSET: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    // timestamp (7) + signature (104) + checksum (6), in 5-bit characters.
+    const MIN_DATA: usize = 7 + 104 + 6;
+    let mixed_case = bolt11.chars().any(|c| c.is_ascii_uppercase())
+        && bolt11.chars().any(|c| c.is_ascii_lowercase());
+    let lower = bolt11.to_ascii_lowercase();
+    let Some((hrp, data)) = lower.rsplit_once('1') else {
+        return false;
+    };
+    !mixed_case
+        && hrp.starts_with("ln")
+        && data.len() >= MIN_DATA
+        && data.chars().all(|c| CHARSET.contains(c))
 }
 
 /// The amount of a BOLT11 invoice from its human-readable part (`lnbcrt25u1…` → 2 500 000
@@ -348,6 +665,13 @@ mod tests {
         assert_eq!(bolt11_amount_msat("lnbcrt1pamountless"), None);
         assert_eq!(bolt11_amount_msat("garbage"), None);
         assert_eq!(bolt11_amount_msat("lnbc99999999999999999999m1p"), None);
+        let real = format!("lnbcrt10u1p{}", "q".repeat(120));
+        assert!(bolt11_shaped(&real));
+        assert!(bolt11_shaped(&real.to_uppercase()));
+        assert!(!bolt11_shaped("lnbcrt1garbage"));
+        assert!(!bolt11_shaped(&format!("lnbcrt10u1p{}", "b".repeat(120))));
+        assert!(!bolt11_shaped(&format!("bc1{}", "q".repeat(120))));
+        assert!(!bolt11_shaped(&format!("lnBCrt10u1p{}", "q".repeat(120))));
     }
 
     #[test]
@@ -365,5 +689,17 @@ mod tests {
         assert!(wad.asset_stable());
         assert_eq!(wad.asset_units().as_f64(), Some(60.0));
         assert_eq!(Denomination::Bitcoin.wad(5).code(), "BTC");
+        match Denomination::fiat("eur", 50_000.0) {
+            Ok(Denomination::Fiat {
+                code,
+                iso_num,
+                symbol,
+                ..
+            }) => assert_eq!((code.as_str(), iso_num, symbol.as_str()), ("EUR", 978, "€")),
+            other => panic!("{other:?}"),
+        }
+        assert!(Denomination::fiat("XYZ", 1.0).is_err());
+        assert!(Denomination::fiat("USD", -1.0).is_err());
+        assert!(Denomination::fiat("USD", f64::NAN).is_err());
     }
 }

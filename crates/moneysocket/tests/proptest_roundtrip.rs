@@ -293,11 +293,17 @@ fn v0_message() -> impl Strategy<Value = V0Message> {
             .prop_map(|rendezvous_id| RequestKind::Rendezvous { rendezvous_id }),
         Just(RequestKind::Provider),
         Just(RequestKind::Ping),
-        (1u64..).prop_map(|m| RequestKind::Invoice {
-            msats: NonZeroU64::new(m).unwrap_or(NonZeroU64::MIN)
+        (1u64.., proptest::option::of(short_string(40))).prop_map(|(m, description)| {
+            RequestKind::Invoice {
+                msats: NonZeroU64::new(m).unwrap_or(NonZeroU64::MIN),
+                description,
+            }
         }),
-        "lnbc[a-z0-9]{0,40}".prop_map(|s| RequestKind::Pay {
-            bolt11: s.parse().expect("lnbc prefix")
+        ("lnbc[a-z0-9]{0,40}", proptest::option::of(1u64..)).prop_map(|(s, msats)| {
+            RequestKind::Pay {
+                bolt11: s.parse().expect("lnbc prefix"),
+                msats: msats.and_then(NonZeroU64::new),
+            }
         }),
     ];
     let info = (
@@ -324,13 +330,24 @@ fn v0_message() -> impl Strategy<Value = V0Message> {
         "lnbc[a-z0-9]{0,40}".prop_map(|s| NotificationKind::Invoice {
             bolt11: s.parse().expect("lnbc prefix")
         }),
-        (any::<[u8; 32]>(), proptest::option::of(short_string(40))).prop_map(|(p, ext)| {
-            NotificationKind::Preimage {
-                preimage: v0::message::Preimage::from_bytes(p),
-                ext: ext.map(|e| e.parse().expect("short ext")),
+        (
+            any::<[u8; 32]>(),
+            proptest::option::of(short_string(40)),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(p, ext, fee_msats)| {
+                NotificationKind::Preimage {
+                    preimage: v0::message::Preimage::from_bytes(p),
+                    ext: ext.map(|e| e.parse().expect("short ext")),
+                    fee_msats,
+                }
+            }),
+        (any::<String>(), proptest::option::of(any::<u16>())).prop_map(|(error_msg, code)| {
+            NotificationKind::Error {
+                error_msg,
+                error_code: code.map(v0::message::ErrorCode),
             }
         }),
-        any::<String>().prop_map(|error_msg| NotificationKind::Error { error_msg }),
     ];
     let body = prop_oneof![
         (uuid_v4(), request_kind)
@@ -348,13 +365,18 @@ fn v0_message() -> impl Strategy<Value = V0Message> {
                 })
             }),
     ];
-    (non_negative_number(), any::<String>(), body).prop_map(|(ts, protocol_version, body)| {
-        V0Message {
+    (
+        non_negative_number(),
+        any::<String>(),
+        body,
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..100)),
+    )
+        .prop_map(|(ts, protocol_version, body, auth_hello)| V0Message {
             timestamp: Timestamp::from_number(ts).unwrap_or_else(|| Timestamp::from_unix_secs(0)),
             protocol_version,
             body,
-        }
-    })
+            auth_hello,
+        })
 }
 
 fn far_future() -> SystemTime {

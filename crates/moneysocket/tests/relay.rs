@@ -157,6 +157,7 @@ async fn two_peers_pair_and_exchange_encrypted_frames_verbatim() {
     // And through the message API.
     let message = Message::request(RequestKind::Invoice {
         msats: 1000.try_into().expect("non-zero"),
+        description: None,
     });
     a.send(&message).await.expect("send");
     assert_eq!(within("message", b.recv()).await.expect("recv"), message);
@@ -541,4 +542,59 @@ async fn shutdown_closes_every_connection() {
     }
     let refused = OutgoingSocket::connect(&url, seed(17), &ClientConfig::default()).await;
     assert!(refused.is_err(), "relay still accepting after shutdown");
+}
+
+/// The in-process (local) connection: it rendezvouses with a WebSocket peer, frames cross
+/// both ways unchanged, the same limits hold, and leaving ends the peer's rendezvous.
+#[tokio::test]
+async fn a_local_connection_meets_a_websocket_peer() {
+    let (relay, url) = start(RelayConfig {
+        max_frame_len: 1024,
+        ..test_config()
+    })
+    .await;
+    let s = seed(40);
+    let mut local = relay.local_connect(s);
+    let (local_done, remote) = within(
+        "rendezvous",
+        futures_util::future::join(
+            local.rendezvous(),
+            connect(&url, s, &ClientConfig::default()),
+        ),
+    )
+    .await;
+    local_done.expect("the local side rendezvouses");
+    let mut remote = remote.expect("the websocket side rendezvouses");
+    assert_ne!(local.uuid(), remote.uuid());
+
+    let key = derive_aes_key(&s);
+    cross_verbatim(&mut local, &mut remote, &key).await;
+    cross_verbatim(&mut remote, &mut local, &key).await;
+    local.send(&ping()).await.expect("send");
+    assert_eq!(
+        within("ping", remote.recv()).await.expect("recv").name(),
+        "REQUEST_PING"
+    );
+
+    // A local peer is held to the frame limit like any other.
+    local.send_frame(vec![0x42; 4096]).await.expect("send");
+    assert_closed(within("close", local.recv_frame()).await, 1009);
+    until_rendezvous_end(&mut remote).await;
+    assert_eq!(relay.metrics().rejected.oversize, 1);
+
+    // The id is free again; a local side that leaves ends its peer's rendezvous.
+    let s = seed(41);
+    let mut local = relay.local_connect(s);
+    let (local_done, remote) = within(
+        "rendezvous",
+        futures_util::future::join(
+            local.rendezvous(),
+            connect(&url, s, &ClientConfig::default()),
+        ),
+    )
+    .await;
+    local_done.expect("rendezvous");
+    let mut remote = remote.expect("rendezvous");
+    local.close().await.expect("close");
+    until_rendezvous_end(&mut remote).await;
 }

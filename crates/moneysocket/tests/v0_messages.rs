@@ -3,8 +3,8 @@
 
 use moip_moneysocket::error::{HexError, UuidError};
 use moip_moneysocket::v0::message::{
-    Body, Message, MessageError, MessageField as F, Notification, NotificationKind, Request,
-    RequestKind, MAX_MESSAGE_LEN,
+    Body, ErrorCode, Message, MessageError, MessageField as F, Notification, NotificationKind,
+    Request, RequestKind, MAX_DESCRIPTION_BYTES, MAX_MESSAGE_LEN,
 };
 use moip_moneysocket::v0::provider_info::{ProviderInfo, ProviderInfoError, ProviderInfoField};
 use moip_moneysocket::v0::wad::Wad;
@@ -95,11 +95,23 @@ fn every_message() -> Vec<Message> {
         request(RequestKind::Ping),
         request(RequestKind::Invoice {
             msats: std::num::NonZeroU64::new(1000).expect("non-zero"),
+            description: None,
+        }),
+        request(RequestKind::Invoice {
+            msats: std::num::NonZeroU64::new(1000).expect("non-zero"),
+            description: Some("tea for two".to_owned()),
         }),
         request(RequestKind::Pay {
             bolt11: "lnbc1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypq"
                 .parse()
                 .expect("bolt11"),
+            msats: None,
+        }),
+        request(RequestKind::Pay {
+            bolt11: "lnbc1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypq"
+                .parse()
+                .expect("bolt11"),
+            msats: std::num::NonZeroU64::new(5000),
         }),
         notification(
             Some(uuid(UUID_A)),
@@ -128,6 +140,7 @@ fn every_message() -> Vec<Message> {
             NotificationKind::Preimage {
                 preimage: "00".repeat(32).parse().expect("hex"),
                 ext: None,
+                fee_msats: None,
             },
         ),
         notification(
@@ -135,12 +148,21 @@ fn every_message() -> Vec<Message> {
             NotificationKind::Preimage {
                 preimage: "ab".repeat(32).parse().expect("hex"),
                 ext: Some("x".repeat(4096).parse().expect("fits")),
+                fee_msats: Some(1234),
             },
         ),
         notification(
             Some(uuid(UUID_A)),
             NotificationKind::Error {
                 error_msg: "no route".to_owned(),
+                error_code: None,
+            },
+        ),
+        notification(
+            Some(uuid(UUID_A)),
+            NotificationKind::Error {
+                error_msg: "over the limit".to_owned(),
+                error_code: Some(ErrorCode::SPENDING_LIMIT),
             },
         ),
     ]
@@ -369,4 +391,77 @@ fn frames_are_bounded_and_must_be_json() {
     );
     assert_eq!(Message::decode(b"\xff\xfe"), Err(MessageError::NotJson));
     assert_eq!(Message::decode(b"{\"a\":"), Err(MessageError::NotJson));
+}
+
+/// moip's extension keys are written only when set, so plain messages stay byte-identical to
+/// the references'; when set they decode back, and bad values are refused with the field named.
+#[test]
+fn extension_keys_are_optional_and_validated() {
+    let plain = Message::request(RequestKind::Invoice {
+        msats: std::num::NonZeroU64::new(1000).expect("non-zero"),
+        description: None,
+    });
+    let json = String::from_utf8(plain.encode()).expect("utf8");
+    for key in ["description", "moip_auth_hello", "fee_msats", "error_code"] {
+        assert!(!json.contains(key), "{json}");
+    }
+    let mut hello = Message::request(RequestKind::Provider);
+    hello.auth_hello = Some(vec![7; 71]);
+    assert_eq!(Message::decode(&hello.encode()), Ok(hello.clone()));
+
+    let mut value = hello.to_json_value();
+    let bad = |value: &serde_json::Value| Message::decode(value.to_string().as_bytes());
+    value["moip_auth_hello"] = serde_json::json!(12);
+    assert_eq!(bad(&value), Err(MessageError::WrongType(F::AuthHello)));
+    value["moip_auth_hello"] = serde_json::json!("zz");
+    assert!(matches!(
+        bad(&value),
+        Err(MessageError::Hex {
+            field: F::AuthHello,
+            ..
+        })
+    ));
+    value["moip_auth_hello"] = serde_json::json!("00".repeat(200));
+    assert_eq!(bad(&value), Err(MessageError::OutOfRange(F::AuthHello)));
+
+    let mut invoice = plain.to_json_value();
+    invoice["description"] = serde_json::json!("x".repeat(MAX_DESCRIPTION_BYTES + 1));
+    assert_eq!(bad(&invoice), Err(MessageError::DescriptionTooLong));
+    invoice["description"] = serde_json::json!(["list"]);
+    assert_eq!(bad(&invoice), Err(MessageError::WrongType(F::Description)));
+
+    let mut pay = Message::request(RequestKind::Pay {
+        bolt11: "lnbcrt1xyz".parse().expect("bolt11"),
+        msats: None,
+    })
+    .to_json_value();
+    pay["msats"] = serde_json::json!(0);
+    assert_eq!(bad(&pay), Err(MessageError::NonPositiveMsats));
+    pay["msats"] = serde_json::json!(-5);
+    assert_eq!(bad(&pay), Err(MessageError::OutOfRange(F::Msats)));
+
+    let mut error = Message::notification(
+        None,
+        NotificationKind::Error {
+            error_msg: "x".into(),
+            error_code: None,
+        },
+    )
+    .to_json_value();
+    error["error_code"] = serde_json::json!(70_000);
+    assert_eq!(bad(&error), Err(MessageError::OutOfRange(F::ErrorCode)));
+    error["error_code"] = serde_json::json!(1.5);
+    assert_eq!(bad(&error), Err(MessageError::WrongType(F::ErrorCode)));
+    // A code this library does not name survives the round trip.
+    error["error_code"] = serde_json::json!(999);
+    match bad(&error).expect("decodes").body {
+        Body::Notification(n) => assert_eq!(
+            n.kind,
+            NotificationKind::Error {
+                error_msg: "x".into(),
+                error_code: Some(ErrorCode(999))
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
 }

@@ -68,6 +68,10 @@ pub(crate) struct LnArgs {
     /// Moneysocket relay for the provider that `run` starts (`moip ln beacon` makes beacons)
     #[arg(long)]
     moneysocket_relay: Option<String>,
+    /// Show the Moneysocket balance in a fiat currency too, at this rate: CODE:UNITS_PER_BTC,
+    /// e.g. USD:60000
+    #[arg(long, value_name = "CODE:RATE", value_parser = parse_fiat_rate)]
+    fiat_rate: Option<Denomination>,
     /// The seed file's password (prompted for when absent)
     #[arg(long, env = "MOIP_LN_PASSWORD", hide_env_values = true)]
     password: Option<String>,
@@ -264,7 +268,11 @@ pub(crate) fn run(args: LnArgs) -> anyhow::Result<()> {
             store: data_dir.join("nwc-connections.json"),
             password,
         });
-        let result = run_node(&node, &socket, nwc, args.moneysocket_relay.clone());
+        let moneysocket = args.moneysocket_relay.clone().map(|relay| {
+            let denomination = args.fiat_rate.clone().unwrap_or(Denomination::Bitcoin);
+            (relay, denomination)
+        });
+        let result = run_node(&node, &socket, nwc, moneysocket);
         control::remove(&socket);
         node.stop().context("stopping the node")?;
         return result;
@@ -331,7 +339,7 @@ fn run_node(
     node: &LightningNode,
     socket: &std::path::Path,
     nwc: Option<NwcSetup>,
-    moneysocket_relay: Option<String>,
+    moneysocket: Option<(String, Denomination)>,
 ) -> anyhow::Result<()> {
     println!("node id: {}", node.node_id());
     for peer in node.peer_addresses() {
@@ -356,16 +364,16 @@ fn run_node(
             Some(Arc::new(service))
         }
     };
-    let moneysocket = match moneysocket_relay {
+    let moneysocket = match moneysocket {
         None => None,
-        Some(relay) => {
+        Some((relay, denomination)) => {
             relay_location(&relay)?;
             let _entered = runtime.enter();
             let backend = RailProvider::new(Arc::new(node.clone()));
             println!("moneysocket relay: {relay}");
             Some(Moneysocket {
                 relay,
-                account: Account::new(backend, Denomination::Bitcoin),
+                account: Account::new(backend, denomination),
                 runtime: runtime.handle().clone(),
             })
         }
@@ -394,6 +402,18 @@ fn run_node(
         }
     });
     Ok(())
+}
+
+/// `--fiat-rate USD:60000`.
+fn parse_fiat_rate(text: &str) -> Result<Denomination, String> {
+    let (code, rate) = text
+        .split_once(':')
+        .ok_or_else(|| "write CODE:UNITS_PER_BTC, e.g. USD:60000".to_owned())?;
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("{rate:?} is not a number"))?;
+    Denomination::fiat(code.trim(), rate)
 }
 
 /// A relay URL (`ws://host:port`, `wss://host[:port]`) as a beacon location.

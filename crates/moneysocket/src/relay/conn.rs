@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -20,7 +19,6 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Bytes, Message as WsMessage};
-use tokio_tungstenite::WebSocketStream;
 use uuid::Uuid;
 
 use super::directory::{ConnId, Directory, Join, Left};
@@ -142,7 +140,10 @@ where
         .max_frame_size(Some(max));
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config));
     match tokio::time::timeout_at(deadline, upgrade).await {
-        Ok(Ok(ws)) => run(ws, peer, Arc::clone(shared)).await,
+        Ok(Ok(ws)) => {
+            let (sink, stream) = ws.split();
+            run(sink, stream, Peer::Tcp(peer), Arc::clone(shared)).await;
+        }
         Ok(Err(e)) => handshake_failed(shared, peer, &e),
         Err(_) => handshake_failed(shared, peer, &"timed out"),
     }
@@ -153,12 +154,57 @@ fn handshake_failed(shared: &Shared, peer: SocketAddr, why: &dyn std::fmt::Displ
     tracing::debug!(%peer, "relay handshake failed: {why}");
 }
 
-async fn run<S>(ws: WebSocketStream<S>, peer: SocketAddr, shared: Arc<Shared>)
+/// Where a connection comes from, for logs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Peer {
+    /// A WebSocket over TCP (the *IncomingWebsocket* layer).
+    Tcp(SocketAddr),
+    /// An in-process channel pair (the *IncomingLocal* layer).
+    Local,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(addr) => addr.fmt(f),
+            Peer::Local => f.write_str("local"),
+        }
+    }
+}
+
+/// Serves an in-process connection: `inbound` carries what the local client sends, `outbound`
+/// what the relay sends it. The same rendezvous and forwarding as a WebSocket, without the
+/// per-address admission (the caller is this process).
+pub(crate) async fn serve_local(
+    inbound: mpsc::Receiver<WsMessage>,
+    outbound: mpsc::Sender<WsMessage>,
+    shared: Arc<Shared>,
+) {
+    inc(&shared.metrics.connections_open);
+    let stream = Box::pin(futures_util::stream::unfold(inbound, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|m| (Ok::<_, tungstenite::Error>(m), rx))
+    }));
+    let sink = Box::pin(futures_util::sink::unfold(
+        outbound,
+        |tx, message: WsMessage| async move {
+            tx.send(message)
+                .await
+                .map_err(|_| tungstenite::Error::ConnectionClosed)?;
+            Ok::<_, tungstenite::Error>(tx)
+        },
+    ));
+    run(sink, stream, Peer::Local, Arc::clone(&shared)).await;
+    dec(&shared.metrics.connections_open);
+}
+
+async fn run<Si, St>(sink: Si, stream: St, peer: Peer, shared: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Si: Sink<WsMessage, Error = tungstenite::Error> + Unpin,
+    St: Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
 {
     let id = next_conn_id();
-    let (sink, stream) = ws.split();
     let (outbox, outbox_rx) = mpsc::channel(OUTBOX_LEN);
     let (control, control_rx) = mpsc::unbounded_channel();
     let reader = Reader {
@@ -182,12 +228,9 @@ fn next_conn_id() -> ConnId {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn write<S>(
-    mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
-    mut outbox: mpsc::Receiver<Outbound>,
-    write_timeout: Duration,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
+async fn write<Si>(mut sink: Si, mut outbox: mpsc::Receiver<Outbound>, write_timeout: Duration)
+where
+    Si: Sink<WsMessage, Error = tungstenite::Error> + Unpin,
 {
     let mut batch = Vec::with_capacity(OUTBOX_LEN);
     // Everything queued goes out in one flush: one write syscall for a burst, not one each.
@@ -221,7 +264,7 @@ async fn write<S>(
 
 struct Reader {
     id: ConnId,
-    peer: SocketAddr,
+    peer: Peer,
     shared: Arc<Shared>,
     outbox: mpsc::Sender<Outbound>,
     control: mpsc::UnboundedSender<Control>,
@@ -229,12 +272,9 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run<S>(
-        mut self,
-        mut stream: SplitStream<WebSocketStream<S>>,
-        mut control_rx: mpsc::UnboundedReceiver<Control>,
-    ) where
-        S: AsyncRead + AsyncWrite + Unpin,
+    async fn run<St>(mut self, mut stream: St, mut control_rx: mpsc::UnboundedReceiver<Control>)
+    where
+        St: Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
     {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
@@ -277,6 +317,10 @@ impl Reader {
                         }
                     }
                     match message {
+                        // tungstenite enforces this for WebSockets; a local peer has no framing.
+                        WsMessage::Binary(bytes) if bytes.len() > config.max_frame_len => {
+                            break Exit::Oversize
+                        }
                         WsMessage::Binary(bytes) => {
                             if let Some(exit) = self.on_binary(bytes).await {
                                 break exit;

@@ -13,6 +13,10 @@
 //! malformed frame closes the connection with a WebSocket close code instead of being
 //! half-processed.
 //!
+//! In the layer model of the references this is the incoming stack — *IncomingWebsocket* (or
+//! *IncomingLocal*, for a client in this process: [`RelayHandle::local_connect`]) →
+//! *IncomingRendezvous* (the directory) → *Relay* (forwarding).
+//!
 //! The reference has no limits at all; this one bounds everything a peer controls (see
 //! [`RelayConfig`]): frame size, time to pair, connections per source address and in total,
 //! messages per second per connection, handshake and write time. Refusals are counted by
@@ -43,13 +47,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use limits::RateLimit;
 pub use metrics::{Rejections, RelayMetrics};
 
+use crate::client::OutgoingSocket;
 use crate::v0::frame::MAX_FRAME_LEN;
+use crate::SharedSeed;
 use directory::Directory;
 use limits::{Admissions, Refusal};
 use metrics::{inc, Metrics};
@@ -192,6 +198,22 @@ impl RelayHandle {
         self.local_addr
     }
 
+    /// Connects to this relay from inside the process, for `seed` (the *OutgoingLocal* layer of
+    /// the references): a provider sits inside its own relay this way, and a consumer on the
+    /// network meets it as if it had come over a WebSocket. The socket still has to
+    /// rendezvous; everything else — limits, forwarding, the END on leaving — is as for a
+    /// WebSocket peer.
+    pub fn local_connect(&self, seed: SharedSeed) -> OutgoingSocket {
+        let (to_relay, from_client) = mpsc::channel(LOCAL_QUEUE);
+        let (to_client, from_relay) = mpsc::channel(LOCAL_QUEUE);
+        tokio::spawn(conn::serve_local(
+            from_client,
+            to_client,
+            Arc::clone(&self.shared),
+        ));
+        OutgoingSocket::local(to_relay, from_relay, seed)
+    }
+
     /// A snapshot of the counters.
     pub fn metrics(&self) -> RelayMetrics {
         self.shared.metrics.snapshot()
@@ -214,6 +236,9 @@ impl Drop for RelayHandle {
         self.stop.send_replace(true);
     }
 }
+
+/// Frames queued each way on a local connection; backpressure does the rest, as on a socket.
+const LOCAL_QUEUE: usize = 32;
 
 /// How long shutdown waits for connections to say goodbye before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -336,6 +336,7 @@ mod tests {
 
         let secret = request(RequestKind::Invoice {
             msats: NonZeroU64::new(1234).expect("non-zero"),
+            description: None,
         });
         let frame = encode_frame(&secret, &key).expect("encode");
         assert_eq!(classify(&frame), FrameClass::Encrypted);
@@ -466,6 +467,7 @@ mod tests {
                 request_reference_uuid: None,
                 kind: NotificationKind::Error {
                     error_msg: "x".repeat(MAX_MESSAGE_LEN),
+                    error_code: None,
                 },
             }),
         );

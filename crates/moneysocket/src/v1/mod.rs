@@ -7,7 +7,7 @@
 
 pub mod beacon;
 pub mod features;
-mod iso4217;
+pub(crate) mod iso4217;
 pub mod message;
 pub mod provider_info;
 pub mod seed;

@@ -37,6 +37,14 @@ pub enum MessageField {
     Ext,
     /// `error_msg`
     ErrorMsg,
+    /// `description` (moip extension)
+    Description,
+    /// `fee_msats` (moip extension)
+    FeeMsats,
+    /// `error_code` (moip extension)
+    ErrorCode,
+    /// `moip_auth_hello` (moip extension)
+    AuthHello,
 }
 
 /// A v0 message could not be decoded.
@@ -103,6 +111,12 @@ pub enum MessageError {
     /// `ext` is longer than [`super::MAX_EXT_CHARS`].
     #[error("ext is larger than 4096 characters")]
     ExtTooLong,
+    /// `description` is longer than [`super::MAX_DESCRIPTION_BYTES`].
+    #[error("description is longer than 639 bytes")]
+    DescriptionTooLong,
+    /// `fee_msats` or `error_code` is not a non-negative integer in range.
+    #[error("message field {0:?} is out of range")]
+    OutOfRange(MessageField),
     /// The `NOTIFY_PROVIDER` fields are invalid.
     #[error("invalid provider info: {0}")]
     ProviderInfo(ProviderInfoError),

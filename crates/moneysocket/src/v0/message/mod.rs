@@ -8,11 +8,19 @@
 //! `notification/notification.py` and the per-name classes), so the first error reported is
 //! the one the reference would report. Unknown extra keys are ignored, as there.
 //!
+//! moip adds a few optional keys that legacy apps ignore: `description` on `REQUEST_INVOICE`,
+//! `msats` on `REQUEST_PAY` (for amountless invoices), `fee_msats` on `NOTIFY_PREIMAGE`,
+//! `error_code` on `NOTIFY_ERROR`, and `moip_auth_hello` on `REQUEST_PROVIDER` and
+//! `NOTIFY_PROVIDER`, which negotiates the authenticated-encryption layer
+//! ([`crate::secure`]). Absent keys are not written, so messages without them encode exactly
+//! as the references do.
+//!
 //! Encryption is not this module's concern: a frame is handed here once it is known to be
 //! clear text (the caller decrypts first). [`Message::requires_cleartext`] tells which
 //! messages must travel unencrypted.
 
 mod error;
+mod error_code;
 mod notification;
 mod payment;
 mod request;
@@ -24,9 +32,10 @@ use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
 pub use error::{MessageError, MessageField};
+pub use error_code::ErrorCode;
 pub use notification::{Notification, NotificationKind};
 pub use payment::{Bolt11, ExtTooLong, NotBolt11, Preimage, PreimageExt, MAX_EXT_CHARS};
-pub use request::{Request, RequestKind};
+pub use request::{Request, RequestKind, MAX_DESCRIPTION_BYTES};
 
 use crate::encoding::json::is_integer;
 use crate::ids;
@@ -55,7 +64,13 @@ pub struct Message {
     pub protocol_version: String,
     /// The request or notification.
     pub body: Body,
+    /// The sender's hello for the authenticated-encryption layer ([`crate::secure`]), offered
+    /// on `REQUEST_PROVIDER` and accepted on `NOTIFY_PROVIDER`; ignored on other messages.
+    pub auth_hello: Option<Vec<u8>>,
 }
+
+/// The longest `moip_auth_hello` accepted, in bytes (a hello is 71).
+const MAX_AUTH_HELLO: usize = 128;
 
 /// The two message classes.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +88,7 @@ impl Message {
             timestamp,
             protocol_version: PROTOCOL_VERSION.to_owned(),
             body,
+            auth_hello: None,
         }
     }
 
@@ -175,10 +191,22 @@ impl Message {
         } else {
             Body::Notification(decode_notification(map)?)
         };
+        let auth_hello = match map.get(key(F::AuthHello)) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= 2 * MAX_AUTH_HELLO => Some(
+                crate::encoding::hex::decode_vec(s).map_err(|error| MessageError::Hex {
+                    field: F::AuthHello,
+                    error,
+                })?,
+            ),
+            Some(Value::String(_)) => return Err(MessageError::OutOfRange(F::AuthHello)),
+            Some(_) => return Err(MessageError::WrongType(F::AuthHello)),
+        };
         Ok(Message {
             timestamp,
             protocol_version,
             body,
+            auth_hello,
         })
     }
 
@@ -223,6 +251,12 @@ impl Message {
                 write_notification_fields(&n.kind, &mut map);
             }
         }
+        if let Some(hello) = &self.auth_hello {
+            map.insert(
+                key(MessageField::AuthHello).into(),
+                Value::String(crate::encoding::hex::encode(hello)),
+            );
+        }
         Value::Object(map)
     }
 }
@@ -248,6 +282,10 @@ fn key(field: MessageField) -> &'static str {
         MessageField::Preimage => "preimage",
         MessageField::Ext => "ext",
         MessageField::ErrorMsg => "error_msg",
+        MessageField::Description => "description",
+        MessageField::FeeMsats => "fee_msats",
+        MessageField::ErrorCode => "error_code",
+        MessageField::AuthHello => "moip_auth_hello",
     }
 }
 
@@ -276,6 +314,20 @@ fn bolt11(map: &Map<String, Value>) -> Result<Bolt11, MessageError> {
         .map_err(|NotBolt11| MessageError::NotBolt11)
 }
 
+/// An optional non-negative integer field (moip extensions): absent or null is `None`.
+fn optional_u64(
+    map: &Map<String, Value>,
+    field: MessageField,
+) -> Result<Option<u64>, MessageError> {
+    match map.get(key(field)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if is_integer(n) => {
+            n.as_u64().map(Some).ok_or(MessageError::OutOfRange(field))
+        }
+        Some(_) => Err(MessageError::WrongType(field)),
+    }
+}
+
 fn decode_request(map: &Map<String, Value>) -> Result<Request, MessageError> {
     use MessageField as F;
     let request_uuid = required_uuid(map, F::RequestUuid)?;
@@ -295,11 +347,22 @@ fn decode_request(map: &Map<String, Value>) -> Result<Request, MessageError> {
                     .ok_or(MessageError::NonPositiveMsats)?,
                 Some(_) => return Err(MessageError::WrongType(F::Msats)),
             };
-            RequestKind::Invoice { msats }
+            let description = match map.get(key(F::Description)) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.len() <= MAX_DESCRIPTION_BYTES => Some(s.clone()),
+                Some(Value::String(_)) => return Err(MessageError::DescriptionTooLong),
+                Some(_) => return Err(MessageError::WrongType(F::Description)),
+            };
+            RequestKind::Invoice { msats, description }
         }
-        "REQUEST_PAY" => RequestKind::Pay {
-            bolt11: bolt11(map)?,
-        },
+        "REQUEST_PAY" => {
+            let bolt11 = bolt11(map)?;
+            let msats = match optional_u64(map, F::Msats)? {
+                None => None,
+                Some(n) => Some(NonZeroU64::new(n).ok_or(MessageError::NonPositiveMsats)?),
+            };
+            RequestKind::Pay { bolt11, msats }
+        }
         other => return Err(MessageError::UnknownRequestName(other.to_owned())),
     };
     Ok(Request { request_uuid, kind })
@@ -346,11 +409,26 @@ fn decode_notification(map: &Map<String, Value>) -> Result<Notification, Message
                 }
                 Some(_) => return Err(MessageError::WrongType(F::Ext)),
             };
-            NotificationKind::Preimage { preimage, ext }
+            let fee_msats = optional_u64(map, F::FeeMsats)?;
+            NotificationKind::Preimage {
+                preimage,
+                ext,
+                fee_msats,
+            }
         }
-        "NOTIFY_ERROR" => NotificationKind::Error {
-            error_msg: required_str(map, F::ErrorMsg)?.to_owned(),
-        },
+        "NOTIFY_ERROR" => {
+            let error_msg = required_str(map, F::ErrorMsg)?.to_owned();
+            let error_code = match optional_u64(map, F::ErrorCode)? {
+                None => None,
+                Some(n) => Some(ErrorCode(
+                    u16::try_from(n).map_err(|_| MessageError::OutOfRange(F::ErrorCode))?,
+                )),
+            };
+            NotificationKind::Error {
+                error_msg,
+                error_code,
+            }
+        }
         other => return Err(MessageError::UnknownNotificationName(other.to_owned())),
     };
     Ok(Notification {
@@ -369,11 +447,17 @@ fn write_request_fields(kind: &RequestKind, map: &mut Map<String, Value>) {
             );
         }
         RequestKind::Provider | RequestKind::Ping => {}
-        RequestKind::Invoice { msats } => {
+        RequestKind::Invoice { msats, description } => {
             map.insert("msats".into(), Value::Number(Number::from(msats.get())));
+            if let Some(description) = description {
+                map.insert("description".into(), Value::String(description.clone()));
+            }
         }
-        RequestKind::Pay { bolt11 } => {
+        RequestKind::Pay { bolt11, msats } => {
             map.insert("bolt11".into(), Value::String(bolt11.to_string()));
+            if let Some(msats) = msats {
+                map.insert("msats".into(), Value::Number(Number::from(msats.get())));
+            }
         }
     }
 }
@@ -393,15 +477,28 @@ fn write_notification_fields(kind: &NotificationKind, map: &mut Map<String, Valu
         NotificationKind::Invoice { bolt11 } => {
             map.insert("bolt11".into(), Value::String(bolt11.to_string()));
         }
-        NotificationKind::Preimage { preimage, ext } => {
+        NotificationKind::Preimage {
+            preimage,
+            ext,
+            fee_msats,
+        } => {
             map.insert("preimage".into(), Value::String(preimage.to_string()));
             let ext = ext
                 .as_ref()
                 .map_or(Value::Null, |e| Value::String(e.as_str().to_owned()));
             map.insert("ext".into(), ext);
+            if let Some(fee) = fee_msats {
+                map.insert("fee_msats".into(), Value::Number(Number::from(*fee)));
+            }
         }
-        NotificationKind::Error { error_msg } => {
+        NotificationKind::Error {
+            error_msg,
+            error_code,
+        } => {
             map.insert("error_msg".into(), Value::String(error_msg.clone()));
+            if let Some(code) = error_code {
+                map.insert("error_code".into(), Value::Number(Number::from(code.0)));
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use crate::seed::RendezvousId;
+use crate::v0::message::error_code::ErrorCode;
 use crate::v0::message::payment::{Bolt11, Preimage, PreimageExt};
 use crate::v0::provider_info::ProviderInfo;
 
@@ -53,11 +54,16 @@ pub enum NotificationKind {
         preimage: Preimage,
         /// Free-form extension data.
         ext: Option<PreimageExt>,
+        /// The routing fee paid, on the answer to a `REQUEST_PAY` (moip extension,
+        /// shortcoming M3b).
+        fee_msats: Option<u64>,
     },
     /// `NOTIFY_ERROR`: a request failed.
     Error {
         /// Free-form description.
         error_msg: String,
+        /// What kind of failure (moip extension, shortcoming M9).
+        error_code: Option<ErrorCode>,
     },
 }
 

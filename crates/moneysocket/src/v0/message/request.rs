@@ -7,6 +7,9 @@ use uuid::Uuid;
 use crate::seed::RendezvousId;
 use crate::v0::message::payment::Bolt11;
 
+/// Most bytes an invoice description may hold: what fits a BOLT #11 `d` field (639 bytes).
+pub const MAX_DESCRIPTION_BYTES: usize = 639;
+
 /// A request: a fresh `request_uuid` that notifications answering it refer to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -33,11 +36,17 @@ pub enum RequestKind {
     Invoice {
         /// The amount; the reference requires a positive integer.
         msats: NonZeroU64,
+        /// The invoice's description (moip extension, shortcoming S3; at most
+        /// [`MAX_DESCRIPTION_BYTES`]). Legacy providers ignore it.
+        description: Option<String>,
     },
     /// `REQUEST_PAY`: ask the provider to pay this invoice.
     Pay {
         /// The invoice to pay.
         bolt11: Bolt11,
+        /// The amount to pay an amountless invoice (moip extension, shortcoming S5). Legacy
+        /// providers ignore it and refuse amountless invoices.
+        msats: Option<NonZeroU64>,
     },
 }
 
