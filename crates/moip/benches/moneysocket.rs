@@ -2,7 +2,9 @@
 //! real ldk-nodes: the provider's wallet and a shop.
 //!
 //! - **pay**: the consumer sends REQUEST_PAY for a shop invoice and waits for NOTIFY_PREIMAGE
-//!   (consumer → relay → provider → Lightning → provider → relay → consumer);
+//!   (consumer → relay → provider → Lightning → provider → relay → consumer), on the
+//!   authenticated layer (moip peers) and, interleaved, on plain v0 (a legacy consumer on a
+//!   second beacon);
 //! - **receive**: the consumer sends REQUEST_INVOICE, the shop pays the invoice, and the
 //!   consumer waits for the NOTIFY_PREIMAGE of its invoice;
 //! - **peer**: the same payment made directly on the wallet node, no Moneysocket at all — the
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use moip::wiring::RailProvider;
 use moip_lightning::testing::{fund, open_usable, start_node, WAIT};
 use moip_lightning::RouteLimits;
-use moip_moneysocket::client::ClientConfig;
+use moip_moneysocket::client::{ClientConfig, Security};
 use moip_moneysocket::consumer::Consumer;
 use moip_moneysocket::provider::{self, Account, Denomination, SpendingLimit};
 use moip_moneysocket::relay::{Relay, RelayConfig};
@@ -72,9 +74,12 @@ fn main() {
         RailProvider::new(Arc::new(wallet.clone())),
         Denomination::Bitcoin,
     );
-    let seed = SharedSeed::from_bytes([9; 16]);
+    let (seed, legacy_seed) = (
+        SharedSeed::from_bytes([9; 16]),
+        SharedSeed::from_bytes([10; 16]),
+    );
     let config = ClientConfig::default();
-    {
+    for seed in [seed, legacy_seed] {
         let (url, account, config) = (url.clone(), Arc::clone(&account), config.clone());
         rt.spawn(async move {
             provider::serve(&url, seed, account, SpendingLimit::default(), &config).await
@@ -83,18 +88,28 @@ fn main() {
     let consumer = rt
         .block_on(Consumer::connect(&url, seed, &config, WAIT))
         .expect("consumer");
+    let legacy_config = ClientConfig {
+        security: Security::Legacy,
+        ..ClientConfig::default()
+    };
+    let legacy = rt
+        .block_on(Consumer::connect(&url, legacy_seed, &legacy_config, WAIT))
+        .expect("legacy consumer");
+    assert!(consumer.is_secure() && !legacy.is_secure());
     rt.block_on(consumer.ping()).expect("ping");
 
-    // pay: REQUEST_PAY → NOTIFY_PREIMAGE.
+    // pay: REQUEST_PAY → NOTIFY_PREIMAGE, the two layers interleaved so drift hits both.
     let mut pay = Vec::with_capacity(ROUNDS);
+    let mut pay_v0 = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        let invoice = shop
-            .create_invoice(Some(AMOUNT_MSAT), "bench", 3600)
-            .expect("invoice");
-        let started = Instant::now();
-        rt.block_on(consumer.pay(&invoice.bolt11, None))
-            .expect("pay");
-        pay.push(started.elapsed());
+        for (who, samples) in [(&consumer, &mut pay), (&legacy, &mut pay_v0)] {
+            let invoice = shop
+                .create_invoice(Some(AMOUNT_MSAT), "bench", 3600)
+                .expect("invoice");
+            let started = Instant::now();
+            rt.block_on(who.pay(&invoice.bolt11, None)).expect("pay");
+            samples.push(started.elapsed());
+        }
     }
 
     // receive: REQUEST_INVOICE, the shop pays, NOTIFY_PREIMAGE of our invoice.
@@ -136,7 +151,11 @@ fn main() {
         direct.push(started.elapsed());
     }
 
-    let pay50 = report("moneysocket pay (REQUEST_PAY → NOTIFY_PREIMAGE)", pay);
+    let pay50 = report(
+        "moneysocket pay, authenticated layer (REQUEST_PAY → NOTIFY_PREIMAGE)",
+        pay,
+    );
+    let v0_50 = report("moneysocket pay, plain v0", pay_v0);
     report(
         "moneysocket receive (REQUEST_INVOICE → paid → NOTIFY_PREIMAGE)",
         receive,
@@ -145,6 +164,10 @@ fn main() {
     println!(
         "ratio pay p50 / direct p50: {:.2}",
         pay50.as_secs_f64() / direct50.as_secs_f64()
+    );
+    println!(
+        "ratio authenticated p50 / v0 p50: {:.2}",
+        pay50.as_secs_f64() / v0_50.as_secs_f64()
     );
     drop(guard);
     rt.block_on(relay.shutdown());
