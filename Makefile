@@ -4,13 +4,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Build: cmake, a C++ compiler and Boost headers for libbitcoinkernel; clang for RocksDB's
-# bindgen. Tests: python3-venv for ElectrumX.
+# bindgen. Tests: python3-venv for ElectrumX, PostgreSQL's server for the ledger's PostgreSQL
+# store (tests start their own throwaway clusters; nothing is configured system-wide).
 APT_PACKAGES := cmake g++ libboost-dev clang libclang-dev pkg-config python3-venv
+TEST_PACKAGES := postgresql
 VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo
 
-.PHONY: help deps venv build run test check bench bench-electrum bench-wallet clean-venv
+.PHONY: help deps test-deps venv build run test check bench bench-electrum bench-wallet clean-venv
 
 help:
 	@echo "make run    install missing packages, build, run moip"
@@ -20,6 +22,9 @@ help:
 
 deps:
 	@contrib/install-deps.sh $(APT_PACKAGES)
+
+test-deps: deps
+	@contrib/install-deps.sh $(TEST_PACKAGES)
 
 venv: deps
 	@contrib/electrumx-venv.sh $(VENV)
@@ -32,7 +37,7 @@ build: deps
 run: build
 	target/release/moip node
 
-test: venv
+test: venv test-deps
 	$(CARGO) build --workspace --all-targets
 	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) test --workspace
 

@@ -2,6 +2,8 @@
 //! P2TR spends with rust-bitcoin's sighash code, and waits that poll with a deadline instead of
 //! sleeping and hoping.
 
+pub mod postgres;
+
 use std::time::{Duration, Instant};
 
 use bitcoin::absolute::LockTime;

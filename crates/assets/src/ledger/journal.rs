@@ -1,0 +1,133 @@
+//! The append-only journal: every change to the ledger is one entry, chained by hash.
+//!
+//! Entry `n` carries `seq = n` and the hash of entry `n − 1`; its own hash is
+//! `sha256("moip/journal" ‖ prev ‖ body)` over the entry's canonical JSON body. A store keeps the
+//! entries in order and refuses a second entry with a sequence number it already holds, so a
+//! replayed, reordered or forged entry cannot be appended, and a journal whose chain does not
+//! verify is refused at open.
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use serde::{Deserialize, Serialize};
+
+use super::types::{AccountId, CollateralSource, TaskId, TokenInfo};
+
+/// One change to the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// The first entry: which token this ledger keeps.
+    Genesis {
+        /// The token.
+        token: TokenInfo,
+    },
+    /// Collateral arrived (an on-chain deposit confirmed, a Lightning deposit settled).
+    Deposit {
+        /// Its value.
+        sats: u64,
+        /// Where it came from; each source counts once.
+        source: CollateralSource,
+    },
+    /// New tokens against free collateral.
+    Mint {
+        /// Who receives them.
+        to: AccountId,
+        /// How many.
+        amount: u64,
+    },
+    /// Tokens change hands.
+    Transfer {
+        /// Payer.
+        from: AccountId,
+        /// Payee.
+        to: AccountId,
+        /// How many.
+        amount: u64,
+    },
+    /// Tokens are locked for a task.
+    Lock {
+        /// The task.
+        task: TaskId,
+        /// Whose tokens (the employer).
+        from: AccountId,
+        /// How many.
+        amount: u64,
+    },
+    /// A task's escrow goes to a worker.
+    Release {
+        /// The task.
+        task: TaskId,
+        /// Who is paid.
+        to: AccountId,
+    },
+    /// A task's escrow goes back to whoever locked it.
+    Refund {
+        /// The task.
+        task: TaskId,
+    },
+    /// Tokens are redeemed: burned, and `sats_out` of collateral leaves (the rest of `amount`
+    /// is the fee, which stays as free collateral).
+    Burn {
+        /// Whose tokens.
+        from: AccountId,
+        /// Tokens burned.
+        amount: u64,
+        /// Satoshis paid out for them.
+        sats_out: u64,
+    },
+    /// Free collateral (not backing any token) leaves the community wallet.
+    Withdraw {
+        /// How much.
+        sats: u64,
+    },
+}
+
+/// An entry as stored: position, link to the previous entry, time, and the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the journal, from 0.
+    pub seq: u64,
+    /// Hash of the previous entry (zeros for the first), hex.
+    pub prev: String,
+    /// When it was written, Unix seconds.
+    pub time: u64,
+    /// The change.
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// The hash that links to an empty journal.
+pub const GENESIS_PREV: [u8; 32] = [0; 32];
+
+impl Entry {
+    /// The canonical body: compact JSON with the fields in declaration order.
+    pub fn body(&self) -> String {
+        // Serialising plain data to a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// This entry's hash, which the next entry names as `prev`.
+    pub fn hash(&self) -> [u8; 32] {
+        entry_hash(&self.body())
+    }
+
+    /// Parses a stored body.
+    ///
+    /// # Errors
+    /// A message when the body is not an entry.
+    pub fn from_body(body: &str) -> Result<Entry, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
+    }
+}
+
+/// The hash of a stored body.
+pub fn entry_hash(body: &str) -> [u8; 32] {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"moip/journal");
+    engine.input(body.as_bytes());
+    sha256::Hash::from_engine(engine).to_byte_array()
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,310 @@
+//! The ledger's state and the rules every change must keep; pure, no I/O.
+//!
+//! The state is what replaying the journal from the start gives: balances, escrows, collateral
+//! and supply, with balances and escrows as leaves of a Merkle-sum tree whose root sum is the
+//! supply. [`State::check`] decides whether an [`Op`] may apply, [`State::apply`] applies a
+//! checked one; the rule `collateral ≥ supply` holds after every change.
+
+use std::collections::{HashMap, HashSet};
+
+use super::error::LedgerError;
+use super::journal::Op;
+use super::types::{AccountId, CollateralSource, TaskId, TokenInfo, MAX_TASK_ID, MAX_TOKEN_TEXT};
+use crate::mssmt::{ComputedNode, LeafNode, MemoryStore, MsSmt, Proof};
+
+/// Tokens locked for one task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Escrow {
+    /// Who locked them.
+    pub from: AccountId,
+    /// How many.
+    pub amount: u64,
+}
+
+/// Balances, escrows, collateral and supply, as of some journal position.
+pub struct State {
+    token: Option<TokenInfo>,
+    balances: HashMap<AccountId, u64>,
+    escrows: HashMap<TaskId, Escrow>,
+    deposits: HashSet<CollateralSource>,
+    collateral: u64,
+    supply: u64,
+    tree: MsSmt<MemoryStore>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            token: None,
+            balances: HashMap::new(),
+            escrows: HashMap::new(),
+            deposits: HashSet::new(),
+            collateral: 0,
+            supply: 0,
+            tree: MsSmt::new(MemoryStore::new()),
+        }
+    }
+}
+
+fn nonzero(amount: u64) -> Result<u64, LedgerError> {
+    if amount == 0 {
+        Err(LedgerError::ZeroAmount)
+    } else {
+        Ok(amount)
+    }
+}
+
+impl State {
+    /// The token, once the genesis entry is in.
+    pub fn token(&self) -> Option<&TokenInfo> {
+        self.token.as_ref()
+    }
+
+    /// An account's spendable balance.
+    pub fn balance(&self, account: &AccountId) -> u64 {
+        self.balances.get(account).copied().unwrap_or(0)
+    }
+
+    /// Every account with a balance.
+    pub fn balances(&self) -> &HashMap<AccountId, u64> {
+        &self.balances
+    }
+
+    /// A task's escrow.
+    pub fn escrow(&self, task: &TaskId) -> Option<&Escrow> {
+        self.escrows.get(task)
+    }
+
+    /// Satoshis of collateral held.
+    pub fn collateral(&self) -> u64 {
+        self.collateral
+    }
+
+    /// Tokens in existence (balances plus escrows).
+    pub fn supply(&self) -> u64 {
+        self.supply
+    }
+
+    /// Collateral not backing any token: what may be minted or withdrawn.
+    pub fn free_collateral(&self) -> u64 {
+        self.collateral - self.supply
+    }
+
+    /// The supply tree's root: its sum is the supply.
+    pub fn root(&self) -> ComputedNode {
+        // The memory store cannot fail.
+        self.tree
+            .root()
+            .unwrap_or_else(|_| crate::mssmt::empty_tree_root())
+    }
+
+    /// An account's leaf and its proof against [`State::root`]: inclusion when the account
+    /// holds tokens, exclusion (the empty leaf) when it does not.
+    pub fn proof(&self, account: &AccountId) -> (LeafNode, Proof) {
+        let key = account.leaf_key();
+        let leaf = self.tree.get(&key).unwrap_or_default();
+        let proof = self
+            .tree
+            .merkle_proof(&key)
+            .unwrap_or_else(|_| Proof::empty());
+        (leaf, proof)
+    }
+
+    /// Whether `op` may apply now; nothing changes.
+    ///
+    /// # Errors
+    /// The [`LedgerError`] saying which rule it breaks.
+    pub fn check(&self, op: &Op) -> Result<(), LedgerError> {
+        let genesis = matches!(op, Op::Genesis { .. });
+        match (&self.token, genesis) {
+            (None, false) => return Err(LedgerError::NoToken),
+            (Some(_), true) => return Err(LedgerError::AlreadyCreated),
+            _ => {}
+        }
+        match op {
+            Op::Genesis { token } => {
+                for text in [&token.id, &token.name, &token.symbol] {
+                    if text.is_empty() || text.len() > MAX_TOKEN_TEXT {
+                        return Err(LedgerError::Invalid(format!(
+                            "token id, name and symbol must be 1 to {MAX_TOKEN_TEXT} bytes"
+                        )));
+                    }
+                }
+            }
+            Op::Deposit { sats, source } => {
+                nonzero(*sats)?;
+                if self.deposits.contains(source) {
+                    return Err(LedgerError::DuplicateDeposit(source.to_string()));
+                }
+                self.collateral
+                    .checked_add(*sats)
+                    .ok_or(LedgerError::Overflow)?;
+            }
+            Op::Mint { amount, .. } => {
+                nonzero(*amount)?;
+                let free = self.free_collateral();
+                if *amount > free {
+                    return Err(LedgerError::InsufficientCollateral {
+                        free,
+                        wanted: *amount,
+                    });
+                }
+            }
+            Op::Transfer { from, to, amount } => {
+                nonzero(*amount)?;
+                if from == to {
+                    return Err(LedgerError::Invalid("a transfer to oneself".into()));
+                }
+                self.spendable(from, *amount)?;
+            }
+            Op::Lock { task, from, amount } => {
+                nonzero(*amount)?;
+                if task.0.is_empty() || task.0.len() > MAX_TASK_ID {
+                    return Err(LedgerError::Invalid(format!(
+                        "a task id must be 1 to {MAX_TASK_ID} bytes"
+                    )));
+                }
+                if self.escrows.contains_key(task) {
+                    return Err(LedgerError::EscrowExists(task.clone()));
+                }
+                self.spendable(from, *amount)?;
+            }
+            Op::Release { task, .. } | Op::Refund { task } => {
+                if !self.escrows.contains_key(task) {
+                    return Err(LedgerError::UnknownEscrow(task.clone()));
+                }
+            }
+            Op::Burn {
+                from,
+                amount,
+                sats_out,
+            } => {
+                nonzero(*amount)?;
+                if sats_out > amount {
+                    return Err(LedgerError::Invalid(
+                        "a redemption pays out at most one satoshi per token".into(),
+                    ));
+                }
+                self.spendable(from, *amount)?;
+            }
+            Op::Withdraw { sats } => {
+                nonzero(*sats)?;
+                let free = self.free_collateral();
+                if *sats > free {
+                    return Err(LedgerError::InsufficientCollateral {
+                        free,
+                        wanted: *sats,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spendable(&self, account: &AccountId, amount: u64) -> Result<(), LedgerError> {
+        let balance = self.balance(account);
+        if amount > balance {
+            return Err(LedgerError::InsufficientBalance {
+                account: *account,
+                balance,
+                wanted: amount,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks `op` and applies it.
+    ///
+    /// # Errors
+    /// As [`State::check`]; the state is unchanged on error.
+    pub fn apply(&mut self, op: &Op) -> Result<(), LedgerError> {
+        self.check(op)?;
+        match op {
+            Op::Genesis { token } => self.token = Some(token.clone()),
+            Op::Deposit { sats, source } => {
+                self.deposits.insert(source.clone());
+                self.collateral += sats;
+            }
+            Op::Mint { to, amount } => {
+                self.supply += amount;
+                self.credit(to, *amount);
+            }
+            Op::Transfer { from, to, amount } => {
+                self.debit(from, *amount);
+                self.credit(to, *amount);
+            }
+            Op::Lock { task, from, amount } => {
+                self.debit(from, *amount);
+                self.escrows.insert(
+                    task.clone(),
+                    Escrow {
+                        from: *from,
+                        amount: *amount,
+                    },
+                );
+                self.set_escrow_leaf(task, *amount);
+            }
+            Op::Release { task, to } => {
+                if let Some(escrow) = self.escrows.remove(task) {
+                    self.set_escrow_leaf(task, 0);
+                    self.credit(to, escrow.amount);
+                }
+            }
+            Op::Refund { task } => {
+                if let Some(escrow) = self.escrows.remove(task) {
+                    self.set_escrow_leaf(task, 0);
+                    self.credit(&escrow.from, escrow.amount);
+                }
+            }
+            Op::Burn {
+                from,
+                amount,
+                sats_out,
+            } => {
+                self.debit(from, *amount);
+                self.supply -= amount;
+                self.collateral -= sats_out;
+            }
+            Op::Withdraw { sats } => self.collateral -= sats,
+        }
+        debug_assert!(self.collateral >= self.supply);
+        debug_assert_eq!(self.root().sum, self.supply);
+        Ok(())
+    }
+
+    fn credit(&mut self, account: &AccountId, amount: u64) {
+        let balance = self.balance(account) + amount;
+        self.set_balance(account, balance);
+    }
+
+    fn debit(&mut self, account: &AccountId, amount: u64) {
+        let balance = self.balance(account) - amount;
+        self.set_balance(account, balance);
+    }
+
+    fn set_balance(&mut self, account: &AccountId, balance: u64) {
+        let key = account.leaf_key();
+        if balance == 0 {
+            self.balances.remove(account);
+            let _ = self.tree.delete(&key);
+        } else {
+            self.balances.insert(*account, balance);
+            // Sums never overflow: the supply bounds every leaf and is checked against the
+            // collateral, itself a checked u64.
+            let _ = self
+                .tree
+                .insert(&key, LeafNode::new(account.as_bytes().to_vec(), balance));
+        }
+    }
+
+    fn set_escrow_leaf(&mut self, task: &TaskId, amount: u64) {
+        let key = task.leaf_key();
+        if amount == 0 {
+            let _ = self.tree.delete(&key);
+        } else {
+            let _ = self
+                .tree
+                .insert(&key, LeafNode::new(task.0.as_bytes().to_vec(), amount));
+        }
+    }
+}
