@@ -1,4 +1,6 @@
 //! L4 Markets: BTC-backed work tokens.
 
+pub mod commitment;
 pub mod ledger;
 pub mod mssmt;
+pub mod reserves;

@@ -530,6 +530,7 @@ fn request(spend: &SpendArgs) -> SendRequest {
         drain_to,
         fee,
         coins: spend.coin.clone(),
+        data: None,
     }
 }
 

@@ -21,6 +21,6 @@ pub mod wallet;
 pub use collateral::CollateralPolicy;
 pub use keystore::{generate_mnemonic, KdfParams, SeedFile};
 pub use wallet::{
-    combine_psbts, parse_address, psbt_from_base64, Fee, FeeSource, HistoryEntry, Keys, MoipWallet,
-    Prepared, SendRequest, SyncReport, Unlock, WalletKind,
+    combine_psbts, connect, parse_address, psbt_from_base64, verifying_client, Fee, FeeSource,
+    HistoryEntry, Keys, MoipWallet, Prepared, SendRequest, SyncReport, Unlock, WalletKind,
 };

@@ -125,6 +125,9 @@ pub struct SendRequest {
     pub fee: Fee,
     /// Coin control: spend exactly these coins (and no others).
     pub coins: Vec<OutPoint>,
+    /// Data for an `OP_RETURN` output (at most 80 bytes, the standardness limit), e.g. a
+    /// supply commitment's announcement.
+    pub data: Option<Vec<u8>>,
 }
 
 /// Where a fee rate came from.
@@ -326,36 +329,7 @@ impl MoipWallet {
 
     /// A session with the server, opened with `server.version`.
     fn connect(&self) -> Result<electrum_client::Client, WalletError> {
-        let config = electrum_client::ConfigBuilder::new()
-            .timeout(Some(30))
-            .retry(1)
-            .validate_domain(!self.meta.server.accept_invalid_certs)
-            .build();
-        let inner =
-            electrum_client::Client::from_config(&self.meta.server.url, config).map_err(|e| {
-                WalletError::ServerUnreachable {
-                    url: self.meta.server.url.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-        // Protocol 1.6 servers (ElectrumX 2.0) close a session whose first message is not
-        // `server.version`; electrum-client speaks 1.4's result formats, so ask for 1.4.
-        use electrum_client::ElectrumApi;
-        inner
-            .raw_call(
-                "server.version",
-                [
-                    electrum_client::Param::String(
-                        concat!("moip-wallet ", env!("CARGO_PKG_VERSION")).into(),
-                    ),
-                    electrum_client::Param::String("1.4".into()),
-                ],
-            )
-            .map_err(|e| WalletError::ServerUnreachable {
-                url: self.meta.server.url.clone(),
-                reason: format!("server.version: {e}"),
-            })?;
-        Ok(inner)
+        connect(&self.meta.server)
     }
 
     /// A session for syncing: BDK over the verifier, with the verified headers loaded.
@@ -520,11 +494,26 @@ impl MoipWallet {
         if recipients.is_empty() && drain.is_none() {
             return Err(WalletError::Invalid("nothing to send".into()));
         }
+        let data = match &request.data {
+            Some(bytes) if bytes.len() > 80 => {
+                return Err(WalletError::Invalid(
+                    "OP_RETURN data is limited to 80 bytes".into(),
+                ))
+            }
+            Some(bytes) => Some(
+                bitcoin::script::PushBytesBuf::try_from(bytes.clone())
+                    .map_err(|e| WalletError::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
         let path = self.spending_path(false)?;
         let psbt = {
             let mut builder = self.wallet.build_tx();
             builder.fee_rate(rate);
             builder.set_recipients(recipients);
+            if let Some(data) = &data {
+                builder.add_data(data);
+            }
             if !request.coins.is_empty() {
                 builder
                     .add_utxos(&request.coins)
@@ -798,6 +787,58 @@ fn all_final(psbt: &Psbt) -> bool {
     psbt.inputs
         .iter()
         .all(|i| i.final_script_witness.is_some() || i.final_script_sig.is_some())
+}
+
+/// A session with `server`, opened with `server.version` (protocol 1.4's result formats, which
+/// `electrum-client` speaks).
+///
+/// # Errors
+/// [`WalletError::ServerUnreachable`] when the server cannot be reached or refuses the session.
+pub fn connect(server: &Server) -> Result<electrum_client::Client, WalletError> {
+    let config = electrum_client::ConfigBuilder::new()
+        .timeout(Some(30))
+        .retry(1)
+        .validate_domain(!server.accept_invalid_certs)
+        .build();
+    let inner = electrum_client::Client::from_config(&server.url, config).map_err(|e| {
+        WalletError::ServerUnreachable {
+            url: server.url.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    // Protocol 1.6 servers (ElectrumX 2.0) close a session whose first message is not
+    // `server.version`; electrum-client speaks 1.4's result formats, so ask for 1.4.
+    use electrum_client::ElectrumApi;
+    inner
+        .raw_call(
+            "server.version",
+            [
+                electrum_client::Param::String(
+                    concat!("moip-wallet ", env!("CARGO_PKG_VERSION")).into(),
+                ),
+                electrum_client::Param::String("1.4".into()),
+            ],
+        )
+        .map_err(|e| WalletError::ServerUnreachable {
+            url: server.url.clone(),
+            reason: format!("server.version: {e}"),
+        })?;
+    Ok(inner)
+}
+
+/// A session with `server` that checks what it says: headers from genesis, merkle proofs,
+/// transaction hashes (see [`crate::verify`]). The headers are kept in memory only.
+///
+/// # Errors
+/// As [`connect`].
+pub fn verifying_client(
+    server: &Server,
+    network: Network,
+) -> Result<VerifyingClient<electrum_client::Client>, WalletError> {
+    Ok(VerifyingClient::new(
+        connect(server)?,
+        HeaderChain::load(network, None),
+    ))
 }
 
 /// Combines PSBTs for the same transaction signed by different people.

@@ -94,6 +94,7 @@ fn guardians_spend_by_psbt_and_recovery_waits_its_blocks() {
             drain_to: None,
             fee: Fee::Rate(FeeRate::from_sat_per_vb_u32(2)),
             coins: vec![],
+            data: None,
         })
         .expect("proposal");
     assert!(!proposal.finalized, "one guardian must not be enough");

@@ -13,6 +13,7 @@ fn pay(to: &str, sats: u64, rate: u64) -> SendRequest {
         drain_to: None,
         fee: Fee::Rate(FeeRate::from_sat_per_vb_u32(rate as u32)),
         coins: vec![],
+        data: None,
     }
 }
 
@@ -277,6 +278,7 @@ fn coin_control_server_fee_estimates_and_tls() {
             drain_to: None,
             fee: Fee::Target(6),
             coins: vec![small],
+            data: None,
         })
         .expect("prepare");
     let inputs: Vec<_> = prepared
@@ -294,6 +296,7 @@ fn coin_control_server_fee_estimates_and_tls() {
             drain_to: None,
             fee: Fee::Target(6),
             coins: vec![small],
+            data: None,
         }),
         Err(WalletError::InsufficientFunds { .. })
     ));
