@@ -3,4 +3,5 @@
 pub mod commitment;
 pub mod ledger;
 pub mod mssmt;
+pub mod pool;
 pub mod reserves;

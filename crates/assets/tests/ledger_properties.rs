@@ -1,5 +1,5 @@
 //! Properties of the ledger over random operation sequences: whatever mix of deposits, mints,
-//! transfers, escrows, redemptions and withdrawals is tried — most of them refused — the
+//! transfers, escrows, burns, redemptions (requested, paid, cancelled) and withdrawals is tried — most of them refused — the
 //! collateral covers the supply, the supply is the sum of balances and escrows, the tree's root
 //! sum is the supply, a refused operation changes nothing, and replaying the journal gives the
 //! same state.
@@ -50,9 +50,24 @@ fn op() -> impl Strategy<Value = Op> {
             amount,
             sats_out: amount.saturating_sub(fee)
         }),
-        amount.prop_map(|sats| Op::Withdraw { sats }),
+        amount.clone().prop_map(|sats| Op::Withdraw { sats }),
+        (any::<u8>(), amount, 0u64..1000, any::<bool>()).prop_map(|(f, amount, fee, next)| {
+            Op::Redeem {
+                // Replaced by the ledger's next number when `next`; otherwise a wrong one.
+                id: if next { NEXT } else { u64::from(f) },
+                from: account(f),
+                amount,
+                sats_out: amount.saturating_sub(fee),
+                payout: "lnbcrt1invoice".into(),
+            }
+        }),
+        (0u64..8).prop_map(|id| Op::Redeemed { id }),
+        (0u64..8).prop_map(|id| Op::RedeemCancelled { id }),
     ]
 }
+
+/// Stands for "the ledger's next redemption number" in generated operations.
+const NEXT: u64 = u64::MAX;
 
 fn snapshot(ledger: &Ledger<MemoryJournal>) -> (u64, u64, Vec<u64>, u64) {
     let balances = (0..5).map(|n| ledger.balance(&account(n))).collect();
@@ -71,7 +86,12 @@ proptest! {
     fn collateral_always_covers_supply(ops in proptest::collection::vec(op(), 1..120)) {
         let token = TokenInfo { id: "t".into(), name: "T".into(), symbol: "T".into() };
         let mut ledger = Ledger::create(MemoryJournal::default(), token).expect("create");
-        for op in ops {
+        for mut op in ops {
+            if let Op::Redeem { id, .. } = &mut op {
+                if *id == NEXT {
+                    *id = ledger.state().next_redemption();
+                }
+            }
             let before = snapshot(&ledger);
             let len = ledger.len();
             match ledger.commit(op) {
@@ -87,7 +107,8 @@ proptest! {
                 .filter_map(|t| state.escrow(&task(t)).map(|e| e.amount))
                 .sum();
             let held: u64 = state.balances().values().sum();
-            prop_assert_eq!(held + escrowed, state.supply());
+            let redeeming: u64 = state.redemptions().values().map(|r| r.amount).sum();
+            prop_assert_eq!(held + escrowed + redeeming, state.supply());
             prop_assert_eq!(ledger.supply_root().sum, state.supply());
         }
         let root = ledger.supply_root();

@@ -43,6 +43,9 @@ pub enum LedgerError {
     /// The task has no escrow.
     #[error("task {0} has no escrow")]
     UnknownEscrow(TaskId),
+    /// No pending redemption has this number.
+    #[error("no pending redemption {0}")]
+    UnknownRedemption(u64),
     /// A sum would exceed `u64`.
     #[error("amount overflow")]
     Overflow,

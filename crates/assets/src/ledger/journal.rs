@@ -79,6 +79,30 @@ pub enum Op {
         /// How much.
         sats: u64,
     },
+    /// A redemption is requested: `amount` of `from`'s tokens are locked until it is paid
+    /// (then burned) or cancelled (then returned).
+    Redeem {
+        /// The redemption's number: the ledger's next one.
+        id: u64,
+        /// Whose tokens.
+        from: AccountId,
+        /// Tokens locked.
+        amount: u64,
+        /// Satoshis to pay out for them (the rest is the pool's fee).
+        sats_out: u64,
+        /// Where to pay: a BOLT11 invoice, or `bitcoin:<address>` for an on-chain payout.
+        payout: String,
+    },
+    /// The redemption was paid: its tokens are burned, `sats_out` of collateral has left.
+    Redeemed {
+        /// The redemption.
+        id: u64,
+    },
+    /// The redemption failed for good: its tokens go back.
+    RedeemCancelled {
+        /// The redemption.
+        id: u64,
+    },
 }
 
 /// An entry as stored: position, link to the previous entry, time, and the change.

@@ -5,7 +5,7 @@
 //! supply. [`State::check`] decides whether an [`Op`] may apply, [`State::apply`] applies a
 //! checked one; the rule `collateral ≥ supply` holds after every change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::error::LedgerError;
 use super::journal::Op;
@@ -21,12 +21,30 @@ pub struct Escrow {
     pub amount: u64,
 }
 
+/// A redemption waiting to be paid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRedemption {
+    /// Whose tokens.
+    pub from: AccountId,
+    /// Tokens locked.
+    pub amount: u64,
+    /// Satoshis to pay.
+    pub sats_out: u64,
+    /// Where to pay.
+    pub payout: String,
+}
+
+/// Longest payout destination accepted, in bytes (a BOLT11 invoice with many route hints).
+pub const MAX_PAYOUT: usize = 4096;
+
 /// Balances, escrows, collateral and supply, as of some journal position.
 pub struct State {
     token: Option<TokenInfo>,
     balances: HashMap<AccountId, u64>,
     escrows: HashMap<TaskId, Escrow>,
     deposits: HashSet<CollateralSource>,
+    redemptions: BTreeMap<u64, PendingRedemption>,
+    next_redemption: u64,
     collateral: u64,
     supply: u64,
     tree: MsSmt<MemoryStore>,
@@ -39,6 +57,8 @@ impl Default for State {
             balances: HashMap::new(),
             escrows: HashMap::new(),
             deposits: HashSet::new(),
+            redemptions: BTreeMap::new(),
+            next_redemption: 0,
             collateral: 0,
             supply: 0,
             tree: MsSmt::new(MemoryStore::new()),
@@ -75,12 +95,22 @@ impl State {
         self.escrows.get(task)
     }
 
+    /// Redemptions waiting to be paid, oldest first.
+    pub fn redemptions(&self) -> &BTreeMap<u64, PendingRedemption> {
+        &self.redemptions
+    }
+
+    /// The number the next redemption gets.
+    pub fn next_redemption(&self) -> u64 {
+        self.next_redemption
+    }
+
     /// Satoshis of collateral held.
     pub fn collateral(&self) -> u64 {
         self.collateral
     }
 
-    /// Tokens in existence (balances plus escrows).
+    /// Tokens in existence (balances, escrows and pending redemptions).
     pub fn supply(&self) -> u64 {
         self.supply
     }
@@ -197,6 +227,37 @@ impl State {
                     });
                 }
             }
+            Op::Redeem {
+                id,
+                from,
+                amount,
+                sats_out,
+                payout,
+            } => {
+                nonzero(*amount)?;
+                if *id != self.next_redemption {
+                    return Err(LedgerError::Invalid(format!(
+                        "redemption {id} where {} is next",
+                        self.next_redemption
+                    )));
+                }
+                if sats_out > amount {
+                    return Err(LedgerError::Invalid(
+                        "a redemption pays out at most one satoshi per token".into(),
+                    ));
+                }
+                if payout.is_empty() || payout.len() > MAX_PAYOUT {
+                    return Err(LedgerError::Invalid(format!(
+                        "a payout destination must be 1 to {MAX_PAYOUT} bytes"
+                    )));
+                }
+                self.spendable(from, *amount)?;
+            }
+            Op::Redeemed { id } | Op::RedeemCancelled { id } => {
+                if !self.redemptions.contains_key(id) {
+                    return Err(LedgerError::UnknownRedemption(*id));
+                }
+            }
         }
         Ok(())
     }
@@ -266,6 +327,39 @@ impl State {
                 self.collateral -= sats_out;
             }
             Op::Withdraw { sats } => self.collateral -= sats,
+            Op::Redeem {
+                id,
+                from,
+                amount,
+                sats_out,
+                payout,
+            } => {
+                self.debit(from, *amount);
+                self.redemptions.insert(
+                    *id,
+                    PendingRedemption {
+                        from: *from,
+                        amount: *amount,
+                        sats_out: *sats_out,
+                        payout: payout.clone(),
+                    },
+                );
+                self.next_redemption += 1;
+                self.set_redemption_leaf(*id, *amount);
+            }
+            Op::Redeemed { id } => {
+                if let Some(r) = self.redemptions.remove(id) {
+                    self.set_redemption_leaf(*id, 0);
+                    self.supply -= r.amount;
+                    self.collateral -= r.sats_out;
+                }
+            }
+            Op::RedeemCancelled { id } => {
+                if let Some(r) = self.redemptions.remove(id) {
+                    self.set_redemption_leaf(*id, 0);
+                    self.credit(&r.from, r.amount);
+                }
+            }
         }
         debug_assert!(self.collateral >= self.supply);
         debug_assert_eq!(self.root().sum, self.supply);
@@ -294,6 +388,17 @@ impl State {
             let _ = self
                 .tree
                 .insert(&key, LeafNode::new(account.as_bytes().to_vec(), balance));
+        }
+    }
+
+    fn set_redemption_leaf(&mut self, id: u64, amount: u64) {
+        let key = super::types::redemption_key(id);
+        if amount == 0 {
+            let _ = self.tree.delete(&key);
+        } else {
+            let _ = self
+                .tree
+                .insert(&key, LeafNode::new(id.to_be_bytes().to_vec(), amount));
         }
     }
 

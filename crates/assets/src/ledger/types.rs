@@ -118,6 +118,11 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// Where a pending redemption's locked tokens sit in the supply tree.
+pub(crate) fn redemption_key(id: u64) -> LeafKey {
+    tagged_key(b"moip/redemption", &id.to_be_bytes())
+}
+
 fn tagged_key(tag: &[u8], data: &[u8]) -> LeafKey {
     let mut engine = sha256::Hash::engine();
     engine.input(tag);

@@ -1,0 +1,449 @@
+//! The redemption pool: tokens back to satoshis, one for one minus a fee, paid over Lightning
+//! (through [`PaymentRail`]) or on chain.
+//!
+//! A redemption is first written to the ledger ([`Op::Redeem`]): the tokens are locked and the
+//! request joins the queue, which is the ledger's list of pending redemptions in order. The pool
+//! pays the queue's head when the [limits](limits) allow and stops at the first one they hold,
+//! so redemptions are served first come, first served; a payment that succeeds is recorded as
+//! [`Op::Redeemed`] (tokens burned, collateral out), one that fails for good as
+//! [`Op::RedeemCancelled`] (tokens back). A crash between paying and recording loses nothing:
+//! [`RedemptionPool::recover`] asks the node how each pending payment ended. Every step goes
+//! through the ledger's rules, so `collateral ≥ supply` holds throughout.
+
+pub mod limits;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use moip_lightning::{LightningError, PayRequest, PaymentHash, PaymentRail, PaymentState};
+use moip_wallet::{Fee, MoipWallet, SendRequest};
+
+use crate::ledger::{AccountId, JournalStore, Ledger, LedgerError, Op, TokenLedger};
+pub use limits::{Hold, Limiter, PoolConfig, TRUST_FLOOR};
+
+/// Prefix of an on-chain payout destination.
+pub const ONCHAIN_PREFIX: &str = "bitcoin:";
+
+/// Why a redemption was refused outright (nothing written to the ledger).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The ledger refused it (an unknown account, a balance too small, …).
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The invoice is unusable: malformed, for another network, expired.
+    #[error("the invoice cannot be paid: {0}")]
+    Invoice(String),
+    /// The invoice asks for another amount than the redemption pays.
+    #[error("the invoice asks for {asked_msat} msat; this redemption pays {sats_out} sat")]
+    AmountMismatch {
+        /// What the invoice asks.
+        asked_msat: u64,
+        /// What the redemption pays.
+        sats_out: u64,
+    },
+    /// The fee takes the whole amount.
+    #[error("{0} tokens do not cover the redemption fee")]
+    TooSmall(u64),
+    /// On-chain payouts need an on-chain wallet, which this pool lacks.
+    #[error("this pool pays over Lightning only")]
+    NoOnchainWallet,
+}
+
+/// Where a redemption stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Paid; the tokens are burned.
+    Paid,
+    /// Waiting in the queue (position 0 is next), held by the limits or by the ones before it.
+    Queued {
+        /// Place in the queue.
+        position: usize,
+        /// What holds the queue's head, if the limits do.
+        hold: Option<Hold>,
+    },
+    /// The payment failed for good; the tokens are back.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+    /// A payment is out and its result unknown (a timeout): resolved by a later
+    /// [`RedemptionPool::process`] or [`RedemptionPool::recover`].
+    InFlight,
+}
+
+/// A redemption as the pool answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// Its number.
+    pub id: u64,
+    /// Satoshis it pays.
+    pub sats_out: u64,
+    /// The pool's fee, in tokens.
+    pub fee: u64,
+    /// Where it stands.
+    pub status: Status,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What one payment attempt came to.
+enum Attempt {
+    Paid,
+    Failed(String),
+    Unknown,
+}
+
+/// The pool over a ledger, a Lightning node and optionally an on-chain wallet.
+pub struct RedemptionPool<S> {
+    ledger: Arc<Mutex<Ledger<S>>>,
+    rail: Arc<dyn PaymentRail>,
+    onchain: Option<Arc<Mutex<MoipWallet>>>,
+    limiter: Mutex<Limiter>,
+    trust: Mutex<HashMap<u64, f64>>,
+    last_hold: Mutex<Option<Hold>>,
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
+    /// A pool paying with `rail`, its limits rebuilt from the redemptions the journal records
+    /// as paid in the current epoch and breaker window.
+    ///
+    /// # Errors
+    /// A store error while reading the journal.
+    pub fn new(
+        ledger: Arc<Mutex<Ledger<S>>>,
+        rail: Arc<dyn PaymentRail>,
+        config: PoolConfig,
+    ) -> Result<RedemptionPool<S>, PoolError> {
+        let mut limiter = Limiter::new(config);
+        {
+            let mut ledger = lock(&ledger);
+            let mut requested = HashMap::new();
+            for entry in ledger.entries(0)? {
+                match entry.op {
+                    Op::Redeem {
+                        id, from, amount, ..
+                    } => {
+                        requested.insert(id, (from, amount));
+                    }
+                    Op::Redeemed { id } => {
+                        if let Some((from, amount)) = requested.get(&id) {
+                            limiter.record(entry.time, from, *amount);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(RedemptionPool {
+            ledger,
+            rail,
+            onchain: None,
+            limiter: Mutex::new(limiter),
+            trust: Mutex::new(HashMap::new()),
+            last_hold: Mutex::new(None),
+            busy: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Lets the pool pay `bitcoin:<address>` destinations from `wallet`.
+    pub fn with_onchain(mut self, wallet: MoipWallet) -> RedemptionPool<S> {
+        self.onchain = Some(Arc::new(Mutex::new(wallet)));
+        self
+    }
+
+    /// The fee for redeeming `amount` tokens.
+    pub fn fee(&self, amount: u64) -> u64 {
+        lock(&self.limiter).fee(amount)
+    }
+
+    /// The ledger the pool redeems from.
+    pub fn ledger(&self) -> &Arc<Mutex<Ledger<S>>> {
+        &self.ledger
+    }
+
+    /// Redeems `amount` of `from`'s tokens, paying `payout` — a BOLT11 invoice for exactly the
+    /// amount after the fee (or an amountless one), or `bitcoin:<address>` — with the account's
+    /// cap scaled by `trust` (0 to 1). The tokens are locked at once; the payment goes out now
+    /// if the limits allow, later otherwise.
+    ///
+    /// # Errors
+    /// [`PoolError`] when the request is refused outright; nothing is locked then.
+    pub async fn redeem(
+        &self,
+        from: &AccountId,
+        amount: u64,
+        payout: &str,
+        trust: f64,
+    ) -> Result<Ticket, PoolError> {
+        let fee = self.fee(amount);
+        let sats_out = amount - fee;
+        if sats_out == 0 {
+            return Err(PoolError::TooSmall(amount));
+        }
+        if payout.starts_with(ONCHAIN_PREFIX) {
+            if self.onchain.is_none() {
+                return Err(PoolError::NoOnchainWallet);
+            }
+        } else {
+            let invoice = self
+                .rail
+                .decode_invoice(payout)
+                .map_err(|e| PoolError::Invoice(e.to_string()))?;
+            if invoice.expires_at <= now() {
+                return Err(PoolError::Invoice("it has expired".into()));
+            }
+            if let Some(asked_msat) = invoice.amount_msat {
+                if asked_msat != sats_out * 1000 {
+                    return Err(PoolError::AmountMismatch {
+                        asked_msat,
+                        sats_out,
+                    });
+                }
+            }
+        }
+        let id = {
+            let mut ledger = lock(&self.ledger);
+            let id = ledger.state().next_redemption();
+            ledger.commit(Op::Redeem {
+                id,
+                from: *from,
+                amount,
+                sats_out,
+                payout: payout.to_owned(),
+            })?;
+            id
+        };
+        lock(&self.trust).insert(id, trust);
+        let outcomes = self.process().await;
+        let status = match outcomes.into_iter().find(|(i, _)| *i == id) {
+            Some((_, status)) => status,
+            None => self.queued_status(id),
+        };
+        Ok(Ticket {
+            id,
+            sats_out,
+            fee,
+            status,
+        })
+    }
+
+    fn queued_status(&self, id: u64) -> Status {
+        let ledger = lock(&self.ledger);
+        match ledger.state().redemptions().keys().position(|k| *k == id) {
+            Some(position) => Status::Queued {
+                position,
+                hold: *lock(&self.last_hold),
+            },
+            None => Status::Paid,
+        }
+    }
+
+    /// Where redemption `id` stands now.
+    pub fn status(&self, id: u64) -> Option<Status> {
+        let ledger = lock(&self.ledger);
+        if id >= ledger.state().next_redemption() {
+            return None;
+        }
+        drop(ledger);
+        Some(self.queued_status(id))
+    }
+
+    /// Pays the queue's head for as long as the limits allow; returns what happened to each
+    /// redemption it took up.
+    pub async fn process(&self) -> Vec<(u64, Status)> {
+        let _one_at_a_time = self.busy.lock().await;
+        let mut outcomes = Vec::new();
+        loop {
+            let head = {
+                let ledger = lock(&self.ledger);
+                ledger
+                    .state()
+                    .redemptions()
+                    .iter()
+                    .next()
+                    .map(|(id, r)| (*id, r.clone()))
+            };
+            let Some((id, pending)) = head else { break };
+            let trust = lock(&self.trust).get(&id).copied().unwrap_or(0.0);
+            let checked = lock(&self.limiter).check(now(), &pending.from, pending.amount, trust);
+            if let Err(hold) = checked {
+                *lock(&self.last_hold) = Some(hold);
+                break;
+            }
+            *lock(&self.last_hold) = None;
+            let attempt = if let Some(address) = pending.payout.strip_prefix(ONCHAIN_PREFIX) {
+                self.pay_onchain(address, pending.sats_out).await
+            } else {
+                self.pay_lightning(&pending.payout, pending.sats_out).await
+            };
+            match attempt {
+                Attempt::Paid => {
+                    if self.settle(id, Op::Redeemed { id }) {
+                        lock(&self.limiter).record(now(), &pending.from, pending.amount);
+                    }
+                    outcomes.push((id, Status::Paid));
+                }
+                Attempt::Failed(reason) => {
+                    self.settle(id, Op::RedeemCancelled { id });
+                    outcomes.push((id, Status::Cancelled { reason }));
+                }
+                Attempt::Unknown => {
+                    outcomes.push((id, Status::InFlight));
+                    break;
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Records the end of redemption `id`; false if it was already recorded.
+    fn settle(&self, id: u64, op: Op) -> bool {
+        let mut ledger = lock(&self.ledger);
+        if !ledger.state().redemptions().contains_key(&id) {
+            return false;
+        }
+        match ledger.commit(op) {
+            Ok(_) => {
+                lock(&self.trust).remove(&id);
+                true
+            }
+            Err(e) => {
+                tracing::error!("redemption {id}: could not record its end: {e}");
+                false
+            }
+        }
+    }
+
+    async fn pay_lightning(&self, invoice: &str, sats_out: u64) -> Attempt {
+        let hash = match self.rail.decode_invoice(invoice) {
+            Ok(decoded) => decoded,
+            Err(e) => return Attempt::Failed(e.to_string()),
+        };
+        let mut request = PayRequest::new(invoice);
+        if hash.amount_msat.is_none() {
+            request.amount_msat = Some(sats_out * 1000);
+        }
+        match self.rail.pay(request).await {
+            Ok(_) => Attempt::Paid,
+            Err(LightningError::DuplicatePayment) => self.outcome_of(hash.payment_hash).await,
+            Err(
+                e @ (LightningError::PaymentFailed { .. }
+                | LightningError::InsufficientBalance { .. }
+                | LightningError::InvoiceExpired { .. }
+                | LightningError::Malformed { .. }
+                | LightningError::WrongNetwork { .. }
+                | LightningError::InvalidAmount(_)),
+            ) => Attempt::Failed(e.to_string()),
+            Err(_) => self.outcome_of(hash.payment_hash).await,
+        }
+    }
+
+    /// What the node knows of the payment for `hash`.
+    async fn outcome_of(&self, hash: PaymentHash) -> Attempt {
+        match self.rail.payment_by_hash(hash).await {
+            Ok(Some(record)) => match record.state {
+                PaymentState::Succeeded => Attempt::Paid,
+                PaymentState::Failed => Attempt::Failed("the payment failed".into()),
+                PaymentState::Pending => Attempt::Unknown,
+            },
+            _ => Attempt::Unknown,
+        }
+    }
+
+    async fn pay_onchain(&self, address: &str, sats_out: u64) -> Attempt {
+        let Some(wallet) = self.onchain.clone() else {
+            return Attempt::Failed("this pool pays over Lightning only".into());
+        };
+        let address = address.to_owned();
+        let paid = tokio::task::spawn_blocking(move || {
+            let mut wallet = lock(&wallet);
+            wallet.sync()?;
+            let request = SendRequest {
+                recipients: vec![(address, bitcoin::Amount::from_sat(sats_out))],
+                drain_to: None,
+                fee: Fee::Target(6),
+                coins: vec![],
+                data: None,
+            };
+            let prepared = wallet.prepare_send(&request)?;
+            wallet.broadcast(&prepared.psbt)
+        })
+        .await;
+        match paid {
+            Ok(Ok(_txid)) => Attempt::Paid,
+            // Building or signing failed: nothing went out.
+            Ok(Err(e)) => Attempt::Failed(e.to_string()),
+            Err(_) => Attempt::Unknown,
+        }
+    }
+
+    /// After a restart: settles every pending Lightning redemption whose payment the node saw
+    /// end, then processes the queue.
+    pub async fn recover(&self) -> Vec<(u64, Status)> {
+        let pending: Vec<(u64, String, AccountId, u64)> = {
+            let ledger = lock(&self.ledger);
+            ledger
+                .state()
+                .redemptions()
+                .iter()
+                .map(|(id, r)| (*id, r.payout.clone(), r.from, r.amount))
+                .collect()
+        };
+        let mut outcomes = Vec::new();
+        for (id, payout, from, amount) in pending {
+            if payout.starts_with(ONCHAIN_PREFIX) {
+                continue;
+            }
+            let Ok(invoice) = self.rail.decode_invoice(&payout) else {
+                continue;
+            };
+            match self.outcome_of(invoice.payment_hash).await {
+                Attempt::Paid => {
+                    if self.settle(id, Op::Redeemed { id }) {
+                        lock(&self.limiter).record(now(), &from, amount);
+                    }
+                    outcomes.push((id, Status::Paid));
+                }
+                Attempt::Failed(reason) => {
+                    self.settle(id, Op::RedeemCancelled { id });
+                    outcomes.push((id, Status::Cancelled { reason }));
+                }
+                Attempt::Unknown => {}
+            }
+        }
+        outcomes.extend(self.process().await);
+        outcomes
+    }
+
+    /// Whether the circuit breaker holds payouts now.
+    pub fn breaker_tripped(&self) -> bool {
+        lock(&self.limiter).tripped(now())
+    }
+
+    /// Tokens in the queue and the queue's length.
+    pub fn queue(&self) -> (u64, usize) {
+        let ledger = lock(&self.ledger);
+        let redemptions = ledger.state().redemptions();
+        (
+            redemptions.values().map(|r| r.amount).sum(),
+            redemptions.len(),
+        )
+    }
+
+    /// The ledger's supply and collateral, for a caller's invariant checks.
+    pub fn totals(&self) -> (u64, u64) {
+        let ledger = lock(&self.ledger);
+        (ledger.supply(), ledger.collateral())
+    }
+}

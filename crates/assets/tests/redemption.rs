@@ -1,0 +1,304 @@
+//! The redemption pool end to end on the embedded regtest chain, with real ldk-nodes: collateral
+//! deposited to the guardians' multisig, tokens minted and paid to a worker, the supply committed
+//! and verified from the chain; the worker redeems over a real Lightning payment, and the
+//! supply verifies again. Then the pool's other paths: a redemption held by the account cap
+//! (queued, paid in the next epoch), one whose payment fails (cancelled, tokens back), an
+//! amountless invoice, refusals that lock nothing, and a crash between paying and recording
+//! (recovered from the node's payment record, paid once).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bip39::Mnemonic;
+use bitcoin::{Amount, FeeRate, Network};
+use moip_assets::commitment::SupplyCommitment;
+use moip_assets::ledger::{
+    AccountId, CollateralSource, Ledger, LedgerError, Op, SqliteJournal, TokenInfo, TokenLedger,
+};
+use moip_assets::pool::{Hold, PoolConfig, PoolError, RedemptionPool, Status};
+use moip_assets::reserves::{commit_supply, verify_supply};
+use moip_lightning::testing::{fund, open_usable, start_node};
+use moip_lightning::{PaymentRail, PaymentState};
+use moip_testenv::Regtest;
+use moip_testkit::wait_until;
+use moip_wallet::collateral::collateral_key;
+use moip_wallet::{CollateralPolicy, Fee, KdfParams, Keys, MoipWallet, Server, Trust, WalletKind};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn mnemonic(byte: u8) -> Mnemonic {
+    Mnemonic::from_entropy(&[byte; 16]).expect("entropy")
+}
+
+fn seed_wallet(dir: &std::path::Path, kind: WalletKind, byte: u8, server: &Server) -> MoipWallet {
+    MoipWallet::create(
+        dir,
+        Network::Regtest,
+        kind,
+        Keys::Seed {
+            mnemonic: mnemonic(byte),
+            passphrase: String::new(),
+            password: "pw".into(),
+        },
+        server.clone(),
+        KdfParams::INSECURE_FAST,
+    )
+    .expect("wallet")
+}
+
+#[test]
+fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
+    let env = Regtest::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::new(env.electrum_url(), Trust::Community);
+    let key = |b: u8| {
+        collateral_key(&mnemonic(b), "", Network::Regtest)
+            .expect("key")
+            .0
+            .to_string()
+    };
+    let policy = CollateralPolicy {
+        threshold: 2,
+        guardians: vec![key(41), key(42), key(43)],
+        recovery: key(44),
+        recovery_blocks: 144,
+    };
+    let descriptor = policy.descriptor().expect("descriptor");
+    let mut guardian = seed_wallet(
+        &dir.path().join("guardian"),
+        WalletKind::Collateral { policy },
+        41,
+        &server,
+    );
+    let mut ops = seed_wallet(&dir.path().join("ops"), WalletKind::Bip86, 50, &server);
+
+    // The community's pool node has a channel to the worker's node; a third node is unreachable.
+    let pool_node = start_node(&env, dir.path(), "pool");
+    let worker_node = start_node(&env, dir.path(), "worker");
+    let stranger = start_node(&env, dir.path(), "stranger");
+    fund(&env, &pool_node, &[&worker_node, &stranger]);
+    open_usable(&env, &pool_node, &worker_node, 1_000_000, None);
+
+    // Flow 2: an employer deposits on chain; it becomes collateral once confirmed.
+    let deposit_to = guardian.receive().expect("address").address;
+    let deposit = env.send_to(&deposit_to, Amount::from_sat(500_000));
+    let ops_address = ops.receive().expect("address").address;
+    env.send_to(&ops_address, Amount::from_sat(100_000));
+    env.mine_burn(1);
+    wait_until(WAIT, "the deposit", || {
+        guardian.sync().expect("sync");
+        (guardian.balance().confirmed == Amount::from_sat(500_000)).then_some(())
+    });
+    let vout = guardian
+        .coins()
+        .into_iter()
+        .find(|c| c.outpoint.txid == deposit)
+        .expect("coin")
+        .outpoint
+        .vout;
+    let ledger = Ledger::create(
+        SqliteJournal::open(&dir.path().join("ledger.sqlite")).expect("journal"),
+        TokenInfo {
+            id: "bakery".into(),
+            name: "Bakery hours".into(),
+            symbol: "BKH".into(),
+        },
+    )
+    .expect("ledger");
+    let ledger = Arc::new(Mutex::new(ledger));
+    let (employer, worker) = (
+        AccountId::from_bytes([1; 32]),
+        AccountId::from_bytes([2; 32]),
+    );
+    {
+        let mut l = ledger.lock().expect("ledger");
+        l.deposit(
+            500_000,
+            CollateralSource::OnChain {
+                outpoint: format!("{deposit}:{vout}"),
+            },
+        )
+        .expect("deposit");
+        l.mint(&employer, 400_000).expect("mint");
+        l.transfer(&employer, &worker, 300_000)
+            .expect("pay the worker");
+    }
+
+    // Commit and verify from the chain.
+    wait_until(WAIT, "fee money", || {
+        ops.sync().expect("sync");
+        (ops.balance().confirmed > Amount::ZERO).then_some(())
+    });
+    let rate = Fee::Rate(FeeRate::from_sat_per_vb(2).expect("rate"));
+    let commit_and_verify = |ops: &mut MoipWallet, expected_sum: u64| {
+        let root = SupplyCommitment::from(ledger.lock().expect("ledger").supply_root());
+        assert_eq!(root.sum, expected_sum);
+        let txid = commit_supply(ops, &root, rate).expect("commit");
+        env.mine_burn(1);
+        let report = wait_until(WAIT, "the commitment", || {
+            verify_supply(&server, Network::Regtest, &descriptor, txid, dir.path()).ok()
+        });
+        assert_eq!(report.commitment, root);
+        assert!(report.covered, "{report:?}");
+    };
+    commit_and_verify(&mut ops, 400_000);
+
+    // Flow 1's last step: the worker redeems 100 000 tokens over Lightning.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rail: Arc<dyn PaymentRail> = Arc::new(pool_node.clone());
+    let config = PoolConfig {
+        fee_ppm: 10_000, // 1 %
+        account_cap: 150_000,
+        ..PoolConfig::default()
+    };
+    let pool =
+        RedemptionPool::new(Arc::clone(&ledger), Arc::clone(&rail), config.clone()).expect("pool");
+    assert_eq!(pool.fee(100_000), 1_000);
+    let invoice = worker_node
+        .create_invoice(Some(99_000_000), "redeem", 3600)
+        .expect("invoice");
+    let before = worker_node.balance().lightning_sats;
+    let ticket = rt
+        .block_on(pool.redeem(&worker, 100_000, &invoice.bolt11, 1.0))
+        .expect("redeem");
+    assert_eq!(ticket.status, Status::Paid);
+    assert_eq!((ticket.sats_out, ticket.fee), (99_000, 1_000));
+    worker_node
+        .wait_for(WAIT, "the payout", |n| {
+            (n.balance().lightning_sats >= before + 99_000).then_some(())
+        })
+        .expect("received");
+    {
+        let l = ledger.lock().expect("ledger");
+        assert_eq!(l.balance(&worker), 200_000);
+        assert_eq!(l.supply(), 300_000);
+        assert_eq!(l.collateral(), 401_000, "the fee stays as collateral");
+    }
+    commit_and_verify(&mut ops, 300_000);
+
+    // Refusals lock nothing: an invoice for the wrong amount, more tokens than the worker holds.
+    let wrong = worker_node
+        .create_invoice(Some(5_000_000), "wrong", 3600)
+        .expect("invoice");
+    assert!(matches!(
+        rt.block_on(pool.redeem(&worker, 10_000, &wrong.bolt11, 1.0)),
+        Err(PoolError::AmountMismatch { .. })
+    ));
+    let any = worker_node
+        .create_invoice(None, "any amount", 3600)
+        .expect("invoice");
+    assert!(matches!(
+        rt.block_on(pool.redeem(&worker, 1_000_000, &any.bolt11, 1.0)),
+        Err(PoolError::Ledger(LedgerError::InsufficientBalance { .. }))
+    ));
+    assert!(matches!(
+        rt.block_on(pool.redeem(&worker, 10_000, "lnbcrt1garbage", 1.0)),
+        Err(PoolError::Invoice(_))
+    ));
+    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 200_000);
+
+    // The account cap (150 000 a day at full trust; 100 000 used): a second 60 000 waits in the
+    // queue with its tokens locked. An amountless invoice is paid the amount after the fee.
+    let ticket = rt
+        .block_on(pool.redeem(&worker, 60_000, &any.bolt11, 1.0))
+        .expect("queued");
+    assert!(
+        matches!(
+            ticket.status,
+            Status::Queued {
+                position: 0,
+                hold: Some(Hold::AccountCap { .. })
+            }
+        ),
+        "{ticket:?}"
+    );
+    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 140_000);
+    assert_eq!(pool.queue(), (60_000, 1));
+    // The next epoch (a pool rebuilt with a new clock would see it; here: a pool whose epoch is
+    // one second long, rebuilt from the same journal) pays it.
+    let next_epoch = RedemptionPool::new(
+        Arc::clone(&ledger),
+        Arc::clone(&rail),
+        PoolConfig {
+            epoch_secs: 1,
+            ..config.clone()
+        },
+    )
+    .expect("pool");
+    wait_until(WAIT, "the queued redemption", || {
+        let outcomes = rt.block_on(next_epoch.process());
+        outcomes
+            .iter()
+            .any(|(id, s)| *id == ticket.id && *s == Status::Paid)
+            .then_some(())
+    });
+    let received = worker_node
+        .payment_by_hash(any.payment_hash)
+        .expect("received");
+    assert_eq!(received.amount_msat, Some(59_400_000));
+    assert_eq!(pool.queue(), (0, 0));
+
+    // A payment that cannot be routed: cancelled, the tokens come back.
+    let unreachable = stranger
+        .create_invoice(Some(9_900_000), "nowhere", 3600)
+        .expect("invoice");
+    let ticket = rt
+        .block_on(next_epoch.redeem(&worker, 10_000, &unreachable.bolt11, 1.0))
+        .expect("taken");
+    assert!(
+        matches!(ticket.status, Status::Cancelled { .. }),
+        "{ticket:?}"
+    );
+    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 140_000);
+
+    // A crash between paying and recording: the redemption is in the journal, the node paid
+    // it, the pool died before writing `Redeemed`. A new pool recovers it from the node's
+    // record, and does not pay again.
+    let crash = worker_node
+        .create_invoice(Some(19_800_000), "crash", 3600)
+        .expect("invoice");
+    let id = {
+        let mut l = ledger.lock().expect("ledger");
+        let id = l.state().next_redemption();
+        l.commit(Op::Redeem {
+            id,
+            from: worker,
+            amount: 20_000,
+            sats_out: 19_800,
+            payout: crash.bolt11.clone(),
+        })
+        .expect("redeem");
+        id
+    };
+    pool_node
+        .pay(&crash.bolt11, None, Default::default(), WAIT)
+        .expect("paid before the crash");
+    let restarted =
+        RedemptionPool::new(Arc::clone(&ledger), Arc::clone(&rail), config).expect("pool");
+    let outcomes = rt.block_on(restarted.recover());
+    assert!(outcomes.contains(&(id, Status::Paid)), "{outcomes:?}");
+    let payments: Vec<_> = rt
+        .block_on(rail.payments())
+        .expect("payments")
+        .into_iter()
+        .filter(|p| {
+            p.payment_hash == Some(crash.payment_hash) && p.state == PaymentState::Succeeded
+        })
+        .collect();
+    assert_eq!(payments.len(), 1, "paid exactly once");
+    {
+        let l = ledger.lock().expect("ledger");
+        assert_eq!(l.balance(&worker), 120_000);
+        assert!(l.collateral() >= l.supply());
+        assert!(l.state().redemptions().is_empty());
+    }
+    commit_and_verify(&mut ops, 220_000);
+
+    for node in [pool_node, worker_node, stranger] {
+        node.stop().expect("stop");
+    }
+}
