@@ -1,5 +1,6 @@
 //! L4 Markets: BTC-backed work tokens.
 
+pub mod collateral;
 pub mod commitment;
 pub mod ledger;
 pub mod mssmt;

@@ -1,5 +1,6 @@
 //! The redemption pool end to end on the embedded regtest chain, with real ldk-nodes: collateral
-//! deposited to the guardians' multisig, tokens minted and paid to a worker, the supply committed
+//! deposited to the guardians' multisig and over Lightning, credited once confirmed or settled
+//! (and only once), tokens minted and paid to a worker, the supply committed
 //! and verified from the chain; the worker redeems over a real Lightning payment, and the
 //! supply verifies again. Then the pool's other paths: a redemption held by the account cap
 //! (queued, paid in the next epoch), one whose payment fails (cancelled, tokens back), an
@@ -11,9 +12,10 @@ use std::time::Duration;
 
 use bip39::Mnemonic;
 use bitcoin::{Amount, FeeRate, Network};
+use moip_assets::collateral::{credit_lightning_deposit, credit_onchain_deposits};
 use moip_assets::commitment::SupplyCommitment;
 use moip_assets::ledger::{
-    AccountId, CollateralSource, Ledger, LedgerError, Op, SqliteJournal, TokenInfo, TokenLedger,
+    AccountId, Ledger, LedgerError, Op, SqliteJournal, TokenInfo, TokenLedger,
 };
 use moip_assets::pool::{Hold, PoolConfig, PoolError, RedemptionPool, Status};
 use moip_assets::reserves::{commit_supply, verify_supply};
@@ -77,7 +79,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let worker_node = start_node(&env, dir.path(), "worker");
     let stranger = start_node(&env, dir.path(), "stranger");
     fund(&env, &pool_node, &[&worker_node, &stranger]);
-    open_usable(&env, &pool_node, &worker_node, 1_000_000, None);
+    open_usable(&env, &pool_node, &worker_node, 1_000_000, Some(100_000_000));
 
     // Flow 2: an employer deposits on chain; it becomes collateral once confirmed.
     let deposit_to = guardian.receive().expect("address").address;
@@ -89,13 +91,6 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         guardian.sync().expect("sync");
         (guardian.balance().confirmed == Amount::from_sat(500_000)).then_some(())
     });
-    let vout = guardian
-        .coins()
-        .into_iter()
-        .find(|c| c.outpoint.txid == deposit)
-        .expect("coin")
-        .outpoint
-        .vout;
     let ledger = Ledger::create(
         SqliteJournal::open(&dir.path().join("ledger.sqlite")).expect("journal"),
         TokenInfo {
@@ -110,15 +105,55 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         AccountId::from_bytes([1; 32]),
         AccountId::from_bytes([2; 32]),
     );
+    let credited = credit_onchain_deposits(&mut guardian, &ledger, 1).expect("credit");
+    assert_eq!(credited.len(), 1);
+    assert!(credited[0].0.starts_with(&deposit.to_string()));
+    assert_eq!(credited[0].1, 500_000);
+    // Crediting again finds nothing new: each coin counts once.
+    assert!(credit_onchain_deposits(&mut guardian, &ledger, 1)
+        .expect("credit")
+        .is_empty());
+    // A Lightning deposit to the pool node, once settled.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rail: Arc<dyn PaymentRail> = Arc::new(pool_node.clone());
+    let ln_deposit = pool_node
+        .create_invoice(Some(20_000_000), "deposit", 3600)
+        .expect("invoice");
+    assert!(rt
+        .block_on(credit_lightning_deposit(
+            &*rail,
+            &ledger,
+            ln_deposit.payment_hash
+        ))
+        .expect("not paid yet")
+        .is_none());
+    worker_node
+        .pay(&ln_deposit.bolt11, None, Default::default(), WAIT)
+        .expect("the employer pays");
+    let receipt = wait_until(WAIT, "the settled deposit", || {
+        rt.block_on(credit_lightning_deposit(
+            &*rail,
+            &ledger,
+            ln_deposit.payment_hash,
+        ))
+        .expect("credit")
+    });
+    assert!(receipt.seq > 0);
+    assert!(rt
+        .block_on(credit_lightning_deposit(
+            &*rail,
+            &ledger,
+            ln_deposit.payment_hash
+        ))
+        .expect("credit")
+        .is_none());
     {
         let mut l = ledger.lock().expect("ledger");
-        l.deposit(
-            500_000,
-            CollateralSource::OnChain {
-                outpoint: format!("{deposit}:{vout}"),
-            },
-        )
-        .expect("deposit");
+        assert_eq!(l.collateral(), 520_000);
         l.mint(&employer, 400_000).expect("mint");
         l.transfer(&employer, &worker, 300_000)
             .expect("pay the worker");
@@ -144,12 +179,6 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     commit_and_verify(&mut ops, 400_000);
 
     // Flow 1's last step: the worker redeems 100 000 tokens over Lightning.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let rail: Arc<dyn PaymentRail> = Arc::new(pool_node.clone());
     let config = PoolConfig {
         fee_ppm: 10_000, // 1 %
         account_cap: 150_000,
@@ -176,7 +205,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         let l = ledger.lock().expect("ledger");
         assert_eq!(l.balance(&worker), 200_000);
         assert_eq!(l.supply(), 300_000);
-        assert_eq!(l.collateral(), 401_000, "the fee stays as collateral");
+        assert_eq!(l.collateral(), 421_000, "the fee stays as collateral");
     }
     commit_and_verify(&mut ops, 300_000);
 
