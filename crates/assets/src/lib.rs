@@ -6,3 +6,4 @@ pub mod ledger;
 pub mod mssmt;
 pub mod pool;
 pub mod reserves;
+pub mod swap;

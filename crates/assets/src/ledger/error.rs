@@ -46,6 +46,9 @@ pub enum LedgerError {
     /// No pending redemption has this number.
     #[error("no pending redemption {0}")]
     UnknownRedemption(u64),
+    /// No pending swap offer has this hash.
+    #[error("no pending swap {0}")]
+    UnknownSwap(String),
     /// A sum would exceed `u64`.
     #[error("amount overflow")]
     Overflow,

@@ -103,6 +103,31 @@ pub enum Op {
         /// The redemption.
         id: u64,
     },
+    /// A cross-community swap is offered: a hold invoice for `sats` whose payment, once
+    /// settled, mints `sats` tokens to `to`.
+    SwapOffer {
+        /// The hold invoice's payment hash, hex.
+        hash: String,
+        /// Where the preimage comes from (the desk derives it from its secret and this).
+        nonce: u64,
+        /// Who receives the tokens here.
+        to: AccountId,
+        /// Satoshis to receive, tokens to mint.
+        sats: u64,
+        /// The community the payment comes from.
+        from_community: String,
+    },
+    /// The swap's payment was settled: its satoshis are collateral and its tokens are minted,
+    /// in one entry.
+    SwapIn {
+        /// The offer's hash.
+        hash: String,
+    },
+    /// The offer ended without a payment (refused, expired, cancelled): nothing minted.
+    SwapClosed {
+        /// The offer's hash.
+        hash: String,
+    },
 }
 
 /// An entry as stored: position, link to the previous entry, time, and the change.

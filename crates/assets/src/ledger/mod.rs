@@ -41,7 +41,7 @@ pub use error::{LedgerError, StoreError};
 pub use journal::{entry_hash, Entry, Op, GENESIS_PREV};
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
-pub use state::{Escrow, PendingRedemption, State, MAX_PAYOUT};
+pub use state::{Escrow, PendingRedemption, PendingSwap, State, MAX_COMMUNITY, MAX_PAYOUT};
 pub use store::{JournalStore, MemoryJournal};
 pub use types::{
     AccountId, BadId, CollateralSource, TaskId, TokenInfo, MAX_TASK_ID, MAX_TOKEN_TEXT,

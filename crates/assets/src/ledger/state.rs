@@ -34,6 +34,22 @@ pub struct PendingRedemption {
     pub payout: String,
 }
 
+/// A swap offer waiting for its payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSwap {
+    /// Where its preimage comes from.
+    pub nonce: u64,
+    /// Who receives the tokens.
+    pub to: AccountId,
+    /// Satoshis in, tokens out.
+    pub sats: u64,
+    /// The paying community.
+    pub from_community: String,
+}
+
+/// Longest community name accepted, in bytes.
+pub const MAX_COMMUNITY: usize = 64;
+
 /// Longest payout destination accepted, in bytes (a BOLT11 invoice with many route hints).
 pub const MAX_PAYOUT: usize = 4096;
 
@@ -45,6 +61,7 @@ pub struct State {
     deposits: HashSet<CollateralSource>,
     redemptions: BTreeMap<u64, PendingRedemption>,
     next_redemption: u64,
+    swaps: BTreeMap<String, PendingSwap>,
     collateral: u64,
     supply: u64,
     tree: MsSmt<MemoryStore>,
@@ -59,6 +76,7 @@ impl Default for State {
             deposits: HashSet::new(),
             redemptions: BTreeMap::new(),
             next_redemption: 0,
+            swaps: BTreeMap::new(),
             collateral: 0,
             supply: 0,
             tree: MsSmt::new(MemoryStore::new()),
@@ -98,6 +116,11 @@ impl State {
     /// Redemptions waiting to be paid, oldest first.
     pub fn redemptions(&self) -> &BTreeMap<u64, PendingRedemption> {
         &self.redemptions
+    }
+
+    /// Swap offers waiting for their payment, by payment hash.
+    pub fn swaps(&self) -> &BTreeMap<String, PendingSwap> {
+        &self.swaps
     }
 
     /// The number the next redemption gets.
@@ -258,6 +281,44 @@ impl State {
                     return Err(LedgerError::UnknownRedemption(*id));
                 }
             }
+            Op::SwapOffer {
+                hash,
+                sats,
+                from_community,
+                ..
+            } => {
+                nonzero(*sats)?;
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(LedgerError::Invalid(
+                        "a payment hash is 64 hex digits".into(),
+                    ));
+                }
+                if from_community.is_empty() || from_community.len() > MAX_COMMUNITY {
+                    return Err(LedgerError::Invalid(format!(
+                        "a community name must be 1 to {MAX_COMMUNITY} bytes"
+                    )));
+                }
+                let source = CollateralSource::Lightning {
+                    payment_hash: hash.clone(),
+                };
+                if self.swaps.contains_key(hash) || self.deposits.contains(&source) {
+                    return Err(LedgerError::DuplicateDeposit(source.to_string()));
+                }
+            }
+            Op::SwapIn { hash } => {
+                let swap = self
+                    .swaps
+                    .get(hash)
+                    .ok_or_else(|| LedgerError::UnknownSwap(hash.clone()))?;
+                self.collateral
+                    .checked_add(swap.sats)
+                    .ok_or(LedgerError::Overflow)?;
+            }
+            Op::SwapClosed { hash } => {
+                if !self.swaps.contains_key(hash) {
+                    return Err(LedgerError::UnknownSwap(hash.clone()));
+                }
+            }
         }
         Ok(())
     }
@@ -359,6 +420,36 @@ impl State {
                     self.set_redemption_leaf(*id, 0);
                     self.credit(&r.from, r.amount);
                 }
+            }
+            Op::SwapOffer {
+                hash,
+                nonce,
+                to,
+                sats,
+                from_community,
+            } => {
+                self.swaps.insert(
+                    hash.clone(),
+                    PendingSwap {
+                        nonce: *nonce,
+                        to: *to,
+                        sats: *sats,
+                        from_community: from_community.clone(),
+                    },
+                );
+            }
+            Op::SwapIn { hash } => {
+                if let Some(swap) = self.swaps.remove(hash) {
+                    self.deposits.insert(CollateralSource::Lightning {
+                        payment_hash: hash.clone(),
+                    });
+                    self.collateral += swap.sats;
+                    self.supply += swap.sats;
+                    self.credit(&swap.to, swap.sats);
+                }
+            }
+            Op::SwapClosed { hash } => {
+                self.swaps.remove(hash);
             }
         }
         debug_assert!(self.collateral >= self.supply);
