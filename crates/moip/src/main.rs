@@ -5,6 +5,7 @@ mod ln;
 mod node;
 mod relay;
 mod socket;
+mod supply;
 mod wallet;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Moneysocket consumer: use a wallet through its beacon (balance, invoice, pay).
     Socket(socket::SocketArgs),
+    /// Checks a community's committed token supply against its collateral, from the chain
+    /// alone (proof of liabilities against proof of reserves).
+    VerifySupply(supply::VerifySupplyArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -63,8 +67,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     // The wallet is synchronous (BDK's Electrum client blocks); no runtime needed.
-    if let Command::Wallet(args) = cli.command {
-        return wallet::run(args);
+    match cli.command {
+        Command::Wallet(args) => return wallet::run(args),
+        Command::VerifySupply(args) => return supply::run(args),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -72,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Electrum(args) => runtime.block_on(electrum::run(args)),
-        Command::Wallet(_) => unreachable!("run above"),
+        Command::Wallet(_) | Command::VerifySupply(_) => unreachable!("run above"),
         // Synchronous like the wallet; the node runs on a runtime of its own.
         Command::Ln(args) => ln::run(args),
         Command::Relay(args) => runtime.block_on(relay::run(args)),
