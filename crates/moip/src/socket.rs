@@ -46,7 +46,8 @@ impl From<SecurityArg> for Security {
 
 #[derive(Subcommand)]
 enum SocketCommand {
-    /// The account and its balance
+    /// Connects and shows the account, its balance and the encryption in use
+    #[command(alias = "connect")]
     Info,
     /// An invoice paying into the wallet
     Invoice {

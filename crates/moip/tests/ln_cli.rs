@@ -294,7 +294,7 @@ fn beacons_from_the_running_node_serve_moip_socket_through_moip_relay() {
         assert!(stdout.contains("encryption authenticated"), "{stdout}");
     }
     // A v0-only app on the same beacon: served, without the authenticated layer.
-    let out = moip_socket(&["--beacon", &beacon, "--security", "legacy", "info"]);
+    let out = moip_socket(&["--beacon", &beacon, "--security", "legacy", "connect"]);
     assert!(
         out.status.success(),
         "{}",

@@ -1,0 +1,19 @@
+//! L5 Interface: the Work protocol — who may do what in a community, how much each member is
+//! trusted, and how work becomes payment.
+//!
+//! - [`trust`]: the trust graph and GrapeRank attenuation scoring, personalised to the
+//!   community's physical verifiers, with a bound on what a sybil region can gain.
+//! - [`task`]: tasks as state machines — open, claimed, submitted, attested by a quorum, paid;
+//!   or disputed and resolved.
+//! - [`dispute`]: verifiable trust-weighted panels, majority, and the edges the loser takes.
+//! - [`identity`]: roles, and physical verifiers certified by at least two others.
+//!
+//! Identities are Nostr keys ([`moip_assets::ledger::AccountId`], the same keys that hold
+//! tokens).
+
+pub mod dispute;
+pub mod identity;
+pub mod task;
+pub mod trust;
+
+pub use moip_assets::ledger::AccountId;

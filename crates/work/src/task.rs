@@ -1,0 +1,454 @@
+//! Tasks and their life: posted with the reward escrowed, claimed, proof submitted, attested by
+//! a quorum, paid — or disputed within the challenge window and resolved by a panel.
+//!
+//! ```text
+//! open ─claim→ claimed ─submit→ submitted ─quorum→ attested ─window passes→ paid
+//!   │             │                                   │
+//!   └─withdraw    └─withdraw (back to open)           └─dispute→ disputed ─panel→ resolved
+//! ```
+//!
+//! Pure: every transition takes the time and the facts it needs and either moves the task or
+//! says why not ([`TaskError`]); the Work service turns the decisions into ledger entries
+//! (lock at posting, release when paid, refund when a dispute goes against the worker).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::AccountId;
+
+/// What a task asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Unique within the community.
+    pub id: String,
+    /// Who posts and pays.
+    pub employer: AccountId,
+    /// What kind of work (e.g. "cleaning", "repair").
+    pub category: String,
+    /// Where, as a geohash.
+    pub geohash: String,
+    /// What the proof must include (e.g. "photo-before", "photo-after").
+    pub evidence_required: Vec<String>,
+    /// Tokens paid for the work.
+    pub reward: u64,
+    /// Proof must be submitted by then (Unix seconds).
+    pub deadline: u64,
+}
+
+/// Proof of completion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Content hashes (hex SHA-256) of the evidence, by requirement name.
+    pub items: Vec<(String, String)>,
+    /// When the work was done (Unix seconds).
+    pub time: u64,
+    /// Where, as a geohash.
+    pub geohash: String,
+}
+
+/// One attestation of a submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attestation {
+    /// Who attests.
+    pub attester: AccountId,
+    /// Whether they hold the physical-verifier role.
+    pub physical_verifier: bool,
+    /// Their trust score when they attested.
+    pub trust: f64,
+    /// When (Unix seconds).
+    pub time: u64,
+}
+
+/// The community's rules for attestation and disputes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rules {
+    /// Distinct attesters needed.
+    pub quorum: usize,
+    /// Of whom at least this many physical verifiers.
+    pub physical_verifiers: usize,
+    /// Least trust score to attest.
+    pub min_trust: f64,
+    /// Attestations count within this many seconds after the submission.
+    pub attestation_window: u64,
+    /// After the quorum, disputes may be raised for this many seconds.
+    pub challenge_window: u64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            quorum: 3,
+            physical_verifiers: 1,
+            min_trust: 0.1,
+            attestation_window: 7 * 86_400,
+            challenge_window: 2 * 86_400,
+        }
+    }
+}
+
+/// Where a task stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum State {
+    /// Waiting for a worker.
+    Open,
+    /// A worker took it.
+    Claimed {
+        /// The worker.
+        worker: AccountId,
+    },
+    /// The worker sent proof; attestations are being gathered.
+    Submitted {
+        /// The worker.
+        worker: AccountId,
+        /// The proof.
+        evidence: Evidence,
+        /// When it was sent.
+        at: u64,
+        /// Attestations so far.
+        attestations: Vec<Attestation>,
+    },
+    /// The quorum is reached; the challenge window runs until `until`.
+    Attested {
+        /// The worker.
+        worker: AccountId,
+        /// The attesters.
+        attesters: Vec<AccountId>,
+        /// End of the challenge window.
+        until: u64,
+    },
+    /// The reward went to the worker.
+    Paid {
+        /// The worker.
+        worker: AccountId,
+    },
+    /// Under dispute: the escrow is frozen.
+    Disputed {
+        /// The worker.
+        worker: AccountId,
+        /// The attesters whose quorum is challenged.
+        attesters: Vec<AccountId>,
+        /// Who challenged.
+        challenger: AccountId,
+    },
+    /// A panel decided: paid to the worker, or refunded to the employer.
+    Resolved {
+        /// The worker.
+        worker: AccountId,
+        /// Whether the worker won.
+        worker_won: bool,
+    },
+    /// The employer withdrew it before anyone claimed it; the escrow went back.
+    Withdrawn,
+}
+
+/// Why a transition was refused; nothing changed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The transition does not exist from this state.
+    #[error("not possible while the task is {0}")]
+    WrongState(&'static str),
+    /// Only the worker (or the employer) may do this.
+    #[error("only {0} may do this")]
+    NotAllowed(&'static str),
+    /// Too late.
+    #[error("too late: the deadline was {0}")]
+    Late(u64),
+    /// The proof lacks required evidence.
+    #[error("the proof lacks {0}")]
+    MissingEvidence(String),
+    /// The attester is a party to the task (employer or worker).
+    #[error("a party to the task cannot attest it")]
+    PartyAttests,
+    /// The attester's trust is below the threshold.
+    #[error("trust {trust:.3} is below the threshold {min:.3}")]
+    LowTrust {
+        /// Their score.
+        trust: f64,
+        /// The threshold.
+        min: f64,
+    },
+    /// The attester already attested this submission.
+    #[error("already attested")]
+    DoubleAttestation,
+    /// Outside the attestation window.
+    #[error("outside the attestation window")]
+    OutsideWindow,
+    /// A field is malformed.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+fn state_name(state: &State) -> &'static str {
+    match state {
+        State::Open => "open",
+        State::Claimed { .. } => "claimed",
+        State::Submitted { .. } => "submitted",
+        State::Attested { .. } => "attested",
+        State::Paid { .. } => "paid",
+        State::Disputed { .. } => "disputed",
+        State::Resolved { .. } => "resolved",
+        State::Withdrawn => "withdrawn",
+    }
+}
+
+/// A task and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// What it asks.
+    pub spec: TaskSpec,
+    /// Where it stands.
+    pub state: State,
+}
+
+impl Task {
+    /// A posted task (its reward must be escrowed by the caller).
+    ///
+    /// # Errors
+    /// [`TaskError::Invalid`] for an empty id, a zero reward, or a geohash that is not one.
+    pub fn post(spec: TaskSpec, now: u64) -> Result<Task, TaskError> {
+        if spec.id.is_empty() || spec.id.len() > 96 {
+            return Err(TaskError::Invalid("the id must be 1 to 96 bytes".into()));
+        }
+        if spec.reward == 0 {
+            return Err(TaskError::Invalid("the reward must be positive".into()));
+        }
+        if !is_geohash(&spec.geohash) {
+            return Err(TaskError::Invalid(format!(
+                "{:?} is not a geohash",
+                spec.geohash
+            )));
+        }
+        if spec.deadline <= now {
+            return Err(TaskError::Late(spec.deadline));
+        }
+        Ok(Task {
+            spec,
+            state: State::Open,
+        })
+    }
+
+    fn wrong(&self) -> TaskError {
+        TaskError::WrongState(state_name(&self.state))
+    }
+
+    /// A worker takes the open task.
+    ///
+    /// # Errors
+    /// Not open, past the deadline, or the employer claiming their own task.
+    pub fn claim(&mut self, worker: AccountId, now: u64) -> Result<(), TaskError> {
+        if self.state != State::Open {
+            return Err(self.wrong());
+        }
+        if worker == self.spec.employer {
+            return Err(TaskError::NotAllowed("someone other than the employer"));
+        }
+        if now > self.spec.deadline {
+            return Err(TaskError::Late(self.spec.deadline));
+        }
+        self.state = State::Claimed { worker };
+        Ok(())
+    }
+
+    /// The worker gives the task up (back to open), or the employer withdraws an open one.
+    ///
+    /// # Errors
+    /// Anyone else, or a task past those states.
+    pub fn withdraw(&mut self, who: AccountId) -> Result<(), TaskError> {
+        match &self.state {
+            State::Claimed { worker } if *worker == who => {
+                self.state = State::Open;
+                Ok(())
+            }
+            State::Open if who == self.spec.employer => {
+                self.state = State::Withdrawn;
+                Ok(())
+            }
+            State::Open | State::Claimed { .. } => Err(TaskError::NotAllowed(
+                "the worker (or, for an open task, the employer)",
+            )),
+            _ => Err(self.wrong()),
+        }
+    }
+
+    /// The worker submits proof.
+    ///
+    /// # Errors
+    /// Not the worker, late, or evidence missing.
+    pub fn submit(
+        &mut self,
+        who: AccountId,
+        evidence: Evidence,
+        now: u64,
+    ) -> Result<(), TaskError> {
+        let State::Claimed { worker } = &self.state else {
+            return Err(self.wrong());
+        };
+        if *worker != who {
+            return Err(TaskError::NotAllowed("the worker"));
+        }
+        if now > self.spec.deadline {
+            return Err(TaskError::Late(self.spec.deadline));
+        }
+        for required in &self.spec.evidence_required {
+            let given = evidence
+                .items
+                .iter()
+                .any(|(name, hash)| name == required && is_sha256_hex(hash));
+            if !given {
+                return Err(TaskError::MissingEvidence(required.clone()));
+            }
+        }
+        self.state = State::Submitted {
+            worker: *worker,
+            evidence,
+            at: now,
+            attestations: Vec::new(),
+        };
+        Ok(())
+    }
+
+    /// Records an attestation; returns true when it completes the quorum (the task is then
+    /// attested and its challenge window starts).
+    ///
+    /// # Errors
+    /// A party attesting, low trust, a second attestation by the same key, outside the window.
+    pub fn attest(&mut self, a: Attestation, rules: &Rules, now: u64) -> Result<bool, TaskError> {
+        let employer = self.spec.employer;
+        let State::Submitted {
+            worker,
+            at,
+            attestations,
+            ..
+        } = &mut self.state
+        else {
+            return Err(TaskError::WrongState(state_name(&self.state)));
+        };
+        if a.attester == employer || a.attester == *worker {
+            return Err(TaskError::PartyAttests);
+        }
+        // A NaN trust fails this comparison too, and is refused.
+        if a.trust.partial_cmp(&rules.min_trust).is_none_or(|o| o.is_lt()) {
+            return Err(TaskError::LowTrust {
+                trust: a.trust,
+                min: rules.min_trust,
+            });
+        }
+        if now < *at || now > at.saturating_add(rules.attestation_window) {
+            return Err(TaskError::OutsideWindow);
+        }
+        if attestations.iter().any(|x| x.attester == a.attester) {
+            return Err(TaskError::DoubleAttestation);
+        }
+        attestations.push(a);
+        let distinct: BTreeSet<AccountId> = attestations.iter().map(|x| x.attester).collect();
+        let physical = attestations.iter().filter(|x| x.physical_verifier).count();
+        if distinct.len() >= rules.quorum && physical >= rules.physical_verifiers {
+            let attesters = distinct.into_iter().collect();
+            self.state = State::Attested {
+                worker: *worker,
+                attesters,
+                until: now.saturating_add(rules.challenge_window),
+            };
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The challenge window has passed: the reward goes to the worker. Returns the worker.
+    ///
+    /// # Errors
+    /// Not attested, or the window still open.
+    pub fn pay(&mut self, now: u64) -> Result<AccountId, TaskError> {
+        let State::Attested { worker, until, .. } = &self.state else {
+            return Err(self.wrong());
+        };
+        if now < *until {
+            return Err(TaskError::WrongState("in its challenge window"));
+        }
+        let worker = *worker;
+        self.state = State::Paid { worker };
+        Ok(worker)
+    }
+
+    /// Someone challenges the quorum within the window: the escrow freezes.
+    ///
+    /// # Errors
+    /// Not attested, the window closed, or the worker challenging their own payment.
+    pub fn dispute(&mut self, challenger: AccountId, now: u64) -> Result<(), TaskError> {
+        let State::Attested {
+            worker,
+            attesters,
+            until,
+        } = &self.state
+        else {
+            return Err(self.wrong());
+        };
+        if now >= *until {
+            return Err(TaskError::OutsideWindow);
+        }
+        if challenger == *worker {
+            return Err(TaskError::NotAllowed("someone other than the worker"));
+        }
+        self.state = State::Disputed {
+            worker: *worker,
+            attesters: attesters.clone(),
+            challenger,
+        };
+        Ok(())
+    }
+
+    /// The panel's majority decided.
+    ///
+    /// # Errors
+    /// Not disputed.
+    pub fn resolve(&mut self, worker_won: bool) -> Result<(), TaskError> {
+        let State::Disputed { worker, .. } = &self.state else {
+            return Err(self.wrong());
+        };
+        self.state = State::Resolved {
+            worker: *worker,
+            worker_won,
+        };
+        Ok(())
+    }
+
+    /// Everyone who is a party to the task and so may not attest or sit on its panel.
+    pub fn parties(&self) -> Vec<AccountId> {
+        let mut parties = vec![self.spec.employer];
+        match &self.state {
+            State::Claimed { worker }
+            | State::Submitted { worker, .. }
+            | State::Paid { worker }
+            | State::Resolved { worker, .. } => parties.push(*worker),
+            State::Attested {
+                worker, attesters, ..
+            } => {
+                parties.push(*worker);
+                parties.extend(attesters);
+            }
+            State::Disputed {
+                worker,
+                attesters,
+                challenger,
+            } => {
+                parties.push(*worker);
+                parties.push(*challenger);
+                parties.extend(attesters);
+            }
+            State::Open | State::Withdrawn => {}
+        }
+        parties
+    }
+}
+
+/// A geohash: 1 to 12 characters of the geohash alphabet.
+pub fn is_geohash(s: &str) -> bool {
+    const ALPHABET: &str = "0123456789bcdefghjkmnpqrstuvwxyz";
+    (1..=12).contains(&s.len()) && s.chars().all(|c| ALPHABET.contains(c))
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
