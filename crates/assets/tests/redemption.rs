@@ -5,7 +5,7 @@
 //! supply verifies again. Then the pool's other paths: a redemption held by the account cap
 //! (queued, paid in the next epoch), one whose payment fails (cancelled, tokens back), an
 //! amountless invoice, refusals that lock nothing, and a crash between paying and recording
-//! (recovered from the node's payment record, paid once).
+//! (recovered from the node's payment record, paid once); and an on-chain payout.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -326,6 +326,47 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         assert!(l.state().redemptions().is_empty());
     }
     commit_and_verify(&mut ops, 220_000);
+
+    // An on-chain payout, from a payout wallet given to the pool: the address receives the
+    // amount after the fee, and a pool without such a wallet refuses `bitcoin:` payouts.
+    let mut payout = seed_wallet(&dir.path().join("payout"), WalletKind::Bip86, 51, &server);
+    env.send_to(
+        &payout.receive().expect("address").address,
+        Amount::from_sat(100_000),
+    );
+    env.mine_burn(1);
+    wait_until(WAIT, "payout funds", || {
+        payout.sync().expect("sync");
+        (payout.balance().confirmed > Amount::ZERO).then_some(())
+    });
+    let mut receiver = seed_wallet(&dir.path().join("receiver"), WalletKind::Bip86, 52, &server);
+    let destination = receiver.receive().expect("address").address;
+    let uri = format!("bitcoin:{destination}");
+    assert!(matches!(
+        rt.block_on(restarted.redeem(&worker, 10_000, &uri, 1.0)),
+        Err(PoolError::NoOnchainWallet)
+    ));
+    let onchain = RedemptionPool::new(
+        Arc::clone(&ledger),
+        Arc::clone(&rail),
+        PoolConfig {
+            fee_ppm: 10_000,
+            ..PoolConfig::default()
+        },
+    )
+    .expect("pool")
+    .with_onchain(payout);
+    let ticket = rt
+        .block_on(onchain.redeem(&worker, 10_000, &uri, 1.0))
+        .expect("redeem on chain");
+    assert_eq!(ticket.status, Status::Paid, "{ticket:?}");
+    assert_eq!(ticket.sats_out, 9_900);
+    env.mine_burn(1);
+    wait_until(WAIT, "the on-chain payout", || {
+        receiver.sync().expect("sync");
+        (receiver.balance().confirmed == Amount::from_sat(9_900)).then_some(())
+    });
+    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 110_000);
 
     for node in [pool_node, worker_node, stranger] {
         node.stop().expect("stop");

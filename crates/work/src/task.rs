@@ -329,7 +329,10 @@ impl Task {
             return Err(TaskError::PartyAttests);
         }
         // A NaN trust fails this comparison too, and is refused.
-        if a.trust.partial_cmp(&rules.min_trust).is_none_or(|o| o.is_lt()) {
+        if a.trust
+            .partial_cmp(&rules.min_trust)
+            .is_none_or(|o| o.is_lt())
+        {
             return Err(TaskError::LowTrust {
                 trust: a.trust,
                 min: rules.min_trust,
