@@ -7,11 +7,13 @@
 //!   or disputed and resolved.
 //! - [`dispute`]: verifiable trust-weighted panels, majority, and the edges the loser takes.
 //! - [`identity`]: roles, and physical verifiers certified by at least two others.
+//! - [`events`]: the protocol's Nostr events, verified and decoded with typed errors.
 //!
 //! Identities are Nostr keys ([`moip_assets::ledger::AccountId`], the same keys that hold
 //! tokens).
 
 pub mod dispute;
+pub mod events;
 pub mod identity;
 pub mod task;
 pub mod trust;

@@ -1,0 +1,293 @@
+//! The Work protocol's Nostr events: what each message looks like on a relay, and the checks
+//! every incoming one passes before anything acts on it.
+//!
+//! Project kinds (NIP-90's task → claim → result shape, without its deprecated kinds):
+//!
+//! | kind | message | tags | content |
+//! |--|--|--|--|
+//! | 30910 (addressable) | task posted | `d` = task id | JSON: category, geohash, evidence required, reward, deadline |
+//! | 3911 | claim | `task` | — |
+//! | 3912 | withdraw | `task` | — |
+//! | 3913 | proof of completion | `task` | JSON evidence: content hashes, time, geohash |
+//! | 3914 | attestation | `task`, `p` = worker, NIP-32 `L`/`l` | — |
+//! | 3915 | dispute | `task` | — |
+//! | 3916 | panel vote | `task` | `worker` or `employer` |
+//! | 3917 | verifier certification | `p` = subject | — |
+//!
+//! [`decode`] verifies the event's id and BIP-340 signature, then its kind, tags and content,
+//! with a typed [`EventError`] for each way it can be wrong; a message is attributed to the
+//! event's author, never to anything inside it.
+
+use nostr_sdk::{Event, EventBuilder, Keys, Kind, PublicKey, Tag, TagKind, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::task::Evidence;
+use crate::AccountId;
+
+/// Task definitions (addressable: a re-post with the same `d` replaces it on relays).
+pub const KIND_TASK: u16 = 30_910;
+/// A worker claims a task.
+pub const KIND_CLAIM: u16 = 3_911;
+/// A worker gives a task up, or its employer withdraws it.
+pub const KIND_WITHDRAW: u16 = 3_912;
+/// Proof of completion.
+pub const KIND_SUBMIT: u16 = 3_913;
+/// An attestation of a submission.
+pub const KIND_ATTEST: u16 = 3_914;
+/// A challenge to an attested task.
+pub const KIND_DISPUTE: u16 = 3_915;
+/// A panel member's vote.
+pub const KIND_VOTE: u16 = 3_916;
+/// A verifier certifies someone in person.
+pub const KIND_CERTIFY: u16 = 3_917;
+
+/// NIP-32 namespace of attestation labels.
+pub const LABEL_NAMESPACE: &str = "org.moip.work";
+
+/// Largest content accepted, in bytes.
+pub const MAX_CONTENT: usize = 16 * 1024;
+
+/// What a task event carries besides its id and author.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskBody {
+    /// What kind of work.
+    pub category: String,
+    /// Where, as a geohash.
+    pub geohash: String,
+    /// Evidence the proof must include.
+    pub evidence_required: Vec<String>,
+    /// Tokens paid.
+    pub reward: u64,
+    /// Proof due by (Unix seconds).
+    pub deadline: u64,
+}
+
+/// A Work protocol message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// A task posted by its employer (the author).
+    Post {
+        /// The task id.
+        task: String,
+        /// The rest.
+        body: TaskBody,
+    },
+    /// The author claims a task.
+    Claim {
+        /// The task.
+        task: String,
+    },
+    /// The author withdraws.
+    Withdraw {
+        /// The task.
+        task: String,
+    },
+    /// The author submits proof.
+    Submit {
+        /// The task.
+        task: String,
+        /// The proof.
+        evidence: Evidence,
+    },
+    /// The author attests `worker`'s submission.
+    Attest {
+        /// The task.
+        task: String,
+        /// Whose work.
+        worker: AccountId,
+    },
+    /// The author challenges the task's quorum.
+    Dispute {
+        /// The task.
+        task: String,
+    },
+    /// The author, on the panel, votes.
+    Vote {
+        /// The task.
+        task: String,
+        /// Whether the worker should be paid.
+        worker_won: bool,
+    },
+    /// The author, a verifier, certifies `subject`.
+    Certify {
+        /// Who.
+        subject: AccountId,
+    },
+}
+
+/// A verified message and who signed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signed {
+    /// The author (the event's key).
+    pub author: AccountId,
+    /// The event id.
+    pub event_id: [u8; 32],
+    /// When the author says it was made (Unix seconds).
+    pub created_at: u64,
+    /// What it says.
+    pub message: Message,
+}
+
+/// Why an event is not a valid Work message; the reason goes back to its sender.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The id does not hash the event, or the signature does not verify.
+    #[error("the event's id or signature is invalid")]
+    BadSignature,
+    /// Not a Work protocol kind.
+    #[error("kind {0} is not a Work protocol message")]
+    UnknownKind(u16),
+    /// A required tag is missing or malformed.
+    #[error("the {0:?} tag is missing or malformed")]
+    Tag(&'static str),
+    /// The content is not what the kind carries.
+    #[error("bad content: {0}")]
+    Content(String),
+    /// The content is larger than [`MAX_CONTENT`].
+    #[error("the content is larger than {MAX_CONTENT} bytes")]
+    TooLarge,
+    /// Signing failed (our own events).
+    #[error("could not sign: {0}")]
+    Sign(String),
+}
+
+fn task_tag(task: &str) -> Tag {
+    Tag::custom(TagKind::custom("task"), [task])
+}
+
+fn first_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
+    event.tags.iter().find_map(|tag| {
+        let parts = tag.as_slice();
+        (parts.first().map(String::as_str) == Some(name))
+            .then(|| parts.get(1).map(String::as_str))
+            .flatten()
+    })
+}
+
+fn task_of(event: &Event, name: &'static str) -> Result<String, EventError> {
+    match first_value(event, name) {
+        Some(task) if !task.is_empty() && task.len() <= 96 => Ok(task.to_owned()),
+        _ => Err(EventError::Tag(name)),
+    }
+}
+
+fn account(pk: &PublicKey) -> AccountId {
+    AccountId::from_bytes(pk.to_bytes())
+}
+
+fn key_of(event: &Event, name: &'static str) -> Result<AccountId, EventError> {
+    let hex = first_value(event, name).ok_or(EventError::Tag(name))?;
+    let pk = PublicKey::from_hex(hex).map_err(|_| EventError::Tag(name))?;
+    Ok(account(&pk))
+}
+
+/// Signs `message` as `keys`, stamped `created_at`.
+///
+/// # Errors
+/// [`EventError::Sign`] if signing fails; [`EventError::Content`] for a subject that is no key.
+pub fn encode(keys: &Keys, message: &Message, created_at: u64) -> Result<Event, EventError> {
+    let (kind, content, tags): (u16, String, Vec<Tag>) = match message {
+        Message::Post { task, body } => {
+            (KIND_TASK, json(body), vec![Tag::identifier(task.clone())])
+        }
+        Message::Claim { task } => (KIND_CLAIM, String::new(), vec![task_tag(task)]),
+        Message::Withdraw { task } => (KIND_WITHDRAW, String::new(), vec![task_tag(task)]),
+        Message::Submit { task, evidence } => (KIND_SUBMIT, json(evidence), vec![task_tag(task)]),
+        Message::Attest { task, worker } => {
+            let worker = PublicKey::from_slice(worker.as_bytes())
+                .map_err(|e| EventError::Content(e.to_string()))?;
+            (
+                KIND_ATTEST,
+                String::new(),
+                vec![
+                    task_tag(task),
+                    Tag::public_key(worker),
+                    Tag::custom(TagKind::custom("L"), [LABEL_NAMESPACE]),
+                    Tag::custom(TagKind::custom("l"), ["attested", LABEL_NAMESPACE]),
+                ],
+            )
+        }
+        Message::Dispute { task } => (KIND_DISPUTE, String::new(), vec![task_tag(task)]),
+        Message::Vote { task, worker_won } => (
+            KIND_VOTE,
+            if *worker_won { "worker" } else { "employer" }.to_owned(),
+            vec![task_tag(task)],
+        ),
+        Message::Certify { subject } => {
+            let subject = PublicKey::from_slice(subject.as_bytes())
+                .map_err(|e| EventError::Content(e.to_string()))?;
+            (KIND_CERTIFY, String::new(), vec![Tag::public_key(subject)])
+        }
+    };
+    EventBuilder::new(Kind::from(kind), content)
+        .tags(tags)
+        .custom_created_at(Timestamp::from(created_at))
+        .sign_with_keys(keys)
+        .map_err(|e| EventError::Sign(e.to_string()))
+}
+
+/// Verifies and reads an event.
+///
+/// # Errors
+/// [`EventError`] for a bad signature, an unknown kind, a missing tag or bad content.
+pub fn decode(event: &Event) -> Result<Signed, EventError> {
+    event.verify().map_err(|_| EventError::BadSignature)?;
+    if event.content.len() > MAX_CONTENT {
+        return Err(EventError::TooLarge);
+    }
+    fn content(what: &'static str) -> impl Fn(serde_json::Error) -> EventError {
+        move |e| EventError::Content(format!("{what}: {e}"))
+    }
+    let kind = event.kind.as_u16();
+    let message = match kind {
+        KIND_TASK => Message::Post {
+            task: task_of(event, "d")?,
+            body: serde_json::from_str(&event.content).map_err(content("task"))?,
+        },
+        KIND_CLAIM => Message::Claim {
+            task: task_of(event, "task")?,
+        },
+        KIND_WITHDRAW => Message::Withdraw {
+            task: task_of(event, "task")?,
+        },
+        KIND_SUBMIT => Message::Submit {
+            task: task_of(event, "task")?,
+            evidence: serde_json::from_str(&event.content).map_err(content("evidence"))?,
+        },
+        KIND_ATTEST => Message::Attest {
+            task: task_of(event, "task")?,
+            worker: key_of(event, "p")?,
+        },
+        KIND_DISPUTE => Message::Dispute {
+            task: task_of(event, "task")?,
+        },
+        KIND_VOTE => Message::Vote {
+            task: task_of(event, "task")?,
+            worker_won: match event.content.as_str() {
+                "worker" => true,
+                "employer" => false,
+                other => {
+                    return Err(EventError::Content(format!(
+                        "a vote is \"worker\" or \"employer\", not {other:?}"
+                    )))
+                }
+            },
+        },
+        KIND_CERTIFY => Message::Certify {
+            subject: key_of(event, "p")?,
+        },
+        other => return Err(EventError::UnknownKind(other)),
+    };
+    Ok(Signed {
+        author: account(&event.pubkey),
+        event_id: event.id.to_bytes(),
+        created_at: event.created_at.as_secs(),
+        message,
+    })
+}
+
+/// JSON for the content of our own events (plain data: serialising cannot fail).
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
