@@ -12,7 +12,8 @@
 //! | 3914 | attestation | `task`, `p` = worker, NIP-32 `L`/`l` | — |
 //! | 3915 | dispute | `task` | — |
 //! | 3916 | panel vote | `task` | `worker` or `employer` |
-//! | 3917 | verifier certification | `p` = subject | — |
+//! | 3917 | verifier certification (the subject becomes a verifier with two) | `p` = subject | — |
+//! | 3918 | a verifier vouches for someone met in person (a trust edge, no role) | `p` = subject | — |
 //!
 //! [`decode`] verifies the event's id and BIP-340 signature, then its kind, tags and content,
 //! with a typed [`EventError`] for each way it can be wrong; a message is attributed to the
@@ -38,8 +39,10 @@ pub const KIND_ATTEST: u16 = 3_914;
 pub const KIND_DISPUTE: u16 = 3_915;
 /// A panel member's vote.
 pub const KIND_VOTE: u16 = 3_916;
-/// A verifier certifies someone in person.
+/// A verifier certifies someone as a physical verifier.
 pub const KIND_CERTIFY: u16 = 3_917;
+/// A verifier vouches for someone it met in person.
+pub const KIND_VOUCH: u16 = 3_918;
 
 /// NIP-32 namespace of attestation labels.
 pub const LABEL_NAMESPACE: &str = "org.moip.work";
@@ -108,8 +111,13 @@ pub enum Message {
         /// Whether the worker should be paid.
         worker_won: bool,
     },
-    /// The author, a verifier, certifies `subject`.
+    /// The author, a verifier, certifies `subject` as a physical verifier.
     Certify {
+        /// Who.
+        subject: AccountId,
+    },
+    /// The author, a verifier, vouches for `subject` (met in person): a strong trust edge.
+    Vouch {
         /// Who.
         subject: AccountId,
     },
@@ -214,10 +222,15 @@ pub fn encode(keys: &Keys, message: &Message, created_at: u64) -> Result<Event, 
             if *worker_won { "worker" } else { "employer" }.to_owned(),
             vec![task_tag(task)],
         ),
-        Message::Certify { subject } => {
+        Message::Certify { subject } | Message::Vouch { subject } => {
+            let kind = if matches!(message, Message::Certify { .. }) {
+                KIND_CERTIFY
+            } else {
+                KIND_VOUCH
+            };
             let subject = PublicKey::from_slice(subject.as_bytes())
                 .map_err(|e| EventError::Content(e.to_string()))?;
-            (KIND_CERTIFY, String::new(), vec![Tag::public_key(subject)])
+            (kind, String::new(), vec![Tag::public_key(subject)])
         }
     };
     EventBuilder::new(Kind::from(kind), content)
@@ -275,6 +288,9 @@ pub fn decode(event: &Event) -> Result<Signed, EventError> {
             },
         },
         KIND_CERTIFY => Message::Certify {
+            subject: key_of(event, "p")?,
+        },
+        KIND_VOUCH => Message::Vouch {
             subject: key_of(event, "p")?,
         },
         other => return Err(EventError::UnknownKind(other)),

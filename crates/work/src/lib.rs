@@ -8,10 +8,13 @@
 //! - [`dispute`]: verifiable trust-weighted panels, majority, and the edges the loser takes.
 //! - [`identity`]: roles, and physical verifiers certified by at least two others.
 //! - [`events`]: the protocol's Nostr events, verified and decoded with typed errors.
+//! - [`community`]: verified events applied to tasks, verifiers and trust, with rewards in the
+//!   token ledger's escrow; replays refused, refusals explained, state rebuilt by replay.
 //!
 //! Identities are Nostr keys ([`moip_assets::ledger::AccountId`], the same keys that hold
 //! tokens).
 
+pub mod community;
 pub mod dispute;
 pub mod events;
 pub mod identity;

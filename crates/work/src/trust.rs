@@ -187,9 +187,15 @@ impl TrustGraph {
             })
         };
         let mut incoming: Vec<Vec<(usize, f64, f64)>> = Vec::new();
-        for (rater, rated) in &self.edges {
+        // Sorted, so every sum is taken in the same order and the same graph always gives
+        // bit-identical scores (a rebuilt node must agree with the one it replaces).
+        let mut raters: Vec<(&AccountId, &HashMap<AccountId, Edge>)> = self.edges.iter().collect();
+        raters.sort_by_key(|(rater, _)| **rater);
+        for (rater, rated) in raters {
             let r = id_of(rater, &mut index);
-            let total: f64 = rated.values().map(|e| e.confidence).sum();
+            let mut rated: Vec<(&AccountId, &Edge)> = rated.iter().collect();
+            rated.sort_by_key(|(ratee, _)| **ratee);
+            let total: f64 = rated.iter().map(|(_, e)| e.confidence).sum();
             let scale = if total > params.rater_budget {
                 params.rater_budget / total
             } else {

@@ -53,6 +53,9 @@ fn every_message_round_trips_and_names_its_signer() {
         Message::Certify {
             subject: account(&worker),
         },
+        Message::Vouch {
+            subject: account(&worker),
+        },
     ];
     for message in messages {
         let event = encode(&employer, &message, 1_800_000_123).expect("sign");
