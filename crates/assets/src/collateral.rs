@@ -11,6 +11,7 @@ use moip_lightning::{PaymentHash, PaymentRail, PaymentState};
 use moip_wallet::{MoipWallet, WalletError};
 
 use crate::ledger::{CollateralSource, JournalStore, Ledger, LedgerError, Receipt, TokenLedger};
+use crate::util::{hex, lock};
 
 /// Why deposits could not be credited.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +52,7 @@ pub fn credit_onchain_deposits<S: JournalStore>(
 ) -> Result<Vec<(String, u64)>, CollateralError> {
     let report = wallet.sync()?;
     let mut credited = Vec::new();
-    let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let mut ledger = lock(ledger);
     for coin in wallet.coins() {
         let Some(height) = confirmation_height(&coin) else {
             continue;
@@ -103,12 +104,8 @@ pub async fn credit_lightning_deposit<S: JournalStore>(
         return Ok(None);
     }
     let source = CollateralSource::Lightning {
-        payment_hash: hash
-            .0
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
+        payment_hash: hex(&hash.0),
     };
-    let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let mut ledger = lock(ledger);
     Ok(credit(&mut ledger, sats, source)?)
 }

@@ -7,3 +7,4 @@ pub mod mssmt;
 pub mod pool;
 pub mod reserves;
 pub mod swap;
+mod util;

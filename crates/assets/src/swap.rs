@@ -15,14 +15,14 @@
 //! from its database and [`SwapDesk::recover`] finishes the job from the node's payment record.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use bitcoin::hashes::{hmac, sha256, Hash, HashEngine};
 use moip_lightning::{LightningEvent, PaymentHash, PaymentRail, PaymentState, Preimage};
 use tokio::sync::broadcast;
 
 use crate::ledger::{AccountId, JournalStore, Ledger, LedgerError, Op};
+use crate::util::{hex, lock, unix_now};
 
 /// How much one community lets another bring in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,20 +86,6 @@ pub enum SwapOutcome {
     Refused(String),
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Community B's side of swaps.
 pub struct SwapDesk<S> {
     ledger: Arc<Mutex<Ledger<S>>>,
@@ -155,6 +141,10 @@ impl<S: JournalStore + Send + 'static> SwapDesk<S> {
         })
     }
 
+    fn epoch(&self, time: u64) -> u64 {
+        time / self.limits.epoch_secs.max(1)
+    }
+
     fn preimage(&self, nonce: u64) -> [u8; 32] {
         let mut engine = hmac::HmacEngine::<sha256::Hash>::new(&self.secret);
         engine.input(b"moip/swap/preimage");
@@ -164,7 +154,7 @@ impl<S: JournalStore + Send + 'static> SwapDesk<S> {
 
     /// What `community` may still bring in this epoch, counting pending offers.
     fn room(&self, community: &str) -> u64 {
-        let epoch = now() / self.limits.epoch_secs.max(1);
+        let epoch = self.epoch(unix_now());
         let settled = lock(&self.exposure)
             .get(&(community.to_owned(), epoch))
             .copied()
@@ -231,7 +221,7 @@ impl<S: JournalStore + Send + 'static> SwapDesk<S> {
         let swap = lock(&self.ledger).state().swaps().get(&key).cloned()?;
         // The offer's own amount counts as pending in `room`; what matters now is whether the
         // settled total would pass the limit.
-        let epoch = now() / self.limits.epoch_secs.max(1);
+        let epoch = self.epoch(unix_now());
         let settled = lock(&self.exposure)
             .get(&(swap.from_community.clone(), epoch))
             .copied()
@@ -278,7 +268,7 @@ impl<S: JournalStore + Send + 'static> SwapDesk<S> {
         });
         match committed {
             Ok(_) => {
-                let epoch = now() / self.limits.epoch_secs.max(1);
+                let epoch = self.epoch(unix_now());
                 *lock(&self.exposure)
                     .entry((community.to_owned(), epoch))
                     .or_insert(0) += sats;

@@ -554,17 +554,7 @@ async fn a_local_connection_meets_a_websocket_peer() {
     })
     .await;
     let s = seed(40);
-    let mut local = relay.local_connect(s);
-    let (local_done, remote) = within(
-        "rendezvous",
-        futures_util::future::join(
-            local.rendezvous(),
-            connect(&url, s, &ClientConfig::default()),
-        ),
-    )
-    .await;
-    local_done.expect("the local side rendezvouses");
-    let mut remote = remote.expect("the websocket side rendezvouses");
+    let (mut local, mut remote) = local_pair(&relay, &url, s).await;
     assert_ne!(local.uuid(), remote.uuid());
 
     let key = derive_aes_key(&s);
@@ -583,18 +573,26 @@ async fn a_local_connection_meets_a_websocket_peer() {
     assert_eq!(relay.metrics().rejected.oversize, 1);
 
     // The id is free again; a local side that leaves ends its peer's rendezvous.
-    let s = seed(41);
-    let mut local = relay.local_connect(s);
+    let (local, mut remote) = local_pair(&relay, &url, seed(41)).await;
+    local.close().await.expect("close");
+    until_rendezvous_end(&mut remote).await;
+}
+
+/// A local connection and a WebSocket one on `seed`, rendezvoused with each other.
+async fn local_pair(
+    relay: &RelayHandle,
+    url: &str,
+    seed: SharedSeed,
+) -> (OutgoingSocket, OutgoingSocket) {
+    let mut local = relay.local_connect(seed);
     let (local_done, remote) = within(
         "rendezvous",
         futures_util::future::join(
             local.rendezvous(),
-            connect(&url, s, &ClientConfig::default()),
+            connect(url, seed, &ClientConfig::default()),
         ),
     )
     .await;
-    local_done.expect("rendezvous");
-    let mut remote = remote.expect("rendezvous");
-    local.close().await.expect("close");
-    until_rendezvous_end(&mut remote).await;
+    local_done.expect("the local side rendezvouses");
+    (local, remote.expect("the websocket side rendezvouses"))
 }

@@ -195,12 +195,7 @@ impl TrustGraph {
             let r = id_of(rater, &mut index);
             let mut rated: Vec<(&AccountId, &Edge)> = rated.iter().collect();
             rated.sort_by_key(|(ratee, _)| **ratee);
-            let total: f64 = rated.iter().map(|(_, e)| e.confidence).sum();
-            let scale = if total > params.rater_budget {
-                params.rater_budget / total
-            } else {
-                1.0
-            };
+            let scale = budget_scale(params, rated.iter().map(|(_, e)| e.confidence));
             for (ratee, edge) in rated {
                 let v = id_of(ratee, &mut index);
                 if incoming.len() <= v.max(r) {
@@ -288,12 +283,7 @@ impl TrustGraph {
             if region.contains(rater) {
                 continue;
             }
-            let sum: f64 = rated.values().map(|e| e.confidence).sum();
-            let scale = if sum > params.rater_budget {
-                params.rater_budget / sum
-            } else {
-                1.0
-            };
+            let scale = budget_scale(params, rated.values().map(|e| e.confidence));
             let attenuation = if observers.contains(rater) {
                 1.0
             } else {
@@ -306,6 +296,16 @@ impl TrustGraph {
             }
         }
         total
+    }
+}
+
+/// What a rater's confidences are multiplied by so that they add up to at most the budget.
+fn budget_scale(params: &Params, confidences: impl Iterator<Item = f64>) -> f64 {
+    let total: f64 = confidences.sum();
+    if total > params.rater_budget {
+        params.rater_budget / total
+    } else {
+        1.0
     }
 }
 

@@ -175,8 +175,3 @@ pub fn entry_hash(body: &str) -> [u8; 32] {
     engine.input(body.as_bytes());
     sha256::Hash::from_engine(engine).to_byte_array()
 }
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}

@@ -35,8 +35,6 @@ mod state;
 mod store;
 mod types;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use error::{LedgerError, StoreError};
 pub use journal::{entry_hash, Entry, Op, GENESIS_PREV};
 pub use postgres::PostgresJournal;
@@ -48,7 +46,7 @@ pub use types::{
 };
 
 use crate::mssmt::{ComputedNode, LeafNode, Proof};
-use journal::hex;
+use crate::util::{hex, unix_now};
 
 /// A committed change: where it sits in the journal and its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,12 +138,6 @@ pub struct Ledger<S> {
     head: [u8; 32],
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl<S: JournalStore> Ledger<S> {
     /// Opens the ledger in `store`, replaying and verifying its journal.
     ///
@@ -234,7 +226,7 @@ impl<S: JournalStore> Ledger<S> {
         let entry = Entry {
             seq: self.next,
             prev: hex(&self.head),
-            time: now(),
+            time: unix_now(),
             op,
         };
         self.append(entry)

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::error::LedgerError;
 use super::journal::Op;
 use super::types::{AccountId, CollateralSource, TaskId, TokenInfo, MAX_TASK_ID, MAX_TOKEN_TEXT};
-use crate::mssmt::{ComputedNode, LeafNode, MemoryStore, MsSmt, Proof};
+use crate::mssmt::{ComputedNode, LeafKey, LeafNode, MemoryStore, MsSmt, Proof};
 
 /// Tokens locked for one task.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -468,39 +468,32 @@ impl State {
     }
 
     fn set_balance(&mut self, account: &AccountId, balance: u64) {
-        let key = account.leaf_key();
         if balance == 0 {
             self.balances.remove(account);
-            let _ = self.tree.delete(&key);
         } else {
             self.balances.insert(*account, balance);
-            // Sums never overflow: the supply bounds every leaf and is checked against the
-            // collateral, itself a checked u64.
-            let _ = self
-                .tree
-                .insert(&key, LeafNode::new(account.as_bytes().to_vec(), balance));
         }
+        self.set_leaf(account.leaf_key(), account.as_bytes(), balance);
     }
 
     fn set_redemption_leaf(&mut self, id: u64, amount: u64) {
         let key = super::types::redemption_key(id);
-        if amount == 0 {
-            let _ = self.tree.delete(&key);
-        } else {
-            let _ = self
-                .tree
-                .insert(&key, LeafNode::new(id.to_be_bytes().to_vec(), amount));
-        }
+        self.set_leaf(key, &id.to_be_bytes(), amount);
     }
 
     fn set_escrow_leaf(&mut self, task: &TaskId, amount: u64) {
-        let key = task.leaf_key();
-        if amount == 0 {
-            let _ = self.tree.delete(&key);
+        self.set_leaf(task.leaf_key(), task.0.as_bytes(), amount);
+    }
+
+    /// Puts `amount` under `key` in the supply tree, or removes the leaf at zero.
+    fn set_leaf(&mut self, key: LeafKey, value: &[u8], amount: u64) {
+        // Sums never overflow: the supply bounds every leaf and is checked against the
+        // collateral, itself a checked u64; the memory store cannot fail.
+        let _ = if amount == 0 {
+            self.tree.delete(&key)
         } else {
-            let _ = self
-                .tree
-                .insert(&key, LeafNode::new(task.0.as_bytes().to_vec(), amount));
-        }
+            self.tree
+                .insert(&key, LeafNode::new(value.to_vec(), amount))
+        };
     }
 }

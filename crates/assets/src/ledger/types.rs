@@ -7,6 +7,7 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use serde::{Deserialize, Serialize};
 
 use crate::mssmt::LeafKey;
+use crate::util::hex;
 
 /// A community's token. One token unit is backed by one satoshi of collateral.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +44,6 @@ fn parse_hex32(s: &str) -> Result<[u8; 32], BadId> {
             u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
     }
     Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl AccountId {

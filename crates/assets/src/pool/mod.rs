@@ -13,13 +13,13 @@
 pub mod limits;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use moip_lightning::{LightningError, PayRequest, PaymentHash, PaymentRail, PaymentState};
 use moip_wallet::{Fee, MoipWallet, SendRequest};
 
 use crate::ledger::{AccountId, JournalStore, Ledger, LedgerError, Op, TokenLedger};
+use crate::util::{lock, unix_now as now};
 pub use limits::{Hold, Limiter, PoolConfig, TRUST_FLOOR};
 
 /// Prefix of an on-chain payout destination.
@@ -84,16 +84,6 @@ pub struct Ticket {
     pub fee: u64,
     /// Where it stands.
     pub status: Status,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What one payment attempt came to.
@@ -287,24 +277,33 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             } else {
                 self.pay_lightning(&pending.payout, pending.sats_out).await
             };
-            match attempt {
-                Attempt::Paid => {
-                    if self.settle(id, Op::Redeemed { id }) {
-                        lock(&self.limiter).record(now(), &pending.from, pending.amount);
-                    }
-                    outcomes.push((id, Status::Paid));
-                }
-                Attempt::Failed(reason) => {
-                    self.settle(id, Op::RedeemCancelled { id });
-                    outcomes.push((id, Status::Cancelled { reason }));
-                }
-                Attempt::Unknown => {
+            match self.conclude(id, &pending.from, pending.amount, attempt) {
+                Some(status) => outcomes.push((id, status)),
+                None => {
                     outcomes.push((id, Status::InFlight));
                     break;
                 }
             }
         }
         outcomes
+    }
+
+    /// Records how redemption `id` ended — paid (burned, and counted against the limits) or
+    /// failed (tokens back) — and returns its status; `None` while the result is unknown.
+    fn conclude(&self, id: u64, from: &AccountId, amount: u64, attempt: Attempt) -> Option<Status> {
+        match attempt {
+            Attempt::Paid => {
+                if self.settle(id, Op::Redeemed { id }) {
+                    lock(&self.limiter).record(now(), from, amount);
+                }
+                Some(Status::Paid)
+            }
+            Attempt::Failed(reason) => {
+                self.settle(id, Op::RedeemCancelled { id });
+                Some(Status::Cancelled { reason })
+            }
+            Attempt::Unknown => None,
+        }
     }
 
     /// Records the end of redemption `id`; false if it was already recorded.
@@ -326,17 +325,17 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
     }
 
     async fn pay_lightning(&self, invoice: &str, sats_out: u64) -> Attempt {
-        let hash = match self.rail.decode_invoice(invoice) {
+        let decoded = match self.rail.decode_invoice(invoice) {
             Ok(decoded) => decoded,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
         let mut request = PayRequest::new(invoice);
-        if hash.amount_msat.is_none() {
+        if decoded.amount_msat.is_none() {
             request.amount_msat = Some(sats_out * 1000);
         }
         match self.rail.pay(request).await {
             Ok(_) => Attempt::Paid,
-            Err(LightningError::DuplicatePayment) => self.outcome_of(hash.payment_hash).await,
+            Err(LightningError::DuplicatePayment) => self.outcome_of(decoded.payment_hash).await,
             Err(
                 e @ (LightningError::PaymentFailed { .. }
                 | LightningError::InsufficientBalance { .. }
@@ -345,7 +344,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 | LightningError::WrongNetwork { .. }
                 | LightningError::InvalidAmount(_)),
             ) => Attempt::Failed(e.to_string()),
-            Err(_) => self.outcome_of(hash.payment_hash).await,
+            Err(_) => self.outcome_of(decoded.payment_hash).await,
         }
     }
 
@@ -408,18 +407,9 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             let Ok(invoice) = self.rail.decode_invoice(&payout) else {
                 continue;
             };
-            match self.outcome_of(invoice.payment_hash).await {
-                Attempt::Paid => {
-                    if self.settle(id, Op::Redeemed { id }) {
-                        lock(&self.limiter).record(now(), &from, amount);
-                    }
-                    outcomes.push((id, Status::Paid));
-                }
-                Attempt::Failed(reason) => {
-                    self.settle(id, Op::RedeemCancelled { id });
-                    outcomes.push((id, Status::Cancelled { reason }));
-                }
-                Attempt::Unknown => {}
+            let attempt = self.outcome_of(invoice.payment_hash).await;
+            if let Some(status) = self.conclude(id, &from, amount, attempt) {
+                outcomes.push((id, status));
             }
         }
         outcomes.extend(self.process().await);
