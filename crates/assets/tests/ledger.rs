@@ -6,7 +6,7 @@
 
 use moip_assets::ledger::{
     AccountId, CollateralSource, Entry, JournalStore, Ledger, LedgerError, MemoryJournal, Op,
-    PostgresJournal, SqliteJournal, StoreError, TaskId, TokenInfo, TokenLedger,
+    PostgresJournal, Settlement, SqliteJournal, StoreError, TaskId, TokenInfo, TokenLedger,
 };
 use moip_assets::mssmt::LeafNode;
 use moip_testkit::postgres::TempPostgres;
@@ -33,7 +33,7 @@ fn ln(n: u8) -> CollateralSource {
 fn exercise<S: JournalStore>(store: S) -> Ledger<S> {
     let mut ledger = Ledger::create(store, token()).expect("create");
     let (alice, bob, carol) = (account(1), account(2), account(3));
-    assert_eq!(ledger.token(), Some(&token()));
+    assert_eq!(ledger.token(), Some(token()));
 
     // Nothing to mint against yet.
     assert!(matches!(
@@ -84,10 +84,10 @@ fn exercise<S: JournalStore>(store: S) -> Ledger<S> {
         TaskId("paint-the-hall".into()),
         TaskId("fix-the-roof".into()),
     );
-    ledger.lock(&paint, &alice, 30_000).expect("lock");
-    ledger.lock(&fix, &alice, 10_000).expect("lock");
+    ledger.lock_escrow(&paint, &alice, 30_000).expect("lock");
+    ledger.lock_escrow(&fix, &alice, 10_000).expect("lock");
     assert!(matches!(
-        ledger.lock(&paint, &alice, 1),
+        ledger.lock_escrow(&paint, &alice, 1),
         Err(LedgerError::EscrowExists(_))
     ));
     assert_eq!(ledger.balance(&alice), 60_000);
@@ -100,6 +100,18 @@ fn exercise<S: JournalStore>(store: S) -> Ledger<S> {
     ));
     assert_eq!(ledger.balance(&carol), 30_000);
     assert_eq!(ledger.balance(&alice), 70_000);
+    // Each ended escrow says how it ended (what a node replaying its Work log checks against).
+    assert_eq!(
+        ledger.settled(&paint).map(|s| s.settlement),
+        Some(Settlement::Released(carol))
+    );
+    assert_eq!(
+        ledger
+            .settled(&fix)
+            .map(|s| (s.escrow.amount, s.settlement)),
+        Some((10_000, Settlement::Refunded))
+    );
+    assert_eq!(ledger.settled(&TaskId("never".into())), None);
 
     // Redemption: 10 000 tokens burned for 9 900 sat; the fee stays as free collateral.
     ledger.burn(&carol, 10_000, 9_900).expect("burn");

@@ -123,7 +123,7 @@ fn crash_writer() {
             let balance = ledger.balance(&from);
             let result = match rng.below(10) {
                 0 if ledger.escrow(&task).is_none() && balance > 0 => {
-                    ledger.lock(&task, &from, 1 + rng.below(balance))
+                    ledger.lock_escrow(&task, &from, 1 + rng.below(balance))
                 }
                 1 if ledger.escrow(&task).is_some() => ledger.release(&task, &to),
                 2 if ledger.escrow(&task).is_some() => ledger.refund(&task),

@@ -5,12 +5,22 @@
 //!
 //! Events come from relays in any order and may repeat; each is applied once (a replay is
 //! refused by its id) and a refused event changes nothing — neither the tasks nor the ledger —
-//! and says why ([`Rejection`]). Replaying the same events against the same ledger history gives
-//! the same state: that is how a node rebuilds after losing its database.
+//! and says why ([`Rejection`]). Replaying the same events at the same times gives the same
+//! state: that is how a node rebuilds after losing its database.
+//!
+//! The ledger outlives this state (it is the money; the Work state is derived from events), so
+//! a rebuild replays events over a ledger that already holds their effects. Each escrow change
+//! is therefore idempotent: a lock, release or refund the ledger already shows for this task —
+//! same employer, amount and payee — is taken as done, not done twice. The same covers a crash
+//! between writing the ledger and recording the event.
+//!
+//! Scores are recomputed lazily, when an attestation, dispute or vote needs them (a thousand
+//! follow lists arriving cost one scoring, not a thousand), always at the time of the event that
+//! needs them, so a replay scores at the same moments as the original run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use moip_assets::ledger::{TaskId, TokenLedger};
+use moip_assets::ledger::{Escrow, Settlement, TaskId, TokenLedger};
 
 use crate::dispute::{consequences, draw_panel, panel_seed, tally};
 use crate::events::{Message, Signed};
@@ -47,6 +57,9 @@ pub enum Rejection {
     /// A vote from outside the task's panel.
     #[error("not on this task's panel")]
     NotOnPanel,
+    /// The event is for another community.
+    #[error("the event is for community {0:?}")]
+    OtherCommunity(String),
 }
 
 /// What an accepted event did.
@@ -65,12 +78,17 @@ pub enum Outcome {
 
 /// A community's Work state over its token ledger.
 pub struct Community<L> {
+    id: String,
     ledger: L,
     registry: Registry,
     rules: Rules,
     params: Params,
     graph: TrustGraph,
     scores: Scores,
+    /// The graph changed since `scores` was computed.
+    dirty: bool,
+    /// The observers `scores` was computed for (verifiers come and go as certifications expire).
+    observers: Vec<AccountId>,
     tasks: BTreeMap<String, Task>,
     seen: HashSet<[u8; 32]>,
     panels: HashMap<String, Panel>,
@@ -84,8 +102,9 @@ fn ledger_error(e: impl std::fmt::Display) -> Rejection {
 }
 
 impl<L: TokenLedger> Community<L> {
-    /// A community founded by `founders` (its first physical verifiers) over `ledger`.
+    /// The community `id`, founded by `founders` (its first physical verifiers), over `ledger`.
     pub fn new(
+        id: &str,
         ledger: L,
         founders: &[AccountId],
         rules: Rules,
@@ -93,12 +112,15 @@ impl<L: TokenLedger> Community<L> {
         params: Params,
     ) -> Community<L> {
         let mut community = Community {
+            id: id.to_owned(),
             ledger,
             registry: Registry::new(founders.iter().copied(), verifier_rules),
             rules,
             params,
             graph: TrustGraph::new(),
             scores: Scores::default(),
+            dirty: false,
+            observers: Vec::new(),
             tasks: BTreeMap::new(),
             seen: HashSet::new(),
             panels: HashMap::new(),
@@ -107,9 +129,39 @@ impl<L: TokenLedger> Community<L> {
         community
     }
 
+    /// The community's id (the `h` tag of its events).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The ledger.
     pub fn ledger(&self) -> &L {
         &self.ledger
+    }
+
+    /// Gives the ledger back (to rebuild over it).
+    pub fn into_ledger(self) -> L {
+        self.ledger
+    }
+
+    /// The trust graph.
+    pub fn graph(&self) -> &TrustGraph {
+        &self.graph
+    }
+
+    /// The scoring parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The roles and verifier certifications.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The attestation rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// A task.
@@ -122,9 +174,15 @@ impl<L: TokenLedger> Community<L> {
         &self.tasks
     }
 
-    /// Current trust scores.
-    pub fn scores(&self) -> &Scores {
-        &self.scores
+    /// Trust scores as of `now` (computed afresh when signals arrived since the last event
+    /// that needed them; reading does not change the state).
+    pub fn scores(&self, now: u64) -> Scores {
+        let observers: Vec<AccountId> = self.registry.verifiers(now).into_iter().collect();
+        if self.dirty || observers != self.observers {
+            self.graph.scores(&self.params, &observers)
+        } else {
+            self.scores.clone()
+        }
     }
 
     /// The panel drawn for a disputed task.
@@ -133,8 +191,59 @@ impl<L: TokenLedger> Community<L> {
     }
 
     fn rescore(&mut self, now: u64) {
+        self.observers = self.registry.verifiers(now).into_iter().collect();
+        self.scores = self.graph.scores(&self.params, &self.observers);
+        self.dirty = false;
+    }
+
+    /// Scores for a decision at `now`: recomputed if anything changed since.
+    fn fresh_scores(&mut self, now: u64) -> &Scores {
         let observers: Vec<AccountId> = self.registry.verifiers(now).into_iter().collect();
-        self.scores = self.graph.scores(&self.params, &observers);
+        if self.dirty || observers != self.observers {
+            self.rescore(now);
+        }
+        &self.scores
+    }
+
+    /// Locks a task's reward, unless the ledger shows this very lock already.
+    fn lock(&mut self, task: &str, from: AccountId, amount: u64) -> Result<(), Rejection> {
+        let id = TaskId(task.to_owned());
+        let same = Escrow { from, amount };
+        let existing = self
+            .ledger
+            .escrow(&id)
+            .or_else(|| self.ledger.settled(&id).map(|s| s.escrow));
+        match existing {
+            Some(escrow) if escrow == same => Ok(()),
+            Some(_) => Err(Rejection::Duplicate(task.to_owned())),
+            None => self
+                .ledger
+                .lock_escrow(&id, &from, amount)
+                .map(drop)
+                .map_err(ledger_error),
+        }
+    }
+
+    /// Pays a task's escrow to `to`, unless the ledger shows it paid to them already.
+    fn release(&mut self, task: &str, to: AccountId) -> Result<(), Rejection> {
+        let id = TaskId(task.to_owned());
+        match self.ledger.settled(&id).map(|s| s.settlement) {
+            Some(Settlement::Released(paid)) if paid == to => Ok(()),
+            _ => self
+                .ledger
+                .release(&id, &to)
+                .map(drop)
+                .map_err(ledger_error),
+        }
+    }
+
+    /// Returns a task's escrow, unless the ledger shows it returned already.
+    fn refund(&mut self, task: &str) -> Result<(), Rejection> {
+        let id = TaskId(task.to_owned());
+        match self.ledger.settled(&id).map(|s| s.settlement) {
+            Some(Settlement::Refunded) => Ok(()),
+            _ => self.ledger.refund(&id).map(drop).map_err(ledger_error),
+        }
     }
 
     fn task_mut(&mut self, id: &str) -> Result<&mut Task, Rejection> {
@@ -150,6 +259,9 @@ impl<L: TokenLedger> Community<L> {
     pub fn apply(&mut self, event: &Signed, now: u64) -> Result<Outcome, Rejection> {
         if self.seen.contains(&event.event_id) {
             return Err(Rejection::Replayed);
+        }
+        if let Some(other) = event.community.as_ref().filter(|c| **c != self.id) {
+            return Err(Rejection::OtherCommunity(other.clone()));
         }
         let outcome = self.apply_new(event, now)?;
         self.seen.insert(event.event_id);
@@ -173,9 +285,7 @@ impl<L: TokenLedger> Community<L> {
                     deadline: body.deadline,
                 };
                 let posted = Task::post(spec, now)?;
-                self.ledger
-                    .lock(&TaskId(task.clone()), &author, body.reward)
-                    .map_err(ledger_error)?;
+                self.lock(task, author, body.reward)?;
                 self.registry.grant(author, Role::Employer);
                 self.tasks.insert(task.clone(), posted);
                 Ok(Outcome::Accepted)
@@ -192,9 +302,7 @@ impl<L: TokenLedger> Community<L> {
                 trial.withdraw(author)?;
                 if open {
                     // The employer withdrew an open task: the escrow goes back.
-                    self.ledger
-                        .refund(&TaskId(task.clone()))
-                        .map_err(ledger_error)?;
+                    self.refund(task)?;
                 }
                 *self.task_mut(task)? = trial;
                 Ok(Outcome::Accepted)
@@ -204,7 +312,7 @@ impl<L: TokenLedger> Community<L> {
                 Ok(Outcome::Accepted)
             }
             Message::Attest { task, worker } => {
-                let trust = self.scores.get(&author);
+                let trust = self.fresh_scores(now).get(&author);
                 let physical = self.registry.has_role(&author, Role::PhysicalVerifier, now);
                 let rules = self.rules.clone();
                 let t = self.task_mut(task)?;
@@ -233,14 +341,17 @@ impl<L: TokenLedger> Community<L> {
                             .add(&self.params, a, *worker, Signal::Attestation);
                     }
                 }
-                self.rescore(now);
+                self.dirty = true;
                 Ok(Outcome::QuorumReached)
             }
             Message::Dispute { task } => {
                 self.task_mut(task)?.dispute(author, now)?;
                 let parties = self.task_mut(task)?.parties();
-                let candidates: Vec<(AccountId, f64)> =
-                    self.scores.iter().map(|(a, s)| (*a, *s)).collect();
+                let candidates: Vec<(AccountId, f64)> = self
+                    .fresh_scores(now)
+                    .iter()
+                    .map(|(a, s)| (*a, *s))
+                    .collect();
                 let seed = panel_seed(task, &event.event_id);
                 let panel = draw_panel(
                     &seed,
@@ -280,11 +391,10 @@ impl<L: TokenLedger> Community<L> {
                 let Some(won) = decision else {
                     return Ok(Outcome::Accepted);
                 };
-                let id = TaskId(task.clone());
                 if won {
-                    self.ledger.release(&id, &worker).map_err(ledger_error)?;
+                    self.release(task, worker)?;
                 } else {
-                    self.ledger.refund(&id).map_err(ledger_error)?;
+                    self.refund(task)?;
                 }
                 self.task_mut(task)?.resolve(won)?;
                 for (rater, ratee, signal) in
@@ -292,7 +402,7 @@ impl<L: TokenLedger> Community<L> {
                 {
                     self.graph.add(&self.params, rater, ratee, signal);
                 }
-                self.rescore(now);
+                self.dirty = true;
                 Ok(Outcome::Resolved { worker_won: won })
             }
             Message::Vouch { subject } => {
@@ -305,14 +415,25 @@ impl<L: TokenLedger> Community<L> {
                 self.registry.grant(*subject, Role::Member);
                 self.graph
                     .add(&self.params, author, *subject, Signal::Certification);
-                self.rescore(now);
+                self.dirty = true;
                 Ok(Outcome::Accepted)
             }
             Message::Certify { subject } => {
                 self.registry.certify(author, *subject, now)?;
                 self.graph
                     .add(&self.params, author, *subject, Signal::Certification);
-                self.rescore(now);
+                self.dirty = true;
+                Ok(Outcome::Accepted)
+            }
+            Message::Follows { subjects } => {
+                self.graph.set_follows(&self.params, author, subjects);
+                self.dirty = true;
+                Ok(Outcome::Accepted)
+            }
+            Message::Report { subject } => {
+                self.graph
+                    .add(&self.params, author, *subject, Signal::Report);
+                self.dirty = true;
                 Ok(Outcome::Accepted)
             }
         }
@@ -333,8 +454,8 @@ impl<L: TokenLedger> Community<L> {
             };
             let mut trial = task.clone();
             let Ok(worker) = trial.pay(now) else { continue };
-            if self.ledger.release(&TaskId(id.clone()), &worker).is_ok() {
-                *task = trial;
+            if self.release(&id, worker).is_ok() {
+                self.tasks.insert(id.clone(), trial);
                 paid.push(id);
             }
         }

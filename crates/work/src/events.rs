@@ -15,6 +15,11 @@
 //! | 3917 | verifier certification (the subject becomes a verifier with two) | `p` = subject | — |
 //! | 3918 | a verifier vouches for someone met in person (a trust edge, no role) | `p` = subject | — |
 //!
+//! Every Work event names its community in an `h` tag (as NIP-29 groups do), so one relay can
+//! carry many communities and a service subscribes to its own. Two standard kinds feed the trust
+//! graph from anywhere: NIP-02 follow lists (kind 3, `p` tags; a new list replaces the old) and
+//! NIP-56 reports (kind 1984, `p` = the reported key).
+//!
 //! [`decode`] verifies the event's id and BIP-340 signature, then its kind, tags and content,
 //! with a typed [`EventError`] for each way it can be wrong; a message is attributed to the
 //! event's author, never to anything inside it.
@@ -43,6 +48,18 @@ pub const KIND_VOTE: u16 = 3_916;
 pub const KIND_CERTIFY: u16 = 3_917;
 /// A verifier vouches for someone it met in person.
 pub const KIND_VOUCH: u16 = 3_918;
+
+/// NIP-02 follow list.
+pub const KIND_FOLLOWS: u16 = 3;
+/// NIP-56 report.
+pub const KIND_REPORT: u16 = 1_984;
+
+/// Most follows read from one list; the rest are ignored (a list is a trust signal, not a
+/// resource an author may make us spend without bound).
+pub const MAX_FOLLOWS: usize = 5_000;
+
+/// Longest community id, in bytes.
+pub const MAX_COMMUNITY_ID: usize = 64;
 
 /// NIP-32 namespace of attestation labels.
 pub const LABEL_NAMESPACE: &str = "org.moip.work";
@@ -121,6 +138,16 @@ pub enum Message {
         /// Who.
         subject: AccountId,
     },
+    /// The author's follow list (NIP-02), replacing the one before.
+    Follows {
+        /// Whom it follows.
+        subjects: Vec<AccountId>,
+    },
+    /// The author reports `subject` (NIP-56).
+    Report {
+        /// Whom.
+        subject: AccountId,
+    },
 }
 
 /// A verified message and who signed it.
@@ -132,6 +159,8 @@ pub struct Signed {
     pub event_id: [u8; 32],
     /// When the author says it was made (Unix seconds).
     pub created_at: u64,
+    /// The community a Work event is for; `None` for follows and reports, which count anywhere.
+    pub community: Option<String>,
     /// What it says.
     pub message: Message,
 }
@@ -158,6 +187,11 @@ pub enum EventError {
     /// Signing failed (our own events).
     #[error("could not sign: {0}")]
     Sign(String),
+}
+
+/// The `h` tag naming a Work event's community.
+pub fn community_tag(community: &str) -> Tag {
+    Tag::custom(TagKind::h(), [community])
 }
 
 fn task_tag(task: &str) -> Tag {
@@ -190,12 +224,23 @@ fn key_of(event: &Event, name: &'static str) -> Result<AccountId, EventError> {
     Ok(account(&pk))
 }
 
-/// Signs `message` as `keys`, stamped `created_at`.
+fn key_tag(who: &AccountId) -> Result<Tag, EventError> {
+    PublicKey::from_slice(who.as_bytes())
+        .map(Tag::public_key)
+        .map_err(|e| EventError::Content(e.to_string()))
+}
+
+/// Signs `message` as `keys` for `community`, stamped `created_at`.
 ///
 /// # Errors
 /// [`EventError::Sign`] if signing fails; [`EventError::Content`] for a subject that is no key.
-pub fn encode(keys: &Keys, message: &Message, created_at: u64) -> Result<Event, EventError> {
-    let (kind, content, tags): (u16, String, Vec<Tag>) = match message {
+pub fn encode(
+    keys: &Keys,
+    community: &str,
+    message: &Message,
+    created_at: u64,
+) -> Result<Event, EventError> {
+    let (kind, content, mut tags): (u16, String, Vec<Tag>) = match message {
         Message::Post { task, body } => {
             (KIND_TASK, json(body), vec![Tag::identifier(task.clone())])
         }
@@ -228,11 +273,25 @@ pub fn encode(keys: &Keys, message: &Message, created_at: u64) -> Result<Event, 
             } else {
                 KIND_VOUCH
             };
-            let subject = PublicKey::from_slice(subject.as_bytes())
-                .map_err(|e| EventError::Content(e.to_string()))?;
-            (kind, String::new(), vec![Tag::public_key(subject)])
+            (kind, String::new(), vec![key_tag(subject)?])
         }
+        Message::Follows { subjects } => (
+            KIND_FOLLOWS,
+            String::new(),
+            subjects.iter().map(key_tag).collect::<Result<_, _>>()?,
+        ),
+        Message::Report { subject } => (
+            KIND_REPORT,
+            String::new(),
+            vec![Tag::custom(
+                TagKind::p(),
+                [subject.to_string(), "other".to_owned()],
+            )],
+        ),
     };
+    if !matches!(kind, KIND_FOLLOWS | KIND_REPORT) {
+        tags.push(community_tag(community));
+    }
     EventBuilder::new(Kind::from(kind), content)
         .tags(tags)
         .custom_created_at(Timestamp::from(created_at))
@@ -293,12 +352,36 @@ pub fn decode(event: &Event) -> Result<Signed, EventError> {
         KIND_VOUCH => Message::Vouch {
             subject: key_of(event, "p")?,
         },
+        KIND_FOLLOWS => Message::Follows {
+            // Real lists carry stale or odd entries: keys that do not parse are skipped.
+            subjects: event
+                .tags
+                .iter()
+                .filter_map(|tag| match tag.as_slice() {
+                    [name, key, ..] if name == "p" => PublicKey::from_hex(key).ok(),
+                    _ => None,
+                })
+                .map(|pk| account(&pk))
+                .take(MAX_FOLLOWS)
+                .collect(),
+        },
+        KIND_REPORT => Message::Report {
+            subject: key_of(event, "p")?,
+        },
         other => return Err(EventError::UnknownKind(other)),
+    };
+    let community = match kind {
+        KIND_FOLLOWS | KIND_REPORT => None,
+        _ => match first_value(event, "h") {
+            Some(h) if !h.is_empty() && h.len() <= MAX_COMMUNITY_ID => Some(h.to_owned()),
+            _ => return Err(EventError::Tag("h")),
+        },
     };
     Ok(Signed {
         author: account(&event.pubkey),
         event_id: event.id.to_bytes(),
         created_at: event.created_at.as_secs(),
+        community,
         message,
     })
 }

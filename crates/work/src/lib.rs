@@ -10,6 +10,9 @@
 //! - [`events`]: the protocol's Nostr events, verified and decoded with typed errors.
 //! - [`community`]: verified events applied to tasks, verifiers and trust, with rewards in the
 //!   token ledger's escrow; replays refused, refusals explained, state rebuilt by replay.
+//! - [`receipt`]: the signed receipts (the community's log) and NIP-85 score assertions.
+//! - [`service`]: the community state run over Nostr relays, with its local [`log`]; [`relay`]
+//!   is the in-process relay it uses by default.
 //!
 //! Identities are Nostr keys ([`moip_assets::ledger::AccountId`], the same keys that hold
 //! tokens).
@@ -18,6 +21,10 @@ pub mod community;
 pub mod dispute;
 pub mod events;
 pub mod identity;
+pub mod log;
+pub mod receipt;
+pub mod relay;
+pub mod service;
 pub mod task;
 pub mod trust;
 

@@ -165,6 +165,18 @@ impl TrustGraph {
         }
     }
 
+    /// Replaces `rater`'s follows with `followees` (a NIP-02 list replaces the one before it):
+    /// follow edges to anyone no longer listed go, stronger signals stay.
+    pub fn set_follows(&mut self, params: &Params, rater: AccountId, followees: &[AccountId]) {
+        if let Some(rated) = self.edges.get_mut(&rater) {
+            let keep: std::collections::HashSet<&AccountId> = followees.iter().collect();
+            rated.retain(|ratee, edge| edge.signal != Signal::Follow || keep.contains(ratee));
+        }
+        for followee in followees {
+            self.add(params, rater, *followee, Signal::Follow);
+        }
+    }
+
     /// How many rater → ratee edges there are.
     pub fn len(&self) -> usize {
         self.edges.values().map(HashMap::len).sum()

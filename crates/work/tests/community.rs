@@ -53,7 +53,7 @@ struct World {
 
 impl World {
     fn sign(&self, who: &AccountId, message: Message, at: u64) -> Signed {
-        let event = encode(&self.keys[who], &message, at).expect("sign");
+        let event = encode(&self.keys[who], "bakery", &message, at).expect("sign");
         decode(&event).expect("verify")
     }
 
@@ -94,6 +94,7 @@ fn evidence() -> Evidence {
 
 fn new_community(world: &World, employer: &AccountId) -> Community<Ledger<MemoryJournal>> {
     Community::new(
+        "bakery",
         ledger(employer),
         &world.founders,
         Rules::default(),
@@ -131,8 +132,8 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
                 .expect("certify");
         }
     }
-    assert!(community.scores().get(&a1) >= Rules::default().min_trust);
-    assert_eq!(community.scores().get(&stranger), 0.0);
+    assert!(community.scores(t).get(&a1) >= Rules::default().min_trust);
+    assert_eq!(community.scores(t).get(&stranger), 0.0);
 
     // Flow 2's end: the employer posts a task; the reward is escrowed at once.
     let task = "paint-the-hall".to_string();
@@ -287,7 +288,7 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
             .apply(&mut community, &a, attest(&second), t0 + 2 * HOUR)
             .expect("attest");
     }
-    let score_before = community.scores().get(&worker);
+    let score_before = community.scores(t0).get(&worker);
     world
         .apply(
             &mut community,
@@ -339,7 +340,7 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
         "refunded"
     );
     assert_eq!(community.ledger().balance(&worker), 5_000);
-    assert!(community.scores().get(&worker) < score_before);
+    assert!(community.scores(t0 + 5 * HOUR).get(&worker) < score_before);
 
     // Rebuild: a node that lost its Work state replays the accepted events over the ledger's
     // own history (genesis, deposit, mint) and arrives at the same state.
@@ -349,7 +350,7 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
     }
     rebuilt.tick(t0 + 10 * HOUR);
     assert_eq!(rebuilt.tasks(), community.tasks());
-    assert_eq!(rebuilt.scores(), community.scores());
+    assert_eq!(rebuilt.scores(t0), community.scores(t0));
     for who in &ids {
         assert_eq!(
             rebuilt.ledger().balance(who),
@@ -359,5 +360,46 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
     assert_eq!(
         rebuilt.ledger().supply_root(),
         community.ledger().supply_root()
+    );
+
+    // The usual rebuild: the Work state is gone but the ledger (the money) is not. Replaying
+    // over the ledger that already holds every lock, release and refund changes nothing in it.
+    let tasks = community.tasks().clone();
+    let scores = community.scores(t0);
+    let ledger = community.into_ledger();
+    let (entries, root) = (ledger.len(), ledger.supply_root());
+    let mut again = Community::new(
+        "bakery",
+        ledger,
+        &world.founders,
+        Rules::default(),
+        VerifierRules {
+            cap_per_period: 20,
+            ..VerifierRules::default()
+        },
+        Params::default(),
+    );
+    for (event, at) in &world.log {
+        again.apply(event, *at).expect("replays");
+    }
+    again.tick(t0 + 10 * HOUR);
+    assert_eq!(again.tasks(), &tasks);
+    assert_eq!(again.scores(t0), scores);
+    assert_eq!(again.ledger().len(), entries, "nothing written twice");
+    assert_eq!(again.ledger().supply_root(), root);
+
+    // An event for another community is refused.
+    let foreign = encode(
+        &world.keys[&worker],
+        "elsewhere",
+        &Message::Claim {
+            task: "paint-the-hall".into(),
+        },
+        t0,
+    )
+    .expect("sign");
+    assert_eq!(
+        again.apply(&decode(&foreign).expect("verify"), t0),
+        Err(Rejection::OtherCommunity("elsewhere".into()))
     );
 }

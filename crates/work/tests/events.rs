@@ -56,11 +56,23 @@ fn every_message_round_trips_and_names_its_signer() {
         Message::Vouch {
             subject: account(&worker),
         },
+        Message::Follows {
+            subjects: vec![account(&worker), account(&Keys::generate())],
+        },
+        Message::Report {
+            subject: account(&worker),
+        },
     ];
     for message in messages {
-        let event = encode(&employer, &message, 1_800_000_123).expect("sign");
+        let event = encode(&employer, "bakery", &message, 1_800_000_123).expect("sign");
         let signed = decode(&event).expect("decode");
         assert_eq!(signed.message, message);
+        // Work events name their community; follows and reports count anywhere.
+        let global = matches!(message, Message::Follows { .. } | Message::Report { .. });
+        assert_eq!(signed.community.is_none(), global);
+        if !global {
+            assert_eq!(signed.community.as_deref(), Some("bakery"));
+        }
         assert_eq!(signed.author, account(&employer));
         assert_eq!(signed.created_at, 1_800_000_123);
         assert_eq!(signed.event_id, event.id.to_bytes());
@@ -73,7 +85,13 @@ fn every_message_round_trips_and_names_its_signer() {
 #[test]
 fn bad_events_get_typed_errors() {
     let keys = Keys::generate();
-    let claim = encode(&keys, &Message::Claim { task: "t".into() }, 1_800_000_000).expect("sign");
+    let claim = encode(
+        &keys,
+        "bakery",
+        &Message::Claim { task: "t".into() },
+        1_800_000_000,
+    )
+    .expect("sign");
 
     // Tampered after signing: the content, or the author swapped for someone else.
     let mut json: serde_json::Value = serde_json::from_str(&claim.as_json()).expect("json");
@@ -105,6 +123,41 @@ fn bad_events_get_typed_errors() {
         decode(&sign(KIND_CLAIM, "", vec![long_task])),
         Err(EventError::Tag("task"))
     );
+    let h = || Tag::custom(TagKind::h(), ["bakery"]);
+    // A Work event without its community, or with an empty one.
+    let bare_task = Tag::custom(TagKind::custom("task"), ["t"]);
+    assert_eq!(
+        decode(&sign(KIND_CLAIM, "", vec![bare_task.clone()])),
+        Err(EventError::Tag("h"))
+    );
+    assert_eq!(
+        decode(&sign(
+            KIND_CLAIM,
+            "",
+            vec![bare_task, Tag::custom(TagKind::h(), [""])]
+        )),
+        Err(EventError::Tag("h"))
+    );
+    // A follow list's unreadable entries are skipped; a report needs its subject.
+    let friend = Keys::generate();
+    let follows = sign(
+        moip_work::events::KIND_FOLLOWS,
+        "",
+        vec![
+            Tag::custom(TagKind::p(), ["junk"]),
+            Tag::public_key(friend.public_key()),
+        ],
+    );
+    assert_eq!(
+        decode(&follows).map(|s| s.message),
+        Ok(Message::Follows {
+            subjects: vec![account(&friend)]
+        })
+    );
+    assert_eq!(
+        decode(&sign(moip_work::events::KIND_REPORT, "", vec![])),
+        Err(EventError::Tag("p"))
+    );
     let task = || Tag::custom(TagKind::custom("task"), ["t"]);
     assert!(matches!(
         decode(&sign(
@@ -131,7 +184,7 @@ fn bad_events_get_typed_errors() {
         decode(&sign(
             KIND_CLAIM,
             &"x".repeat(MAX_CONTENT + 1),
-            vec![task()]
+            vec![task(), h()]
         )),
         Err(EventError::TooLarge)
     );

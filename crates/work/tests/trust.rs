@@ -89,6 +89,21 @@ fn influence_fades_with_distance_and_negative_signals_count() {
     let r = reported.scores(&params, &[verifier]).get(&id(1));
     assert!(r < s1 && r > 0.0, "{r} vs {s1}");
 
+    // A new follow list replaces the old: dropped follows go, a stronger signal stays.
+    let mut follows = TrustGraph::new();
+    follows.set_follows(&params, verifier, &[id(1), id(2), id(3)]);
+    follows.add(&params, verifier, id(2), Signal::Certification);
+    assert_eq!(follows.len(), 3);
+    follows.set_follows(&params, verifier, &[id(4)]);
+    assert_eq!(
+        follows.len(),
+        2,
+        "the certification of 2 and the follow of 4"
+    );
+    let scores = follows.scores(&params, &[verifier]);
+    assert!(scores.get(&id(2)) > 0.0 && scores.get(&id(4)) > 0.0);
+    assert_eq!(scores.get(&id(1)), 0.0);
+
     // Self-ratings are ignored.
     let mut selfish = TrustGraph::new();
     selfish.add(&params, id(7), id(7), Signal::Certification);

@@ -39,14 +39,16 @@ pub use error::{LedgerError, StoreError};
 pub use journal::{entry_hash, Entry, Op, GENESIS_PREV};
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
-pub use state::{Escrow, PendingRedemption, PendingSwap, State, MAX_COMMUNITY, MAX_PAYOUT};
+pub use state::{
+    Escrow, PendingRedemption, PendingSwap, Settled, Settlement, State, MAX_COMMUNITY, MAX_PAYOUT,
+};
 pub use store::{JournalStore, MemoryJournal};
 pub use types::{
     AccountId, BadId, CollateralSource, TaskId, TokenInfo, MAX_TASK_ID, MAX_TOKEN_TEXT,
 };
 
 use crate::mssmt::{ComputedNode, LeafNode, Proof};
-use crate::util::{hex, unix_now};
+use crate::util::{hex, lock, unix_now};
 
 /// A committed change: where it sits in the journal and its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub struct Receipt {
 /// What moip needs from a token ledger.
 pub trait TokenLedger {
     /// The token; `None` only for a ledger opened on an empty store.
-    fn token(&self) -> Option<&TokenInfo>;
+    fn token(&self) -> Option<TokenInfo>;
     /// An account's spendable balance (escrowed tokens not included).
     fn balance(&self, account: &AccountId) -> u64;
     /// Tokens in existence, escrows included.
@@ -69,6 +71,8 @@ pub trait TokenLedger {
     fn collateral(&self) -> u64;
     /// A task's escrow.
     fn escrow(&self, task: &TaskId) -> Option<Escrow>;
+    /// How a task's escrow ended, if it did.
+    fn settled(&self, task: &TaskId) -> Option<Settled>;
     /// Collateral arrived; each `source` counts once.
     ///
     /// # Errors
@@ -89,11 +93,12 @@ pub trait TokenLedger {
         to: &AccountId,
         amount: u64,
     ) -> Result<Receipt, LedgerError>;
-    /// Locks `amount` of `from`'s tokens for `task`.
+    /// Locks `amount` of `from`'s tokens for `task`. (Named so, not `lock`, because a ledger
+    /// shared behind a mutex is a ledger too, and `lock` would shadow `Mutex::lock`.)
     ///
     /// # Errors
     /// [`LedgerError::EscrowExists`], [`LedgerError::InsufficientBalance`].
-    fn lock(
+    fn lock_escrow(
         &mut self,
         task: &TaskId,
         from: &AccountId,
@@ -286,8 +291,8 @@ impl<S: JournalStore> Ledger<S> {
 }
 
 impl<S: JournalStore> TokenLedger for Ledger<S> {
-    fn token(&self) -> Option<&TokenInfo> {
-        self.state.token()
+    fn token(&self) -> Option<TokenInfo> {
+        self.state.token().cloned()
     }
 
     fn balance(&self, account: &AccountId) -> u64 {
@@ -304,6 +309,10 @@ impl<S: JournalStore> TokenLedger for Ledger<S> {
 
     fn escrow(&self, task: &TaskId) -> Option<Escrow> {
         self.state.escrow(task).cloned()
+    }
+
+    fn settled(&self, task: &TaskId) -> Option<Settled> {
+        self.state.settled(task).cloned()
     }
 
     fn deposit(&mut self, sats: u64, source: CollateralSource) -> Result<Receipt, LedgerError> {
@@ -327,7 +336,7 @@ impl<S: JournalStore> TokenLedger for Ledger<S> {
         })
     }
 
-    fn lock(
+    fn lock_escrow(
         &mut self,
         task: &TaskId,
         from: &AccountId,
@@ -374,5 +383,88 @@ impl<S: JournalStore> TokenLedger for Ledger<S> {
 
     fn supply_proof(&self, account: &AccountId) -> (LeafNode, Proof) {
         self.state.proof(account)
+    }
+}
+
+/// A ledger shared behind a mutex — the redemption pool, the Work service and the API hold one
+/// ledger this way — is a ledger too; each call takes the lock for its own duration.
+impl<L: TokenLedger> TokenLedger for std::sync::Arc<std::sync::Mutex<L>> {
+    fn token(&self) -> Option<TokenInfo> {
+        lock(self).token()
+    }
+
+    fn balance(&self, account: &AccountId) -> u64 {
+        lock(self).balance(account)
+    }
+
+    fn supply(&self) -> u64 {
+        lock(self).supply()
+    }
+
+    fn collateral(&self) -> u64 {
+        lock(self).collateral()
+    }
+
+    fn escrow(&self, task: &TaskId) -> Option<Escrow> {
+        lock(self).escrow(task)
+    }
+
+    fn settled(&self, task: &TaskId) -> Option<Settled> {
+        lock(self).settled(task)
+    }
+
+    fn deposit(&mut self, sats: u64, source: CollateralSource) -> Result<Receipt, LedgerError> {
+        lock(self).deposit(sats, source)
+    }
+
+    fn mint(&mut self, to: &AccountId, amount: u64) -> Result<Receipt, LedgerError> {
+        lock(self).mint(to, amount)
+    }
+
+    fn transfer(
+        &mut self,
+        from: &AccountId,
+        to: &AccountId,
+        amount: u64,
+    ) -> Result<Receipt, LedgerError> {
+        lock(self).transfer(from, to, amount)
+    }
+
+    fn lock_escrow(
+        &mut self,
+        task: &TaskId,
+        from: &AccountId,
+        amount: u64,
+    ) -> Result<Receipt, LedgerError> {
+        lock(self).lock_escrow(task, from, amount)
+    }
+
+    fn release(&mut self, task: &TaskId, to: &AccountId) -> Result<Receipt, LedgerError> {
+        lock(self).release(task, to)
+    }
+
+    fn refund(&mut self, task: &TaskId) -> Result<Receipt, LedgerError> {
+        lock(self).refund(task)
+    }
+
+    fn burn(
+        &mut self,
+        from: &AccountId,
+        amount: u64,
+        sats_out: u64,
+    ) -> Result<Receipt, LedgerError> {
+        lock(self).burn(from, amount, sats_out)
+    }
+
+    fn withdraw(&mut self, sats: u64) -> Result<Receipt, LedgerError> {
+        lock(self).withdraw(sats)
+    }
+
+    fn supply_root(&self) -> ComputedNode {
+        lock(self).supply_root()
+    }
+
+    fn supply_proof(&self, account: &AccountId) -> (LeafNode, Proof) {
+        lock(self).supply_proof(account)
     }
 }

@@ -21,6 +21,25 @@ pub struct Escrow {
     pub amount: u64,
 }
 
+/// How a task's escrow ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Paid to this account.
+    Released(AccountId),
+    /// Returned to whoever locked it.
+    Refunded,
+}
+
+/// An escrow that ended, kept so a caller replaying its own log can tell a change it made
+/// before (a node rebuilding its Work state) from one it has yet to make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// What was locked.
+    pub escrow: Escrow,
+    /// How it ended.
+    pub settlement: Settlement,
+}
+
 /// A redemption waiting to be paid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingRedemption {
@@ -58,6 +77,7 @@ pub struct State {
     token: Option<TokenInfo>,
     balances: HashMap<AccountId, u64>,
     escrows: HashMap<TaskId, Escrow>,
+    settled: HashMap<TaskId, Settled>,
     deposits: HashSet<CollateralSource>,
     redemptions: BTreeMap<u64, PendingRedemption>,
     next_redemption: u64,
@@ -73,6 +93,7 @@ impl Default for State {
             token: None,
             balances: HashMap::new(),
             escrows: HashMap::new(),
+            settled: HashMap::new(),
             deposits: HashSet::new(),
             redemptions: BTreeMap::new(),
             next_redemption: 0,
@@ -111,6 +132,11 @@ impl State {
     /// A task's escrow.
     pub fn escrow(&self, task: &TaskId) -> Option<&Escrow> {
         self.escrows.get(task)
+    }
+
+    /// How a task's escrow ended, if it did.
+    pub fn settled(&self, task: &TaskId) -> Option<&Settled> {
+        self.settled.get(task)
     }
 
     /// Redemptions waiting to be paid, oldest first.
@@ -370,12 +396,26 @@ impl State {
                 if let Some(escrow) = self.escrows.remove(task) {
                     self.set_escrow_leaf(task, 0);
                     self.credit(to, escrow.amount);
+                    self.settled.insert(
+                        task.clone(),
+                        Settled {
+                            escrow,
+                            settlement: Settlement::Released(*to),
+                        },
+                    );
                 }
             }
             Op::Refund { task } => {
                 if let Some(escrow) = self.escrows.remove(task) {
                     self.set_escrow_leaf(task, 0);
                     self.credit(&escrow.from, escrow.amount);
+                    self.settled.insert(
+                        task.clone(),
+                        Settled {
+                            escrow,
+                            settlement: Settlement::Refunded,
+                        },
+                    );
                 }
             }
             Op::Burn {

@@ -1,0 +1,667 @@
+//! The Work service: a community's [`Community`] state run over Nostr relays.
+//!
+//! It subscribes to its community's Work events (`#h` = the community) and to follow lists and
+//! reports, applies each event once, and publishes a signed [`Receipt`] for every decision —
+//! so the sender of a refused event reads the reason on the relay — and for every payout at the
+//! end of a challenge window. The receipts are the community's log: the service keeps a local
+//! copy ([`WorkLog`]) to restart from, and when that is lost it rebuilds by fetching its
+//! receipts and the events they name from the relays and replaying them over the ledger, which
+//! already holds their effects (see [`crate::community`]). Trust scores go out as NIP-85
+//! assertions when they change.
+//!
+//! Time comes from the service's clock, never from an event: a late submission is late when the
+//! service sees it, whatever the event's `created_at` says.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moip_assets::ledger::TokenLedger;
+use nostr_sdk::prelude::{Alphabet, RelayPoolNotification, RelayUrl, SingleLetterTag};
+use nostr_sdk::{Client, Event, EventId, Filter, JsonUtil, Keys, Kind, PublicKey, Timestamp};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::community::{Community, Outcome, Rejection};
+use crate::events::{
+    decode, EventError, KIND_ATTEST, KIND_CERTIFY, KIND_CLAIM, KIND_DISPUTE, KIND_FOLLOWS,
+    KIND_REPORT, KIND_SUBMIT, KIND_TASK, KIND_VOTE, KIND_VOUCH, KIND_WITHDRAW,
+};
+use crate::log::{LogError, WorkLog};
+use crate::receipt::{encode_receipt, encode_score, rank, Receipt, Verdict, KIND_RECEIPT};
+use crate::AccountId;
+
+/// The community's own kinds (with an `h` tag).
+const WORK_KINDS: [u16; 9] = [
+    KIND_TASK,
+    KIND_CLAIM,
+    KIND_WITHDRAW,
+    KIND_SUBMIT,
+    KIND_ATTEST,
+    KIND_DISPUTE,
+    KIND_VOTE,
+    KIND_CERTIFY,
+    KIND_VOUCH,
+];
+
+/// Most events asked for per request when rebuilding; relays cap what they return.
+const PAGE: usize = 500;
+
+/// How far back a restarted service asks for events it may have missed, in seconds.
+const CATCH_UP_SECS: u64 = 600;
+
+/// Most score assertions published per round (the rest go next round).
+const MAX_SCORES_PER_ROUND: usize = 2_000;
+
+/// Why the service could not start or act.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A relay URL that does not parse, or a relay that refused a request.
+    #[error("relay: {0}")]
+    Relay(String),
+    /// The local log.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An event could not be made.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The log does not replay to a consistent state (an event missing from the relays, or a
+    /// receipt the rules now refuse).
+    #[error("rebuild: {0}")]
+    Rebuild(String),
+}
+
+/// How to run the service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Relays to read from and publish to.
+    pub relays: Vec<String>,
+    /// The service's key: it signs receipts and scores.
+    pub keys: Keys,
+    /// The local log's file; `None` keeps it in memory (every start rebuilds from relays).
+    pub log: Option<PathBuf>,
+    /// How often challenge windows are checked.
+    pub tick: Duration,
+    /// How often changed scores are published.
+    pub scores_every: Duration,
+    /// How long a rebuild waits for each relay query.
+    pub fetch_timeout: Duration,
+}
+
+impl ServiceConfig {
+    /// Defaults for `relays`, signing with `keys`.
+    pub fn new(relays: Vec<String>, keys: Keys) -> ServiceConfig {
+        ServiceConfig {
+            relays,
+            keys,
+            log: None,
+            tick: Duration::from_secs(1),
+            scores_every: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running Work service over a ledger `L`.
+pub struct WorkService<L> {
+    inner: Arc<Inner<L>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Inner<L> {
+    keys: Keys,
+    client: Client,
+    node: Mutex<Node<L>>,
+    receipts: broadcast::Sender<Receipt>,
+    published: Mutex<HashMap<AccountId, u8>>,
+    fetch_timeout: Duration,
+}
+
+struct Node<L> {
+    community: Community<L>,
+    log: WorkLog,
+    seq: u64,
+    last_at: u64,
+    decided: HashMap<[u8; 32], Receipt>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn relay_error(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Relay(e.to_string())
+}
+
+/// The filters a community's service reads: its Work events, and follows and reports.
+fn filters(community: &str, since: Option<u64>) -> Vec<Filter> {
+    let work = Filter::new()
+        .kinds(WORK_KINDS.iter().map(|k| Kind::from(*k)))
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::H), community);
+    let trust = Filter::new().kinds([Kind::from(KIND_FOLLOWS), Kind::from(KIND_REPORT)]);
+    [work, trust]
+        .into_iter()
+        .map(|f| match since {
+            Some(s) => f.since(Timestamp::from(s)),
+            None => f,
+        })
+        .collect()
+}
+
+fn verdict_of(outcome: Outcome) -> Verdict {
+    match outcome {
+        Outcome::Accepted => Verdict::Accepted,
+        Outcome::QuorumReached => Verdict::QuorumReached,
+        Outcome::Resolved { worker_won } => Verdict::Resolved { worker_won },
+    }
+}
+
+impl<L: TokenLedger> Node<L> {
+    /// Takes a decision into the state's bookkeeping.
+    fn note(&mut self, receipt: Receipt) {
+        self.seq = receipt.seq;
+        self.last_at = self.last_at.max(receipt.at);
+        if let Some(id) = receipt.event {
+            self.decided.insert(id, receipt);
+        }
+    }
+
+    /// Writes a decision to the local log and notes it. A failed write is logged, not fatal:
+    /// the state has moved, the relays hold the receipt, and a restart rebuilds from them.
+    fn record(&mut self, receipt: Receipt, event: Option<&Event>) {
+        if let Err(e) = self
+            .log
+            .append(&receipt, event.map(JsonUtil::as_json).as_deref())
+        {
+            tracing::error!("work log write failed: {e}");
+        }
+        self.note(receipt);
+    }
+
+    /// Replays one logged decision; `log` says whether to write it to the local log too.
+    fn replay(
+        &mut self,
+        receipt: Receipt,
+        event: Option<Event>,
+        log: bool,
+    ) -> Result<(), ServiceError> {
+        if receipt.seq != self.seq + 1 {
+            return Err(ServiceError::Rebuild(format!(
+                "receipt {} follows {}",
+                receipt.seq, self.seq
+            )));
+        }
+        match (&receipt.verdict, &event) {
+            (Verdict::Paid { tasks }, None) => {
+                let paid = self.community.tick(receipt.at);
+                if &paid != tasks {
+                    return Err(ServiceError::Rebuild(format!(
+                        "receipt {} paid {tasks:?}, the replay {paid:?}",
+                        receipt.seq
+                    )));
+                }
+            }
+            (verdict, Some(event)) if verdict.applies() => {
+                let signed = decode(event)?;
+                self.community.apply(&signed, receipt.at).map_err(|r| {
+                    ServiceError::Rebuild(format!("receipt {} no longer applies: {r}", receipt.seq))
+                })?;
+            }
+            (verdict, None) if verdict.applies() => {
+                return Err(ServiceError::Rebuild(format!(
+                    "the event of receipt {} is missing",
+                    receipt.seq
+                )))
+            }
+            _ => {}
+        }
+        if log {
+            self.log
+                .append(&receipt, event.as_ref().map(JsonUtil::as_json).as_deref())?;
+        }
+        self.note(receipt);
+        Ok(())
+    }
+
+    /// Decides on a live event; `None` when it is not ours or was decided before.
+    fn decide(&mut self, event: &Event, now: u64) -> Option<Receipt> {
+        let id = event.id.to_bytes();
+        if self.decided.contains_key(&id) {
+            return None;
+        }
+        let verdict = match decode(event) {
+            Err(EventError::UnknownKind(_)) => return None,
+            Err(e) => Verdict::Rejected {
+                reason: e.to_string(),
+            },
+            Ok(signed) => match self.community.apply(&signed, now) {
+                Err(Rejection::Replayed) => return None,
+                Err(r) => Verdict::Rejected {
+                    reason: r.to_string(),
+                },
+                Ok(outcome) => verdict_of(outcome),
+            },
+        };
+        let receipt = Receipt {
+            seq: self.seq + 1,
+            at: now,
+            event: Some(id),
+            author: Some(AccountId::from_bytes(event.pubkey.to_bytes())),
+            verdict,
+        };
+        self.record(receipt.clone(), Some(event));
+        Some(receipt)
+    }
+}
+
+impl<L: TokenLedger + Send + 'static> WorkService<L> {
+    /// Connects to the relays, restores the state (from the local log, or from the relays when
+    /// the log is empty) and starts serving.
+    ///
+    /// # Errors
+    /// [`ServiceError`] for a bad relay URL, an unreadable log, or a log that does not replay.
+    pub async fn start(
+        config: ServiceConfig,
+        community: Community<L>,
+    ) -> Result<WorkService<L>, ServiceError> {
+        let client = Client::builder().signer(config.keys.clone()).build();
+        for url in &config.relays {
+            let url = RelayUrl::parse(url).map_err(|e| relay_error(format!("{url}: {e}")))?;
+            client.add_relay(url).await.map_err(relay_error)?;
+        }
+        client.connect().await;
+        client.wait_for_connection(Duration::from_secs(5)).await;
+        let log = match &config.log {
+            Some(path) => WorkLog::open(path)?,
+            None => WorkLog::in_memory()?,
+        };
+        let (receipts, _) = broadcast::channel(4_096);
+        let inner = Arc::new(Inner {
+            keys: config.keys.clone(),
+            client,
+            node: Mutex::new(Node {
+                community,
+                log,
+                seq: 0,
+                last_at: 0,
+                decided: HashMap::new(),
+            }),
+            receipts,
+            published: Mutex::new(HashMap::new()),
+            fetch_timeout: config.fetch_timeout,
+        });
+        inner.restore().await?;
+
+        let since = {
+            let node = lock(&inner.node);
+            (node.seq > 0).then(|| node.last_at.saturating_sub(CATCH_UP_SECS))
+        };
+        let notifications = inner.client.notifications();
+        let community = inner.community_id();
+        for filter in filters(&community, since) {
+            inner
+                .client
+                .subscribe(filter.limit(PAGE * 10), None)
+                .await
+                .map_err(relay_error)?;
+        }
+        let serve = tokio::spawn(Arc::clone(&inner).serve(notifications, since));
+        let tick = tokio::spawn(Arc::clone(&inner).tick(config.tick));
+        let scores = tokio::spawn(Arc::clone(&inner).scores(config.scores_every));
+        Ok(WorkService {
+            inner,
+            tasks: vec![serve, tick, scores],
+        })
+    }
+
+    /// The service's public key (the signer of receipts and scores).
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.keys.public_key()
+    }
+
+    /// Reads the community state.
+    pub fn with_community<R>(&self, f: impl FnOnce(&Community<L>) -> R) -> R {
+        f(&lock(&self.inner.node).community)
+    }
+
+    /// The receipt of an event, if the service decided on it.
+    pub fn receipt(&self, event: &EventId) -> Option<Receipt> {
+        lock(&self.inner.node)
+            .decided
+            .get(&event.to_bytes())
+            .cloned()
+    }
+
+    /// Every receipt from now on.
+    pub fn receipts(&self) -> broadcast::Receiver<Receipt> {
+        self.inner.receipts.subscribe()
+    }
+
+    /// Waits up to `timeout` for the receipt of `event`.
+    pub async fn wait_receipt(&self, event: &EventId, timeout: Duration) -> Option<Receipt> {
+        let mut receipts = self.receipts();
+        if let Some(r) = self.receipt(event) {
+            return Some(r);
+        }
+        let want = event.to_bytes();
+        tokio::time::timeout(timeout, async {
+            loop {
+                match receipts.recv().await {
+                    Ok(r) if r.event == Some(want) => return Some(r),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some(r) = self.receipt(event) {
+                            return Some(r);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Publishes an event (signed by its author) to the relays; the service reads it back
+    /// from there like anyone else's.
+    ///
+    /// # Errors
+    /// [`ServiceError::Relay`] when no relay took it.
+    pub async fn publish(&self, event: &Event) -> Result<EventId, ServiceError> {
+        let output = self
+            .inner
+            .client
+            .send_event(event)
+            .await
+            .map_err(relay_error)?;
+        if output.success.is_empty() {
+            return Err(relay_error(format!(
+                "no relay took the event: {:?}",
+                output.failed
+            )));
+        }
+        Ok(*output.id())
+    }
+
+    /// Stops serving and disconnects.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        self.inner.client.shutdown().await;
+    }
+
+    fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl<L> Drop for WorkService<L> {
+    fn drop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl<L: TokenLedger + Send + 'static> Inner<L> {
+    fn community_id(&self) -> String {
+        lock(&self.node).community.id().to_owned()
+    }
+
+    /// Replays the local log, or rebuilds it from the relays when it is empty.
+    async fn restore(&self) -> Result<(), ServiceError> {
+        let entries = lock(&self.node).log.entries()?;
+        if !entries.is_empty() {
+            let mut node = lock(&self.node);
+            for (receipt, event) in entries {
+                let event = match event {
+                    Some(json) => Some(
+                        Event::from_json(json)
+                            .map_err(|e| ServiceError::Rebuild(format!("a logged event: {e}")))?,
+                    ),
+                    None => None,
+                };
+                node.replay(receipt, event, false)?;
+            }
+            return Ok(());
+        }
+        let receipts = self.fetch_receipts().await?;
+        let wanted: Vec<EventId> = receipts
+            .values()
+            .filter(|r| r.verdict.applies())
+            .filter_map(|r| r.event.map(EventId::from_byte_array))
+            .collect();
+        let events = self.fetch_events(&wanted).await?;
+        let mut node = lock(&self.node);
+        for receipt in receipts.into_values() {
+            let event = receipt
+                .event
+                .filter(|_| receipt.verdict.applies())
+                .and_then(|id| events.get(&id).cloned());
+            node.replay(receipt, event, true)?;
+        }
+        Ok(())
+    }
+
+    /// Every receipt this service published for its community, by sequence number.
+    async fn fetch_receipts(&self) -> Result<BTreeMap<u64, Receipt>, ServiceError> {
+        let community = self.community_id();
+        let service = self.keys.public_key();
+        let mut out = BTreeMap::new();
+        let mut until: Option<Timestamp> = None;
+        loop {
+            let mut filter = Filter::new()
+                .kind(Kind::from(KIND_RECEIPT))
+                .author(service)
+                .custom_tag(SingleLetterTag::lowercase(Alphabet::H), &community)
+                .limit(PAGE);
+            if let Some(u) = until {
+                filter = filter.until(u);
+            }
+            let page = self
+                .client
+                .fetch_events(filter, self.fetch_timeout)
+                .await
+                .map_err(relay_error)?;
+            let mut added = 0;
+            let mut oldest = u64::MAX;
+            for event in page.iter() {
+                oldest = oldest.min(event.created_at.as_secs());
+                let receipt = crate::receipt::decode_receipt(event, &service, &community)?;
+                if out.insert(receipt.seq, receipt).is_none() {
+                    added += 1;
+                }
+            }
+            if added == 0 || page.len() < PAGE {
+                break;
+            }
+            // Inclusive, so receipts sharing the oldest second are asked for again (deduped).
+            until = Some(Timestamp::from(oldest));
+        }
+        let expected = out.keys().last().copied().unwrap_or(0);
+        if out.len() as u64 != expected {
+            return Err(ServiceError::Rebuild(format!(
+                "the relays hold {} of {expected} receipts",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The events with these ids, fetched in pages.
+    async fn fetch_events(
+        &self,
+        ids: &[EventId],
+    ) -> Result<HashMap<[u8; 32], Event>, ServiceError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(PAGE) {
+            let filter = Filter::new().ids(chunk.iter().copied()).limit(chunk.len());
+            let page = self
+                .client
+                .fetch_events(filter, self.fetch_timeout)
+                .await
+                .map_err(relay_error)?;
+            for event in page {
+                if event.verify().is_ok() {
+                    out.insert(event.id.to_bytes(), event);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        mut notifications: broadcast::Receiver<RelayPoolNotification>,
+        since: Option<u64>,
+    ) {
+        let ours: HashSet<u16> = WORK_KINDS
+            .iter()
+            .chain(&[KIND_FOLLOWS, KIND_REPORT])
+            .copied()
+            .collect();
+        loop {
+            match notifications.recv().await {
+                Ok(RelayPoolNotification::Event { event, .. }) => {
+                    if ours.contains(&event.kind.as_u16()) {
+                        self.handle(&event).await;
+                    }
+                }
+                Ok(RelayPoolNotification::Shutdown) => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Too many at once: ask the relays again for what we may have dropped.
+                    tracing::warn!("work service skipped {n} relay notifications; catching up");
+                    let from = lock(&self.node).last_at.saturating_sub(CATCH_UP_SECS);
+                    self.catch_up(since.map_or(from, |s| s.min(from))).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn catch_up(&self, since: u64) {
+        let community = self.community_id();
+        for filter in filters(&community, Some(since)) {
+            match self
+                .client
+                .fetch_events(filter.limit(PAGE * 10), self.fetch_timeout)
+                .await
+            {
+                Ok(events) => {
+                    let mut events: Vec<Event> = events.into_iter().collect();
+                    events.sort_by_key(|e| (e.created_at, e.id));
+                    for event in events {
+                        self.handle(&event).await;
+                    }
+                }
+                Err(e) => tracing::warn!("work service catch-up failed: {e}"),
+            }
+        }
+    }
+
+    async fn handle(&self, event: &Event) {
+        let receipt = {
+            let mut node = lock(&self.node);
+            let now = unix_now().max(node.last_at);
+            node.decide(event, now)
+        };
+        if let Some(receipt) = receipt {
+            self.announce(receipt).await;
+        }
+    }
+
+    async fn announce(&self, receipt: Receipt) {
+        let community = self.community_id();
+        match encode_receipt(&self.keys, &community, &receipt) {
+            Ok(event) => {
+                if let Err(e) = self.client.send_event(&event).await {
+                    tracing::warn!("work receipt {} not published: {e}", receipt.seq);
+                }
+            }
+            Err(e) => tracing::warn!("work receipt {} not signed: {e}", receipt.seq),
+        }
+        // Nobody listening is fine.
+        let _ = self.receipts.send(receipt);
+    }
+
+    async fn tick(self: Arc<Self>, every: Duration) {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let receipt = {
+                let mut node = lock(&self.node);
+                let now = unix_now().max(node.last_at);
+                let paid = node.community.tick(now);
+                if paid.is_empty() {
+                    continue;
+                }
+                let receipt = Receipt {
+                    seq: node.seq + 1,
+                    at: now,
+                    event: None,
+                    author: None,
+                    verdict: Verdict::Paid { tasks: paid },
+                };
+                node.record(receipt.clone(), None);
+                receipt
+            };
+            self.announce(receipt).await;
+        }
+    }
+
+    /// Publishes the ranks that changed since the last round.
+    async fn scores(self: Arc<Self>, every: Duration) {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let (community, ranks) = {
+                let node = lock(&self.node);
+                let now = unix_now().max(node.last_at);
+                let scores = node.community.scores(now);
+                let ranks: HashMap<AccountId, u8> =
+                    scores.iter().map(|(a, s)| (*a, rank(*s))).collect();
+                (node.community.id().to_owned(), ranks)
+            };
+            let changed: Vec<(AccountId, u8)> = {
+                let published = lock(&self.published);
+                let mut changed: Vec<(AccountId, u8)> = ranks
+                    .iter()
+                    .filter(|(a, r)| published.get(*a).copied().unwrap_or(0) != **r)
+                    .map(|(a, r)| (*a, *r))
+                    .collect();
+                // Whoever dropped to nothing gets a rank of 0.
+                changed.extend(
+                    published
+                        .iter()
+                        .filter(|(a, r)| **r > 0 && !ranks.contains_key(*a))
+                        .map(|(a, _)| (*a, 0)),
+                );
+                changed.sort();
+                changed.truncate(MAX_SCORES_PER_ROUND);
+                changed
+            };
+            let now = unix_now();
+            for (subject, r) in changed {
+                let Ok(event) = encode_score(&self.keys, &community, &subject, r, now) else {
+                    continue;
+                };
+                if self.client.send_event(&event).await.is_ok() {
+                    lock(&self.published).insert(subject, r);
+                }
+            }
+        }
+    }
+}
