@@ -32,10 +32,10 @@ venv: deps
 build: deps
 	$(CARGO) build --release --bin moip
 
-# `moip up` (the whole community node) arrives with its issue; until then `run` starts the
-# embedded regtest node with its RPC server.
+# The whole community node (`moip up`): it asks for the password that seals its seeds, or
+# reads MOIP_PASSWORD; settings in ~/.moip/moip.toml (see docs/up.md).
 run: build
-	target/release/moip node
+	target/release/moip up
 
 test: venv test-deps
 	$(CARGO) build --workspace --all-targets

@@ -4,21 +4,19 @@ mod electrum;
 mod ln;
 mod node;
 mod relay;
+mod secrets;
 mod socket;
 mod supply;
+mod up;
 mod wallet;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-const COMING: &str = "\
-Commands still to come, each with its layer:
-  up         L5  the whole community node with its web dashboard";
-
 /// Money over IP: a Bitcoin stack from the chain up to community work payments.
 #[derive(Parser)]
-#[command(name = "moip", version, about, after_help = COMING)]
+#[command(name = "moip", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs a whole community node in one process: chain, Electrum, Lightning, Moneysocket
+    /// relay, Nostr relay and the Work service, until Ctrl-C.
+    Up(up::UpArgs),
     /// Runs the embedded regtest node (Bitcoin Core's validation via libbitcoinkernel) with a
     /// bitcoind-compatible JSON-RPC and REST interface.
     Node(node::NodeArgs),
@@ -76,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Up(args) => runtime.block_on(up::run(args)),
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Electrum(args) => runtime.block_on(electrum::run(args)),
         Command::Wallet(_) | Command::VerifySupply(_) => unreachable!("run above"),

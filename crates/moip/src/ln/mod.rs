@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bitcoin::hashes::Hash as _;
 use clap::{Args, Subcommand};
 use moip::wiring::RailProvider;
 use moip_lightning::{
@@ -319,19 +318,9 @@ struct Moneysocket {
     runtime: tokio::runtime::Handle,
 }
 
-/// The NWC service's Nostr key: a mnemonic of its own, sealed in `key_file` (created on first
-/// use). Kept apart from the node's seed so that rotating it does not touch the node's funds.
+/// The NWC service's Nostr key, sealed in its own file.
 fn nwc_keys(setup: &NwcSetup) -> anyhow::Result<Keys> {
-    use moip_wallet::keystore::SeedFile;
-    let mnemonic = if setup.key_file.exists() {
-        SeedFile::open(&setup.key_file, &setup.password)?
-    } else {
-        let mnemonic = moip_lightning::ldk_node::generate_entropy_mnemonic(None);
-        SeedFile::create(&setup.key_file, &mnemonic, &setup.password)?;
-        mnemonic
-    };
-    let digest = bitcoin::hashes::sha256::Hash::hash(&mnemonic.to_entropy());
-    Ok(Keys::parse(&digest.to_string())?)
+    crate::secrets::sealed_nostr_keys(&setup.key_file, &setup.password)
 }
 
 /// `moip ln run`: serves the control socket (and NWC, if asked) and prints events until Ctrl-C.

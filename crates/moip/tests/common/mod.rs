@@ -37,8 +37,19 @@ impl NodeProcess {
     /// Runs `moip` with `args` and waits until it has printed the node's RPC address and every
     /// line starting with one of `wanted`; returns those lines' values too.
     pub fn spawn(args: &[String], data_dir: &Path, wanted: &[&str]) -> (NodeProcess, Vec<String>) {
+        Self::spawn_with_env(args, &[], data_dir, wanted)
+    }
+
+    /// [`NodeProcess::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        args: &[String],
+        envs: &[(&str, &str)],
+        data_dir: &Path,
+        wanted: &[&str],
+    ) -> (NodeProcess, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
             .args(args)
+            .envs(envs.iter().copied())
             .env("MOIP_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,0 +1,535 @@
+//! `moip up`: a whole community node in one process — the embedded regtest chain with its RPC,
+//! the Electrum server, the community's Lightning node, the Moneysocket relay, a Nostr relay
+//! (or the relays given) and the Work service over the community's token ledger — until Ctrl-C
+//! or SIGTERM, then each stopped in turn. On regtest a block is mined on a timer (to the
+//! Lightning node's wallet), so confirmations happen by themselves.
+//!
+//! Settings come from a TOML file (`--config`, or `moip.toml` in the data directory when
+//! present), then the environment (`MOIP_…`), then flags, each overriding the one before.
+//!
+//! The data directory:
+//!
+//! ```text
+//! chain/          the embedded node's blocks, chainstate and RPC cookie
+//! electrum/       the Electrum server's index (and its self-signed TLS certificate)
+//! ln/seed         the Lightning node's seed, encrypted with the password
+//! ln/ldk/         the Lightning node's channels and payments
+//! work.seed       the Work service's Nostr key (as a seed), encrypted with the password
+//! ledger.sqlite   the token ledger's journal: the money
+//! work.sqlite     the Work service's log (a copy of its receipts on the relays)
+//! moip.toml       settings, optional
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use moip_assets::ledger::{AccountId, Ledger, SqliteJournal, TokenInfo, TokenLedger};
+use moip_chain::rpc::{RpcAuth, RpcConfig, RpcServer};
+use moip_chain::{ChainSource, EmbeddedNode, NodeConfig};
+use moip_electrum::{ElectrumServer, ServerConfig};
+use moip_lightning::{LightningConfig, LightningNode, Network, SeedSource};
+use moip_moneysocket::relay::{Relay as MoneysocketRelay, RelayConfig, RelayHandle};
+use moip_work::community::Community;
+use moip_work::identity::VerifierRules;
+use moip_work::relay::Relay as NostrRelay;
+use moip_work::service::{ServiceConfig, WorkService};
+use moip_work::task::Rules;
+use moip_work::trust::Params;
+use serde::Deserialize;
+
+#[derive(Args)]
+pub(crate) struct UpArgs {
+    /// Settings file (TOML) [default: <data-dir>/moip.toml when present]
+    #[arg(long, env = "MOIP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ~/.moip]
+    #[arg(long, env = "MOIP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address every listener binds to (loopback unless you choose otherwise)
+    #[arg(long, env = "MOIP_BIND")]
+    bind: Option<IpAddr>,
+    /// The community's id (its token id and the `h` tag of its Work events)
+    #[arg(long, env = "MOIP_COMMUNITY")]
+    community: Option<String>,
+    /// Nostr relays for the Work service, comma-separated [default: an in-process relay]
+    #[arg(long = "relay", env = "MOIP_RELAYS", value_delimiter = ',')]
+    relays: Vec<String>,
+    /// Seconds between regtest blocks (0: no mining)
+    #[arg(long, env = "MOIP_MINE_EVERY")]
+    mine_every: Option<u64>,
+    /// Password of the seeds at rest (prefer the environment variable; asked when absent)
+    #[arg(long, env = "MOIP_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+/// Ports; 0 picks a free one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Ports {
+    rpc: u16,
+    electrum_tcp: u16,
+    electrum_ws: u16,
+    lightning: u16,
+    moneysocket: u16,
+    nostr: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            rpc: 18443,
+            electrum_tcp: 50001,
+            electrum_ws: 50003,
+            lightning: 9735,
+            moneysocket: moip_moneysocket::relay::DEFAULT_PORT,
+            nostr: 7777,
+        }
+    }
+}
+
+/// The community's token and its founding physical verifiers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CommunitySettings {
+    id: Option<String>,
+    name: Option<String>,
+    symbol: Option<String>,
+    /// Nostr public keys (hex) of the first physical verifiers.
+    founders: Vec<String>,
+}
+
+/// What `moip.toml` may hold.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<IpAddr>,
+    relays: Vec<String>,
+    mine_every_secs: Option<u64>,
+    ports: Ports,
+    community: CommunitySettings,
+}
+
+/// The settings in force, after file, environment and flags.
+struct Settings {
+    data_dir: PathBuf,
+    bind: IpAddr,
+    relays: Vec<String>,
+    mine_every: Duration,
+    ports: Ports,
+    token: TokenInfo,
+    founders: Vec<AccountId>,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not valid settings", path.display()))
+}
+
+fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::default_data_dir);
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None if data_dir.join("moip.toml").exists() => read_file(&data_dir.join("moip.toml"))?,
+        None => FileSettings::default(),
+    };
+    let id = args
+        .community
+        .clone()
+        .or(file.community.id.clone())
+        .unwrap_or_else(|| "community".into());
+    let token = TokenInfo {
+        name: file.community.name.clone().unwrap_or_else(|| id.clone()),
+        symbol: file
+            .community
+            .symbol
+            .clone()
+            .unwrap_or_else(|| "WORK".into()),
+        id,
+    };
+    let founders = file
+        .community
+        .founders
+        .iter()
+        .map(|hex| {
+            hex.parse::<AccountId>()
+                .map_err(|e| anyhow::anyhow!("community.founders: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Settings {
+        data_dir,
+        bind: args
+            .bind
+            .or(file.bind)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        relays: if args.relays.is_empty() {
+            file.relays
+        } else {
+            args.relays.clone()
+        },
+        mine_every: Duration::from_secs(args.mine_every.or(file.mine_every_secs).unwrap_or(10)),
+        ports: file.ports,
+        token,
+        founders,
+    })
+}
+
+fn password(args: &UpArgs) -> anyhow::Result<String> {
+    match &args.password {
+        Some(p) => Ok(p.clone()),
+        None => Ok(rpassword::prompt_password(
+            "Password of the node's seeds: ",
+        )?),
+    }
+}
+
+/// The ledger in `path`, created for `token` when new; an existing ledger must be for it.
+fn open_ledger(path: &Path, token: &TokenInfo) -> anyhow::Result<Ledger<SqliteJournal>> {
+    let ledger = Ledger::open(SqliteJournal::open(path)?)?;
+    match ledger.token() {
+        Some(existing) if existing.id == token.id => Ok(ledger),
+        Some(existing) => bail!(
+            "{} is the ledger of community {:?}, not {:?}",
+            path.display(),
+            existing.id,
+            token.id
+        ),
+        None => Ok(Ledger::create(ledger.into_store(), token.clone())?),
+    }
+}
+
+/// Everything `up` runs, to stop in turn.
+struct Running {
+    chain: EmbeddedNode,
+    rpc: RpcServer,
+    electrum: ElectrumServer,
+    lightning: LightningNode,
+    moneysocket: RelayHandle,
+    nostr: Option<NostrRelay>,
+    work: WorkService<Arc<Mutex<Ledger<SqliteJournal>>>>,
+    miner: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let s = settings(&args)?;
+    let password = password(&args)?;
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating {}", s.data_dir.display()))?;
+    let at = |port: u16| SocketAddr::new(s.bind, port);
+
+    // L1: the chain, its RPC, the Electrum server.
+    let chain = tokio::task::spawn_blocking({
+        let dir = s.data_dir.join("chain");
+        move || EmbeddedNode::open(NodeConfig::new(dir))
+    })
+    .await?
+    .context("opening the embedded node")?;
+    let rpc = RpcServer::start(
+        chain.clone(),
+        RpcConfig {
+            bind: at(s.ports.rpc),
+            auth: RpcAuth::Cookie {
+                path: chain.data_dir().join(".cookie"),
+            },
+            rest: true,
+        },
+    )
+    .await
+    .context("starting the node's RPC server")?;
+    let mut config = ServerConfig::new(s.data_dir.join("electrum"));
+    config.tcp = Some(at(s.ports.electrum_tcp));
+    config.ws = Some(at(s.ports.electrum_ws));
+    config.tls = None;
+    config.wss = None;
+    let electrum = ElectrumServer::start(Arc::new(chain.clone()) as Arc<dyn ChainSource>, config)
+        .await
+        .context("starting the Electrum server")?;
+    let electrum_tcp = electrum
+        .addresses()
+        .tcp
+        .context("the Electrum server has no TCP listener")?;
+
+    // L2: the community's Lightning node, synced through our own Electrum server.
+    let ln_dir = s.data_dir.join("ln");
+    std::fs::create_dir_all(&ln_dir)?;
+    let seed = ln_dir.join("seed");
+    if !seed.exists() {
+        moip_lightning::create_seed_file(&seed, &password)
+            .with_context(|| format!("creating {}", seed.display()))?;
+    }
+    let lightning = tokio::task::spawn_blocking({
+        let mut config = LightningConfig::new(
+            Network::Regtest,
+            ln_dir.join("ldk"),
+            format!("tcp://{electrum_tcp}"),
+            SeedSource::EncryptedFile {
+                path: seed,
+                password: password.clone(),
+            },
+        );
+        config.listen = vec![at(lightning_port(s.ports.lightning))];
+        config.alias = Some(s.token.id.clone());
+        move || LightningNode::start(config)
+    })
+    .await?
+    .context("starting the Lightning node")?;
+
+    // L3: the Moneysocket relay.
+    let moneysocket = MoneysocketRelay::bind(RelayConfig {
+        bind: at(s.ports.moneysocket),
+        ..RelayConfig::default()
+    })
+    .await
+    .context("starting the Moneysocket relay")?;
+
+    // L5: Nostr (in process unless relays are given) and the Work service over the ledger.
+    let (nostr, relays) = if s.relays.is_empty() {
+        let relay = NostrRelay::start(at(s.ports.nostr))
+            .await
+            .context("starting the Nostr relay")?;
+        let url = relay.url().to_owned();
+        (Some(relay), vec![url])
+    } else {
+        (None, s.relays.clone())
+    };
+    let ledger = Arc::new(Mutex::new(open_ledger(
+        &s.data_dir.join("ledger.sqlite"),
+        &s.token,
+    )?));
+    let keys = crate::secrets::sealed_nostr_keys(&s.data_dir.join("work.seed"), &password)?;
+    let mut work_config = ServiceConfig::new(relays.clone(), keys);
+    work_config.log = Some(s.data_dir.join("work.sqlite"));
+    if s.founders.is_empty() {
+        tracing::warn!("no community.founders set: nobody can certify physical verifiers");
+    }
+    let community = Community::new(
+        &s.token.id,
+        Arc::clone(&ledger),
+        &s.founders,
+        Rules::default(),
+        VerifierRules::default(),
+        Params::default(),
+    );
+    let work = WorkService::start(work_config, community)
+        .await
+        .context("starting the Work service")?;
+
+    // Regtest blocks on a timer, paid to the Lightning node's wallet.
+    let miner = if s.mine_every.is_zero() {
+        None
+    } else {
+        let script = lightning.new_address()?.script_pubkey();
+        let chain = chain.clone();
+        let every = s.mine_every;
+        Some(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                let (chain, script) = (chain.clone(), script.clone());
+                match tokio::task::spawn_blocking(move || chain.generate(1, &script)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("mining a block failed: {e}"),
+                    Err(e) => tracing::warn!("the miner stopped: {e}"),
+                }
+            }
+        }))
+    };
+
+    let tip = chain.tip()?;
+    println!(
+        "moip up: community {:?}, regtest at height {}, data in {}",
+        s.token.id,
+        tip.height,
+        s.data_dir.display()
+    );
+    // The same two lines as `moip node`, which scripts and tests read.
+    println!("RPC and REST: {}", rpc.url());
+    if let Some(cookie) = rpc.cookie_path() {
+        println!("cookie: {}", cookie.display());
+    }
+    println!("  electrum tcp: tcp://{electrum_tcp}");
+    if let Some(ws) = electrum.addresses().ws {
+        println!("  electrum ws: ws://{ws}");
+    }
+    for address in lightning.peer_addresses() {
+        println!("  lightning: {address}");
+    }
+    println!("  moneysocket relay: ws://{}", moneysocket.local_addr());
+    for url in &relays {
+        println!("  nostr relay: {url}");
+    }
+    println!("  work service: {}", work.public_key());
+    println!(
+        "moip up: ready in {:.1} s (Ctrl-C stops)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let running = Running {
+        chain,
+        rpc,
+        electrum,
+        lightning,
+        moneysocket,
+        nostr,
+        work,
+        miner,
+    };
+    wait_for_stop(&running.rpc).await;
+    stop(running).await
+}
+
+/// The Lightning port; 0 picks a free one now (the node needs a concrete address).
+fn lightning_port(port: u16) -> u16 {
+    if port != 0 {
+        return port;
+    }
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}
+
+async fn wait_for_stop(rpc: &RpcServer) {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!("no SIGTERM handler: {e}");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = rpc.stop_requested() => {}
+                    }
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = rpc.stop_requested() => tracing::info!("stop requested over RPC"),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
+        _ = rpc.stop_requested() => tracing::info!("stop requested over RPC"),
+    }
+}
+
+/// Stops everything, the top layers first.
+async fn stop(running: Running) -> anyhow::Result<()> {
+    if let Some(miner) = running.miner {
+        miner.abort();
+    }
+    running.work.shutdown().await;
+    if let Some(nostr) = running.nostr {
+        nostr.shutdown();
+    }
+    running.moneysocket.shutdown().await;
+    let lightning = running.lightning;
+    tokio::task::spawn_blocking(move || lightning.stop())
+        .await?
+        .context("stopping the Lightning node")?;
+    running.electrum.shutdown().await;
+    running.rpc.shutdown().await;
+    let chain = running.chain;
+    tokio::task::spawn_blocking(move || chain.shutdown()).await??;
+    println!("moip up: stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+
+    fn settings_for(file: &str, flags: &[&str]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("moip.toml");
+        std::fs::write(&path, file)?;
+        let mut argv = vec![
+            "moip-up".to_owned(),
+            "--config".into(),
+            path.display().to_string(),
+            "--data-dir".into(),
+            dir.path().display().to_string(),
+        ];
+        argv.extend(flags.iter().map(|f| f.to_string()));
+        settings(&Cli::try_parse_from(argv)?.up)
+    }
+
+    #[test]
+    fn the_file_gives_settings_and_flags_override_it() {
+        let file = r#"
+bind = "127.0.0.2"
+mine_every_secs = 3
+[ports]
+rpc = 1234
+[community]
+id = "bakery"
+founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
+"#;
+        let s = settings_for(file, &[]).expect("settings");
+        assert_eq!(s.token.id, "bakery");
+        assert_eq!(s.token.symbol, "WORK");
+        assert_eq!(s.bind, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(s.ports.rpc, 1234);
+        assert_eq!(
+            s.ports.electrum_tcp, 50001,
+            "unset ports keep their defaults"
+        );
+        assert_eq!(s.mine_every, Duration::from_secs(3));
+        assert_eq!(s.founders.len(), 1);
+
+        let s = settings_for(
+            file,
+            &[
+                "--community",
+                "mill",
+                "--bind",
+                "127.0.0.1",
+                "--mine-every",
+                "0",
+            ],
+        )
+        .expect("settings");
+        assert_eq!(s.token.id, "mill");
+        assert_eq!(s.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert!(s.mine_every.is_zero());
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_reason() {
+        let unknown = settings_for("colour = \"blue\"\n", &[])
+            .err()
+            .expect("refused");
+        assert!(format!("{unknown:#}").contains("colour"), "{unknown:#}");
+        let founder = settings_for("[community]\nfounders = [\"nope\"]\n", &[])
+            .err()
+            .expect("refused");
+        assert!(
+            format!("{founder:#}").contains("community.founders"),
+            "{founder:#}"
+        );
+        let port = settings_for("[ports]\nrpc = 70000\n", &[])
+            .err()
+            .expect("refused");
+        assert!(format!("{port:#}").contains("rpc"), "{port:#}");
+    }
+}

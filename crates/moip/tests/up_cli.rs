@@ -1,0 +1,157 @@
+//! `moip up` as its own process: settings from a TOML file overridden by the environment, every
+//! service answering on the port it advertises — the node's RPC, Electrum, Lightning, the
+//! Moneysocket relay and the Nostr relay — blocks mined on the timer, and a clean stop on
+//! SIGTERM.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{ElectrumClient, NodeProcess};
+use futures_util::{SinkExt, StreamExt};
+use moip_testenv::wait_until;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn socket_addr(text: &str) -> SocketAddr {
+    let hostport = text.rsplit("://").next().expect("an address");
+    let hostport = hostport.rsplit('@').next().expect("host:port");
+    hostport.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+#[test]
+fn up_runs_every_service_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("node");
+    let config = dir.path().join("moip.toml");
+    std::fs::write(
+        &config,
+        r#"
+mine_every_secs = 1
+
+[ports]
+rpc = 0
+electrum_tcp = 0
+electrum_ws = 0
+lightning = 0
+moneysocket = 0
+nostr = 0
+
+[community]
+id = "from-the-file"
+name = "Bakery hours"
+symbol = "BKH"
+founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
+"#,
+    )
+    .expect("write settings");
+    let args = [
+        "up".to_owned(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ];
+    let (mut node, lines) = NodeProcess::spawn_with_env(
+        &args,
+        &[
+            ("MOIP_PASSWORD", "correct horse"),
+            ("MOIP_COMMUNITY", "from-the-environment"),
+        ],
+        &data_dir,
+        &[
+            "moip up: community ",
+            "  electrum tcp: ",
+            "  electrum ws: ",
+            "  lightning: ",
+            "  moneysocket relay: ",
+            "  nostr relay: ",
+            "  work service: ",
+            "moip up: ready in ",
+        ],
+    );
+    // The environment overrides the file.
+    assert!(
+        lines[0].starts_with("\"from-the-environment\""),
+        "{}",
+        lines[0]
+    );
+
+    // The chain answers over RPC, and mines by itself.
+    let start = node.height();
+    wait_until(WAIT, "a block mined on the timer", || {
+        (node.height() > start).then_some(())
+    });
+
+    // Electrum over TCP answers and sees the same chain.
+    let mut electrum = ElectrumClient::connect(socket_addr(&lines[1]), "1.4", WAIT);
+    let tip = electrum.ok("blockchain.headers.subscribe", json!([]));
+    assert!(tip["height"].as_u64().expect("height") >= start);
+
+    // The Lightning node takes connections.
+    TcpStream::connect_timeout(&socket_addr(&lines[3]), WAIT).expect("lightning port");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Electrum over WebSocket.
+        let (mut ws, _) = tokio_tungstenite::connect_async(lines[2].as_str())
+            .await
+            .expect("electrum ws");
+        let request =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "server.version", "params": ["t", "1.4"]});
+        ws.send(Message::text(request.to_string()))
+            .await
+            .expect("send");
+        let reply = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time")
+            .expect("a reply")
+            .expect("a frame");
+        assert!(reply.to_text().expect("text").contains("\"result\""));
+
+        // The Moneysocket relay completes the WebSocket handshake.
+        tokio_tungstenite::connect_async(lines[4].as_str())
+            .await
+            .expect("moneysocket relay");
+
+        // The Nostr relay answers a subscription with its end-of-stored-events.
+        let (mut nostr, _) = tokio_tungstenite::connect_async(lines[5].as_str())
+            .await
+            .expect("nostr relay");
+        nostr
+            .send(Message::text(r#"["REQ","up",{"limit":1}]"#))
+            .await
+            .expect("send");
+        let eose = tokio::time::timeout(WAIT, async {
+            while let Some(frame) = nostr.next().await {
+                let text = frame.expect("frame").into_text().expect("text").to_string();
+                if text.starts_with(r#"["EOSE","up""#) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .expect("in time");
+        assert!(eose);
+    });
+    assert_eq!(lines[6].len(), 64, "the Work service's key: {}", lines[6]);
+
+    // SIGTERM stops everything and the process exits cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = wait_until(WAIT, "moip up to exit", || {
+        node.child.try_wait().expect("wait")
+    });
+    assert!(exit.success(), "{exit:?}");
+}
