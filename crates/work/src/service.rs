@@ -298,7 +298,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             published: Mutex::new(HashMap::new()),
             fetch_timeout: config.fetch_timeout,
         });
-        inner.restore().await?;
+        let logged = inner.restore().await?;
 
         let since = {
             let node = lock(&inner.node);
@@ -314,11 +314,12 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
                 .map_err(relay_error)?;
         }
         let serve = tokio::spawn(Arc::clone(&inner).serve(notifications, since));
+        let republish = tokio::spawn(Arc::clone(&inner).republish(logged));
         let tick = tokio::spawn(Arc::clone(&inner).tick(config.tick));
         let scores = tokio::spawn(Arc::clone(&inner).scores(config.scores_every));
         Ok(WorkService {
             inner,
-            tasks: vec![serve, tick, scores],
+            tasks: vec![serve, tick, scores, republish],
         })
     }
 
@@ -330,6 +331,11 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
     /// Reads the community state.
     pub fn with_community<R>(&self, f: impl FnOnce(&Community<L>) -> R) -> R {
         f(&lock(&self.inner.node).community)
+    }
+
+    /// The sequence number of the last decision (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        lock(&self.inner.node).seq
     }
 
     /// The receipt of an event, if the service decided on it.
@@ -418,11 +424,13 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
         lock(&self.node).community.id().to_owned()
     }
 
-    /// Replays the local log, or rebuilds it from the relays when it is empty.
-    async fn restore(&self) -> Result<(), ServiceError> {
+    /// Replays the local log, or rebuilds it from the relays when it is empty. Returns what
+    /// the local log held, for [`Inner::republish`].
+    async fn restore(&self) -> Result<Vec<(Receipt, Option<Event>)>, ServiceError> {
         let entries = lock(&self.node).log.entries()?;
         if !entries.is_empty() {
             let mut node = lock(&self.node);
+            let mut replayed = Vec::with_capacity(entries.len());
             for (receipt, event) in entries {
                 let event = match event {
                     Some(json) => Some(
@@ -431,9 +439,19 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
                     ),
                     None => None,
                 };
-                node.replay(receipt, event, false)?;
+                node.replay(receipt.clone(), event.clone(), false)?;
+                replayed.push((receipt, event));
             }
-            return Ok(());
+            return Ok(replayed);
+        }
+        // An empty local log is a new community, or a node that lost its log. Only the relays
+        // can tell which, so none reachable is an error, never a fresh start that would reuse
+        // sequence numbers.
+        let relays = self.client.relays().await;
+        if !relays.values().any(|r| r.is_connected()) {
+            return Err(ServiceError::Rebuild(
+                "the local log is empty and no relay is reachable to rebuild it from".into(),
+            ));
         }
         let receipts = self.fetch_receipts().await?;
         let wanted: Vec<EventId> = receipts
@@ -450,7 +468,27 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
                 .and_then(|id| events.get(&id).cloned());
             node.replay(receipt, event, true)?;
         }
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    /// Publishes the local log's events and receipts again, in the background. A relay that
+    /// lost them — the in-process relay keeps events in memory, so every restart — gets them
+    /// back, and can serve a rebuild later; relays that still hold them drop the duplicates by
+    /// id (a receipt signed again has the same id).
+    async fn republish(self: Arc<Self>, logged: Vec<(Receipt, Option<Event>)>) {
+        let community = self.community_id();
+        for (receipt, event) in logged {
+            if let Some(event) = event {
+                if let Err(e) = self.client.send_event(&event).await {
+                    tracing::debug!("republishing event of receipt {}: {e}", receipt.seq);
+                }
+            }
+            if let Ok(event) = encode_receipt(&self.keys, &community, &receipt) {
+                if let Err(e) = self.client.send_event(&event).await {
+                    tracing::debug!("republishing receipt {}: {e}", receipt.seq);
+                }
+            }
+        }
     }
 
     /// Every receipt this service published for its community, by sequence number.

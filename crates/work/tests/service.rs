@@ -2,7 +2,8 @@
 //! service applies them and answers every one with a signed receipt on the relay — the reason
 //! included when it refuses — pays at the end of the challenge window, publishes NIP-85 scores,
 //! and, after its local database is deleted, rebuilds the same state from the relays' events over
-//! the ledger, writing nothing twice. Then a sybil attack through the same path: a thousand fresh
+//! the ledger, writing nothing twice; a relay that lost everything is refilled from the node's
+//! log; with no log and no relay the service refuses to start rather than begin afresh. Then a sybil attack through the same path: a thousand fresh
 //! keys following each other and attesting, with a few edges into the community, gain trust
 //! below the stated bound and never form a quorum.
 
@@ -340,12 +341,56 @@ async fn events_over_a_relay_get_receipts_and_the_state_rebuilds_from_the_relay(
     rebuilt.shutdown().await;
 
     // A restart with the local log replays it (the relay is not asked) to the same state.
-    let restarted = WorkService::start(cfg, community(Arc::clone(&ledger), &founders))
+    let restarted = WorkService::start(cfg.clone(), community(Arc::clone(&ledger), &founders))
         .await
         .expect("restarted from the local log");
     assert!(restarted.with_community(|c| c.task("fix-the-roof").is_some()));
     assert_eq!(ledger.balance(&account(&employer)), 14_000);
+    let tasks = restarted.with_community(|c| c.tasks().clone());
     restarted.shutdown().await;
+
+    // A relay that lost everything (the in-process relay after a restart) gets the log back
+    // from the node, and can then serve a rebuild on its own.
+    let empty = common::relay().await;
+    let mut on_empty = cfg.clone();
+    on_empty.relays = vec![empty.url().to_owned()];
+    let republishing =
+        WorkService::start(on_empty.clone(), community(Arc::clone(&ledger), &founders))
+            .await
+            .expect("restarted on an empty relay");
+    assert_eq!(republishing.with_community(|c| c.tasks().clone()), tasks);
+    let last = republishing.last_seq();
+    assert!(last > seq);
+    let reader = publisher(empty.url()).await;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let receipts = reader
+                .fetch_events(
+                    Filter::new()
+                        .kind(Kind::from(KIND_RECEIPT))
+                        .author(republishing.public_key()),
+                    WAIT,
+                )
+                .await
+                .expect("fetch");
+            if receipts.len() as u64 >= last {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the receipts are back on the relay");
+    republishing.shutdown().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", log.display()));
+    }
+    let rebuilt = WorkService::start(on_empty, community(Arc::clone(&ledger), &founders))
+        .await
+        .expect("rebuilt from the refilled relay");
+    assert_eq!(rebuilt.with_community(|c| c.tasks().clone()), tasks);
+    assert_eq!(rebuilt.last_seq(), last);
+    rebuilt.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,4 +534,23 @@ async fn a_thousand_sybils_gain_little_trust_and_never_form_a_quorum() {
     );
     println!("sybil region: total {total:.4}, bound {bound:.4}, best {best:.4}");
     service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_log_with_no_relay_reachable_is_an_error_not_a_fresh_start() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let ledger = Ledger::create(MemoryJournal::default(), token()).expect("ledger");
+    let config = config(&format!("ws://127.0.0.1:{port}"), &Keys::generate());
+    let started = WorkService::start(config, community(ledger, &[])).await;
+    match started {
+        Err(moip_work::service::ServiceError::Rebuild(reason)) => {
+            assert!(reason.contains("no relay"), "{reason}")
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("started without its log or a relay"),
+    }
 }
