@@ -1,6 +1,7 @@
 //! `moip up`: a whole community node in one process — the embedded regtest chain with its RPC,
 //! the Electrum server, the community's Lightning node, the Moneysocket relay, a Nostr relay
-//! (or the relays given) and the Work service over the community's token ledger — until Ctrl-C
+//! (or the relays given), Nostr Wallet Connect on the Lightning node, and the Work service over
+//! the community's token ledger — until Ctrl-C
 //! or SIGTERM, then each stopped in turn. On regtest a block is mined on a timer (to the
 //! Lightning node's wallet), so confirmations happen by themselves.
 //!
@@ -15,6 +16,8 @@
 //! ln/seed         the Lightning node's seed, encrypted with the password
 //! ln/ldk/         the Lightning node's channels and payments
 //! work.seed       the Work service's Nostr key (as a seed), encrypted with the password
+//! nwc.seed        the NWC service's Nostr key, likewise
+//! nwc-connections.json  the apps connected over NWC, with their budgets
 //! ledger.sqlite   the token ledger's journal: the money
 //! work.sqlite     the Work service's log (a copy of its receipts on the relays)
 //! moip.toml       settings, optional
@@ -31,8 +34,10 @@ use moip_assets::ledger::{AccountId, Ledger, SqliteJournal, TokenInfo, TokenLedg
 use moip_chain::rpc::{RpcAuth, RpcConfig, RpcServer};
 use moip_chain::{ChainSource, EmbeddedNode, NodeConfig};
 use moip_electrum::{ElectrumServer, ServerConfig};
+use moip_lightning::PaymentRail;
 use moip_lightning::{LightningConfig, LightningNode, Network, SeedSource};
 use moip_moneysocket::relay::{Relay as MoneysocketRelay, RelayConfig, RelayHandle};
+use moip_nwc::{NwcConfig, NwcService};
 use moip_work::community::Community;
 use moip_work::identity::VerifierRules;
 use moip_work::relay::Relay as NostrRelay;
@@ -213,6 +218,7 @@ struct Running {
     lightning: LightningNode,
     moneysocket: RelayHandle,
     nostr: Option<NostrRelay>,
+    nwc: NwcService,
     work: WorkService<Arc<Mutex<Ledger<SqliteJournal>>>>,
     miner: Option<tokio::task::JoinHandle<()>>,
 }
@@ -300,6 +306,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         (None, s.relays.clone())
     };
+    // L3: Nostr Wallet Connect on the community's node, on the same relays.
+    let nwc_keys = crate::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
+    let mut nwc_config = NwcConfig::new(relays.clone());
+    nwc_config.store = Some(s.data_dir.join("nwc-connections.json"));
+    let rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
+    let nwc = NwcService::start(rail, nwc_keys, nwc_config)
+        .await
+        .context("starting the NWC service")?;
+
     let ledger = Arc::new(Mutex::new(open_ledger(
         &s.data_dir.join("ledger.sqlite"),
         &s.token,
@@ -367,6 +382,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     for url in &relays {
         println!("  nostr relay: {url}");
     }
+    println!("  nwc service: {}", nwc.public_key());
     println!("  work service: {}", work.public_key());
     println!(
         "moip up: ready in {:.1} s (Ctrl-C stops)",
@@ -380,6 +396,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         lightning,
         moneysocket,
         nostr,
+        nwc,
         work,
         miner,
     };
@@ -431,6 +448,7 @@ async fn stop(running: Running) -> anyhow::Result<()> {
         miner.abort();
     }
     running.work.shutdown().await;
+    running.nwc.shutdown().await;
     if let Some(nostr) = running.nostr {
         nostr.shutdown();
     }

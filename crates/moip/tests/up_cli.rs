@@ -1,7 +1,7 @@
 //! `moip up` as its own process: settings from a TOML file overridden by the environment, every
 //! service answering on the port it advertises — the node's RPC, Electrum, Lightning, the
-//! Moneysocket relay and the Nostr relay — blocks mined on the timer, and a clean stop on
-//! SIGTERM.
+//! Moneysocket relay and the Nostr relay, with the NWC service's info event on it — blocks mined
+//! on the timer, and a clean stop on SIGTERM.
 
 mod common;
 
@@ -70,6 +70,7 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
             "  lightning: ",
             "  moneysocket relay: ",
             "  nostr relay: ",
+            "  nwc service: ",
             "  work service: ",
             "moip up: ready in ",
         ],
@@ -121,28 +122,33 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
             .await
             .expect("moneysocket relay");
 
-        // The Nostr relay answers a subscription with its end-of-stored-events.
+        // The Nostr relay answers a subscription, and holds the NWC service's info event.
         let (mut nostr, _) = tokio_tungstenite::connect_async(lines[5].as_str())
             .await
             .expect("nostr relay");
+        let request = json!(["REQ", "up", {"kinds": [13194], "authors": [lines[6]]}]);
         nostr
-            .send(Message::text(r#"["REQ","up",{"limit":1}]"#))
+            .send(Message::text(request.to_string()))
             .await
             .expect("send");
-        let eose = tokio::time::timeout(WAIT, async {
+        let (info, eose) = tokio::time::timeout(WAIT, async {
+            let mut info = false;
             while let Some(frame) = nostr.next().await {
                 let text = frame.expect("frame").into_text().expect("text").to_string();
+                if text.starts_with(r#"["EVENT","up""#) && text.contains("pay_invoice") {
+                    info = true;
+                }
                 if text.starts_with(r#"["EOSE","up""#) {
-                    return true;
+                    return (info, true);
                 }
             }
-            false
+            (info, false)
         })
         .await
         .expect("in time");
-        assert!(eose);
+        assert!(eose && info, "the NWC info event is on the relay");
     });
-    assert_eq!(lines[6].len(), 64, "the Work service's key: {}", lines[6]);
+    assert_eq!(lines[7].len(), 64, "the Work service's key: {}", lines[7]);
 
     // SIGTERM stops everything and the process exits cleanly.
     let status = Command::new("kill")
