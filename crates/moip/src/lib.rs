@@ -2,4 +2,5 @@
 //! binary runs. Protocol crates hold no wallet; here their backend traits meet the Lightning
 //! node's [`PaymentRail`](moip_lightning::PaymentRail).
 
+pub mod api;
 pub mod wiring;

@@ -81,6 +81,7 @@ struct Ports {
     lightning: u16,
     moneysocket: u16,
     nostr: u16,
+    api: u16,
 }
 
 impl Default for Ports {
@@ -92,6 +93,7 @@ impl Default for Ports {
             lightning: 9735,
             moneysocket: moip_moneysocket::relay::DEFAULT_PORT,
             nostr: 7777,
+            api: 8080,
         }
     }
 }
@@ -219,7 +221,11 @@ struct Running {
     moneysocket: RelayHandle,
     nostr: Option<NostrRelay>,
     nwc: NwcService,
-    work: WorkService<Arc<Mutex<Ledger<SqliteJournal>>>>,
+    work: Arc<WorkService<Arc<Mutex<Ledger<SqliteJournal>>>>>,
+    api: (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
     miner: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -333,9 +339,24 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         VerifierRules::default(),
         Params::default(),
     );
-    let work = WorkService::start(work_config, community)
+    let work = Arc::new(
+        WorkService::start(work_config, community)
+            .await
+            .context("starting the Work service")?,
+    );
+
+    // L5: the REST API.
+    let listener = tokio::net::TcpListener::bind(at(s.ports.api))
         .await
-        .context("starting the Work service")?;
+        .context("binding the API")?;
+    let api_addr = listener.local_addr()?;
+    let router = moip::api::router(Arc::new(moip::api::ApiState {
+        work: Arc::clone(&work),
+    }));
+    let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(moip::api::serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
 
     // Regtest blocks on a timer, paid to the Lightning node's wallet.
     let miner = if s.mine_every.is_zero() {
@@ -384,6 +405,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("  nwc service: {}", nwc.public_key());
     println!("  work service: {}", work.public_key());
+    println!("  api: http://{api_addr}/api/openapi.json");
     println!(
         "moip up: ready in {:.1} s (Ctrl-C stops)",
         started.elapsed().as_secs_f64()
@@ -398,6 +420,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         nostr,
         nwc,
         work,
+        api: (stop_api, api),
         miner,
     };
     wait_for_stop(&running.rpc).await;
@@ -447,6 +470,9 @@ async fn stop(running: Running) -> anyhow::Result<()> {
     if let Some(miner) = running.miner {
         miner.abort();
     }
+    let (stop_api, api) = running.api;
+    let _ = stop_api.send(());
+    api.await?.context("the API server")?;
     running.work.shutdown().await;
     running.nwc.shutdown().await;
     if let Some(nostr) = running.nostr {

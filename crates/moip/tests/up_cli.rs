@@ -40,6 +40,7 @@ electrum_ws = 0
 lightning = 0
 moneysocket = 0
 nostr = 0
+api = 0
 
 [community]
 id = "from-the-file"
@@ -72,6 +73,7 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
             "  nostr relay: ",
             "  nwc service: ",
             "  work service: ",
+            "  api: ",
             "moip up: ready in ",
         ],
     );
@@ -149,6 +151,7 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         assert!(eose && info, "the NWC info event is on the relay");
     });
     assert_eq!(lines[7].len(), 64, "the Work service's key: {}", lines[7]);
+    check_api(lines[8].trim_end_matches("/api/openapi.json"));
 
     // SIGTERM stops everything and the process exits cleanly.
     let status = Command::new("kill")
@@ -160,4 +163,74 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         node.child.try_wait().expect("wait")
     });
     assert!(exit.success(), "{exit:?}");
+}
+
+/// The REST API: the OpenAPI document, the community's figures, and refusals with the status an
+/// API client expects.
+fn check_api(base: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into();
+    let get = |path: &str| {
+        let mut response = agent.get(format!("{base}{path}")).call().expect("get");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (status, body)
+    };
+    let post = |body: String| {
+        let mut response = agent
+            .post(format!("{base}/api/events"))
+            .send(body)
+            .expect("post");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (status, body)
+    };
+    let (status, doc) = get("/api/openapi.json");
+    assert_eq!(status, 200);
+    for path in ["/api/community", "/api/tasks/{id}", "/api/events"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} in the document");
+    }
+    let (status, community) = get("/api/community");
+    assert_eq!(status, 200);
+    assert_eq!(community["id"], "from-the-environment");
+    assert_eq!(community["supply"], 0);
+    assert_eq!(get("/api/tasks/no-such-task").0, 404);
+    assert_eq!(get("/api/identities/not-a-key").0, 400);
+    assert_eq!(get("/api/no-such-endpoint").0, 404);
+
+    // Signed actions: garbage is 400, a forged signature 401, a refused event 422 with the
+    // reason; the reason is a sentence, not a stack trace.
+    assert_eq!(post("{not json".into()).0, 400);
+    let keys = nostr_sdk::Keys::generate();
+    let claim = moip_work::events::Message::Claim {
+        task: "no-such-task".into(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let event =
+        moip_work::events::encode(&keys, "from-the-environment", &claim, now).expect("sign");
+    let json = nostr_sdk::JsonUtil::as_json(&event);
+    let mut forged: serde_json::Value = serde_json::from_str(&json).expect("json");
+    forged["content"] = json!("changed");
+    assert_eq!(post(forged.to_string()).0, 401);
+    let (status, receipt) = post(json);
+    assert_eq!(status, 422, "{receipt}");
+    assert_eq!(receipt["verdict"]["status"], "rejected");
+    assert!(
+        receipt["verdict"]["reason"]
+            .as_str()
+            .expect("a reason")
+            .contains("unknown task"),
+        "{receipt}"
+    );
+    let (status, identity) = get(&format!("/api/identities/{}", keys.public_key().to_hex()));
+    assert_eq!(status, 200);
+    assert_eq!(identity["balance"], 0);
 }

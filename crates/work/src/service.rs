@@ -107,7 +107,7 @@ impl ServiceConfig {
 /// A running Work service over a ledger `L`.
 pub struct WorkService<L> {
     inner: Arc<Inner<L>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 struct Inner<L> {
@@ -319,7 +319,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         let scores = tokio::spawn(Arc::clone(&inner).scores(config.scores_every));
         Ok(WorkService {
             inner,
-            tasks: vec![serve, tick, scores, republish],
+            tasks: Mutex::new(vec![serve, tick, scores, republish]),
         })
     }
 
@@ -377,8 +377,8 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         .flatten()
     }
 
-    /// Publishes an event (signed by its author) to the relays; the service reads it back
-    /// from there like anyone else's.
+    /// Publishes an event (signed by its author) to the relays and decides on it, as on
+    /// anyone's event read from a relay.
     ///
     /// # Errors
     /// [`ServiceError::Relay`] when no relay took it.
@@ -395,27 +395,33 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
                 output.failed
             )));
         }
+        // Our own client does not hand back an event it sent; decide on it here (a copy
+        // arriving from another relay later is recognised as decided).
+        if WORK_KINDS.contains(&event.kind.as_u16())
+            || matches!(event.kind.as_u16(), KIND_FOLLOWS | KIND_REPORT)
+        {
+            self.inner.handle(event).await;
+        }
         Ok(*output.id())
     }
 
-    /// Stops serving and disconnects.
-    pub async fn shutdown(mut self) {
-        self.stop();
+    /// Stops serving and disconnects (by reference, so a service shared with an API can be
+    /// stopped by whoever owns the process).
+    pub async fn shutdown(&self) {
+        stop_tasks(&self.tasks);
         self.inner.client.shutdown().await;
     }
+}
 
-    fn stop(&mut self) {
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
+fn stop_tasks(tasks: &Mutex<Vec<JoinHandle<()>>>) {
+    for task in lock(tasks).drain(..) {
+        task.abort();
     }
 }
 
 impl<L> Drop for WorkService<L> {
     fn drop(&mut self) {
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
+        stop_tasks(&self.tasks);
     }
 }
 
