@@ -198,7 +198,8 @@ fn task_tag(task: &str) -> Tag {
     Tag::custom(TagKind::custom("task"), [task])
 }
 
-fn first_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
+/// The first value of the first `name` tag.
+pub(crate) fn first_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
     event.tags.iter().find_map(|tag| {
         let parts = tag.as_slice();
         (parts.first().map(String::as_str) == Some(name))

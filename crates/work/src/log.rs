@@ -19,6 +19,9 @@ fn err(e: impl std::fmt::Display) -> LogError {
     LogError(e.to_string())
 }
 
+const SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, receipt TEXT NOT NULL, event TEXT);";
+
 /// Receipts and their events, by sequence number.
 pub struct WorkLog {
     conn: Connection,
@@ -31,15 +34,9 @@ impl WorkLog {
     /// [`LogError`] when the file cannot be opened or is not a log.
     pub fn open(path: &Path) -> Result<WorkLog, LogError> {
         let conn = Connection::open(path).map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS log (
-                 seq INTEGER PRIMARY KEY,
-                 receipt TEXT NOT NULL,
-                 event TEXT
-             );",
-        )
-        .map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL;")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(WorkLog { conn })
     }
 
@@ -49,10 +46,7 @@ impl WorkLog {
     /// [`LogError`] if SQLite cannot start.
     pub fn in_memory() -> Result<WorkLog, LogError> {
         let conn = Connection::open_in_memory().map_err(err)?;
-        conn.execute_batch(
-            "CREATE TABLE log (seq INTEGER PRIMARY KEY, receipt TEXT NOT NULL, event TEXT);",
-        )
-        .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(WorkLog { conn })
     }
 

@@ -14,7 +14,7 @@
 use nostr_sdk::{Event, EventBuilder, EventId, Keys, Kind, PublicKey, Tag, TagKind, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{community_tag, EventError};
+use crate::events::{community_tag, first_value, EventError};
 use crate::AccountId;
 
 /// A receipt.
@@ -69,13 +69,6 @@ pub struct Receipt {
     pub verdict: Verdict,
 }
 
-fn tag_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
-    event.tags.iter().find_map(|tag| match tag.as_slice() {
-        [n, value, ..] if n == name => Some(value.as_str()),
-        _ => None,
-    })
-}
-
 /// Signs `receipt` as the service of `community`.
 ///
 /// # Errors
@@ -124,13 +117,13 @@ pub fn decode_receipt(
     if event.kind.as_u16() != KIND_RECEIPT {
         return Err(EventError::UnknownKind(event.kind.as_u16()));
     }
-    if tag_value(event, "h") != Some(community) {
+    if first_value(event, "h") != Some(community) {
         return Err(EventError::Tag("h"));
     }
-    let seq = tag_value(event, "seq")
+    let seq = first_value(event, "seq")
         .and_then(|s| s.parse().ok())
         .ok_or(EventError::Tag("seq"))?;
-    let event_id = match tag_value(event, "e") {
+    let event_id = match first_value(event, "e") {
         Some(hex) => Some(
             EventId::from_hex(hex)
                 .map_err(|_| EventError::Tag("e"))?
@@ -138,7 +131,7 @@ pub fn decode_receipt(
         ),
         None => None,
     };
-    let author = match tag_value(event, "p") {
+    let author = match first_value(event, "p") {
         Some(hex) => Some(AccountId::from_bytes(
             PublicKey::from_hex(hex)
                 .map_err(|_| EventError::Tag("p"))?
@@ -194,10 +187,10 @@ pub fn decode_score(event: &Event) -> Result<(AccountId, u8), EventError> {
     if event.kind.as_u16() != KIND_SCORE {
         return Err(EventError::UnknownKind(event.kind.as_u16()));
     }
-    let subject = tag_value(event, "d")
+    let subject = first_value(event, "d")
         .and_then(|d| d.parse::<AccountId>().ok())
         .ok_or(EventError::Tag("d"))?;
-    let rank = tag_value(event, "rank")
+    let rank = first_value(event, "rank")
         .and_then(|r| r.parse::<u8>().ok())
         .filter(|r| *r <= 100)
         .ok_or(EventError::Tag("rank"))?;

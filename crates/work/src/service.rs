@@ -12,7 +12,7 @@
 //! Time comes from the service's clock, never from an event: a late submission is late when the
 //! service sees it, whatever the event's `created_at` says.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,6 +44,11 @@ const WORK_KINDS: [u16; 9] = [
     KIND_CERTIFY,
     KIND_VOUCH,
 ];
+
+/// Whether the service reads events of this kind.
+fn is_ours(kind: u16) -> bool {
+    WORK_KINDS.contains(&kind) || matches!(kind, KIND_FOLLOWS | KIND_REPORT)
+}
 
 /// Most events asked for per request when rebuilding; relays cap what they return.
 const PAGE: usize = 500;
@@ -111,6 +116,8 @@ pub struct WorkService<L> {
 }
 
 struct Inner<L> {
+    /// The community's id (fixed for the service's life).
+    community: String,
     keys: Keys,
     client: Client,
     node: Mutex<Node<L>>,
@@ -285,6 +292,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         };
         let (receipts, _) = broadcast::channel(4_096);
         let inner = Arc::new(Inner {
+            community: community.id().to_owned(),
             keys: config.keys.clone(),
             client,
             node: Mutex::new(Node {
@@ -305,8 +313,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             (node.seq > 0).then(|| node.last_at.saturating_sub(CATCH_UP_SECS))
         };
         let notifications = inner.client.notifications();
-        let community = inner.community_id();
-        for filter in filters(&community, since) {
+        for filter in filters(&inner.community, since) {
             inner
                 .client
                 .subscribe(filter.limit(PAGE * 10), None)
@@ -397,9 +404,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         }
         // Our own client does not hand back an event it sent; decide on it here (a copy
         // arriving from another relay later is recognised as decided).
-        if WORK_KINDS.contains(&event.kind.as_u16())
-            || matches!(event.kind.as_u16(), KIND_FOLLOWS | KIND_REPORT)
-        {
+        if is_ours(event.kind.as_u16()) {
             self.inner.handle(event).await;
         }
         Ok(*output.id())
@@ -426,10 +431,6 @@ impl<L> Drop for WorkService<L> {
 }
 
 impl<L: TokenLedger + Send + 'static> Inner<L> {
-    fn community_id(&self) -> String {
-        lock(&self.node).community.id().to_owned()
-    }
-
     /// Replays the local log, or rebuilds it from the relays when it is empty. Returns what
     /// the local log held, for [`Inner::republish`].
     async fn restore(&self) -> Result<Vec<(Receipt, Option<Event>)>, ServiceError> {
@@ -482,14 +483,14 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
     /// back, and can serve a rebuild later; relays that still hold them drop the duplicates by
     /// id (a receipt signed again has the same id).
     async fn republish(self: Arc<Self>, logged: Vec<(Receipt, Option<Event>)>) {
-        let community = self.community_id();
+        let community = &self.community;
         for (receipt, event) in logged {
             if let Some(event) = event {
                 if let Err(e) = self.client.send_event(&event).await {
                     tracing::debug!("republishing event of receipt {}: {e}", receipt.seq);
                 }
             }
-            if let Ok(event) = encode_receipt(&self.keys, &community, &receipt) {
+            if let Ok(event) = encode_receipt(&self.keys, community, &receipt) {
                 if let Err(e) = self.client.send_event(&event).await {
                     tracing::debug!("republishing receipt {}: {e}", receipt.seq);
                 }
@@ -499,7 +500,7 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
 
     /// Every receipt this service published for its community, by sequence number.
     async fn fetch_receipts(&self) -> Result<BTreeMap<u64, Receipt>, ServiceError> {
-        let community = self.community_id();
+        let community = &self.community;
         let service = self.keys.public_key();
         let mut out = BTreeMap::new();
         let mut until: Option<Timestamp> = None;
@@ -507,7 +508,7 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
             let mut filter = Filter::new()
                 .kind(Kind::from(KIND_RECEIPT))
                 .author(service)
-                .custom_tag(SingleLetterTag::lowercase(Alphabet::H), &community)
+                .custom_tag(SingleLetterTag::lowercase(Alphabet::H), community.as_str())
                 .limit(PAGE);
             if let Some(u) = until {
                 filter = filter.until(u);
@@ -521,7 +522,7 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
             let mut oldest = u64::MAX;
             for event in page.iter() {
                 oldest = oldest.min(event.created_at.as_secs());
-                let receipt = crate::receipt::decode_receipt(event, &service, &community)?;
+                let receipt = crate::receipt::decode_receipt(event, &service, community)?;
                 if out.insert(receipt.seq, receipt).is_none() {
                     added += 1;
                 }
@@ -569,15 +570,10 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
         mut notifications: broadcast::Receiver<RelayPoolNotification>,
         since: Option<u64>,
     ) {
-        let ours: HashSet<u16> = WORK_KINDS
-            .iter()
-            .chain(&[KIND_FOLLOWS, KIND_REPORT])
-            .copied()
-            .collect();
         loop {
             match notifications.recv().await {
                 Ok(RelayPoolNotification::Event { event, .. }) => {
-                    if ours.contains(&event.kind.as_u16()) {
+                    if is_ours(event.kind.as_u16()) {
                         self.handle(&event).await;
                     }
                 }
@@ -595,8 +591,8 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
     }
 
     async fn catch_up(&self, since: u64) {
-        let community = self.community_id();
-        for filter in filters(&community, Some(since)) {
+        let community = &self.community;
+        for filter in filters(community, Some(since)) {
             match self
                 .client
                 .fetch_events(filter.limit(PAGE * 10), self.fetch_timeout)
@@ -626,8 +622,8 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
     }
 
     async fn announce(&self, receipt: Receipt) {
-        let community = self.community_id();
-        match encode_receipt(&self.keys, &community, &receipt) {
+        let community = &self.community;
+        match encode_receipt(&self.keys, community, &receipt) {
             Ok(event) => {
                 if let Err(e) = self.client.send_event(&event).await {
                     tracing::warn!("work receipt {} not published: {e}", receipt.seq);
@@ -669,16 +665,21 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
     async fn scores(self: Arc<Self>, every: Duration) {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Scoring a large graph takes a while under the state's lock: only after new decisions.
+        let mut scored_at = None;
         loop {
             interval.tick().await;
-            let (community, ranks) = {
+            let ranks: HashMap<AccountId, u8> = {
                 let node = lock(&self.node);
+                if scored_at == Some(node.seq) {
+                    continue;
+                }
+                scored_at = Some(node.seq);
                 let now = unix_now().max(node.last_at);
                 let scores = node.community.scores(now);
-                let ranks: HashMap<AccountId, u8> =
-                    scores.iter().map(|(a, s)| (*a, rank(*s))).collect();
-                (node.community.id().to_owned(), ranks)
+                scores.iter().map(|(a, s)| (*a, rank(*s))).collect()
             };
+            let community = &self.community;
             let changed: Vec<(AccountId, u8)> = {
                 let published = lock(&self.published);
                 let mut changed: Vec<(AccountId, u8)> = ranks
@@ -699,7 +700,7 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
             };
             let now = unix_now();
             for (subject, r) in changed {
-                let Ok(event) = encode_score(&self.keys, &community, &subject, r, now) else {
+                let Ok(event) = encode_score(&self.keys, community, &subject, r, now) else {
                     continue;
                 };
                 if self.client.send_event(&event).await.is_ok() {

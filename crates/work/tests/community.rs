@@ -93,9 +93,16 @@ fn evidence() -> Evidence {
 }
 
 fn new_community(world: &World, employer: &AccountId) -> Community<Ledger<MemoryJournal>> {
+    community_over(world, ledger(employer))
+}
+
+fn community_over(
+    world: &World,
+    ledger: Ledger<MemoryJournal>,
+) -> Community<Ledger<MemoryJournal>> {
     Community::new(
         "bakery",
-        ledger(employer),
+        ledger,
         &world.founders,
         Rules::default(),
         VerifierRules {
@@ -368,17 +375,7 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
     let scores = community.scores(t0);
     let ledger = community.into_ledger();
     let (entries, root) = (ledger.len(), ledger.supply_root());
-    let mut again = Community::new(
-        "bakery",
-        ledger,
-        &world.founders,
-        Rules::default(),
-        VerifierRules {
-            cap_per_period: 20,
-            ..VerifierRules::default()
-        },
-        Params::default(),
-    );
+    let mut again = community_over(&world, ledger);
     for (event, at) in &world.log {
         again.apply(event, *at).expect("replays");
     }
