@@ -20,7 +20,7 @@ pub mod types;
 
 use std::net::SocketAddr;
 
-pub use server::{Addresses, ElectrumServer, Limits, Peer, ServerConfig};
+pub use server::{Addresses, ElectrumServer, Limits, Peer, ServerConfig, ServerStatus};
 pub use types::{ScriptHash, TxNum};
 
 /// Failures of the index.

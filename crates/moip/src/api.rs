@@ -1,32 +1,48 @@
-//! The REST API of a community node: what the dashboard shows and does, for any HTTP client,
-//! described by the OpenAPI document at `/api/openapi.json` (generated from this code by
-//! utoipa).
+//! The REST API of a community node: everything the dashboard shows and does, for any HTTP
+//! client, described by the OpenAPI document at `/api/openapi.json` (generated from this code
+//! by utoipa).
 //!
-//! Reading is open: the community's figures, its tasks, an identity's trust and balance.
-//! Acting is signed: `POST /api/events` takes a Nostr event signed by the actor's own key
-//! (a NIP-07 signer in the browser, or any Nostr library), publishes it to the community's
-//! relays and answers with the Work service's receipt — `202` when applied, `422` with the
-//! reason when refused. The node never signs on anyone's behalf here.
+//! Reading is open: the community's figures, the pool, the collateral history, tasks,
+//! identities and their neighbourhoods, the node's status. Acting is signed by the actor's own
+//! key — a NIP-07 signer in the browser, or any Nostr library: `POST /api/prepare` turns a
+//! form's fields into the unsigned event to sign, `POST /api/events` takes a signed Work event
+//! and answers with the Work service's receipt, `POST /api/redemptions` takes a signed
+//! redemption request. Deposits need no signature (paying mints to the account named).
+//! Pairing an app with the node's wallet needs the operator's token
+//! (`Authorization: Bearer …`, the file `api.token` in the data directory).
 //!
 //! Errors are JSON `{"error": "..."}` with the status an API client expects: 400 for a body or
-//! key that does not parse, 401 for an event whose signature does not verify, 404 for an
-//! unknown task, 413 for a body over the limit, 422 for an event the rules refuse, 504 when no
-//! receipt came in time.
+//! field that does not parse, 401 for a signature that does not verify or a missing operator
+//! token, 403 for a wrong one, 404 for an unknown task or redemption, 409 for a request already
+//! taken, 413 for a body over the limit, 422 for what the rules refuse, 502/504 when the relay
+//! or the node fails or is slow.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use axum::extract::rejection::StringRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use moip_assets::ledger::{AccountId, TokenLedger};
-use moip_work::receipt::{rank, Verdict};
-use moip_work::service::WorkService;
-use nostr_sdk::{Event, JsonUtil};
-use serde::Serialize;
+use moip_assets::pool::PoolError;
+use moip_moneysocket::provider::SpendingLimit;
+use moip_nwc::Budget;
+use moip_work::events::unsigned;
+use moip_work::receipt::Verdict;
+use nostr_sdk::{Event, JsonUtil, Kind, PublicKey};
+use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
+
+use crate::actions::{self, decode_redeem, redeem_builder, Fields, Prepared, RedeemRequest};
+use crate::deposits::DepositError;
+use crate::history::Point;
+use crate::hub::Hub;
+use crate::views::{
+    self, ChannelView, CommunityView, IdentityView, Neighbour, NodeView, PoolView, RedemptionView,
+    TaskView,
+};
 
 /// Largest request body accepted, in bytes (a Nostr event with its content and tags).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -34,11 +50,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How long `POST /api/events` waits for the receipt.
 pub const RECEIPT_WAIT: Duration = Duration::from_secs(10);
 
-/// What the handlers reach.
-pub struct ApiState<L> {
-    /// The Work service (and through it the community state and the ledger).
-    pub work: Arc<WorkService<L>>,
-}
+/// Most tasks or identities one listing returns.
+pub const MAX_LISTED: usize = 500;
 
 /// An error, as every endpoint reports it.
 #[derive(Serialize, ToSchema)]
@@ -47,38 +60,35 @@ pub struct ApiError {
     pub error: String,
 }
 
-fn error(status: StatusCode, text: impl Into<String>) -> Response {
-    (status, Json(ApiError { error: text.into() })).into_response()
+/// A refusal: its status and its reason.
+#[derive(Debug)]
+pub struct Failure {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The reason, for a person.
+    pub message: String,
 }
 
-/// The community's figures.
-#[derive(Serialize, ToSchema)]
-pub struct CommunityView {
-    /// The community (and token) id.
-    pub id: String,
-    /// Satoshis of collateral held.
-    pub collateral_sats: u64,
-    /// Tokens in existence, escrows included.
-    pub supply: u64,
-    /// The supply tree's root hash (hex); committed on chain each epoch.
-    pub supply_root: String,
-    /// Tasks by state.
-    pub tasks: usize,
-    /// The last entry of the community's log.
-    pub last_seq: u64,
+impl Failure {
+    /// A refusal with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
 }
 
-/// One identity.
-#[derive(Serialize, ToSchema)]
-pub struct IdentityView {
-    /// The Nostr public key (hex).
-    pub pubkey: String,
-    /// Trust score, 0 to 1.
-    pub score: f64,
-    /// The NIP-85 rank published for it (0–100).
-    pub rank: u8,
-    /// Spendable tokens.
-    pub balance: u64,
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ApiError {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
 }
 
 /// The service's decision on a submitted event.
@@ -93,128 +103,530 @@ pub struct ReceiptView {
     pub verdict: Verdict,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// `POST /api/prepare`: a form's fields, for the member `pubkey`.
+#[derive(Deserialize, ToSchema)]
+pub struct PrepareRequest {
+    /// The member (hex or npub).
+    pub pubkey: String,
+    /// The form's fields: `action` (post, claim, withdraw, submit, attest, dispute, vote,
+    /// certify, vouch, redeem) and the action's own.
+    #[schema(value_type = Object)]
+    pub fields: Fields,
+}
+
+/// The unsigned event to sign, and where to send it signed.
+#[derive(Serialize, ToSchema)]
+pub struct Unsigned {
+    /// The event (NIP-01 JSON without `id` and `sig`).
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+    /// `/api/events` or `/api/redemptions`.
+    pub submit: String,
+}
+
+/// `POST /api/deposits`.
+#[derive(Deserialize, ToSchema)]
+pub struct DepositRequest {
+    /// Who gets the tokens (hex or npub).
+    pub pubkey: String,
+    /// Satoshis, minted 1:1.
+    pub sats: u64,
+}
+
+/// A deposit invoice.
+#[derive(Serialize, ToSchema)]
+pub struct DepositView {
+    /// Its payment hash (hex): `GET /api/deposits/{hash}`.
+    pub payment_hash: String,
+    /// The BOLT11 invoice to pay.
+    pub invoice: String,
+    /// Satoshis asked.
+    pub sats: u64,
+    /// Tokens minted for it so far (0 until paid).
+    pub minted: u64,
+}
+
+/// `POST /api/pairing/nwc`.
+#[derive(Deserialize, ToSchema)]
+pub struct NwcPairingRequest {
+    /// The app's name, for the list of connections.
+    pub name: String,
+    /// Most the app may spend per day, in sat (omit: no budget).
+    pub budget_sat: Option<u64>,
+}
+
+/// `POST /api/pairing/beacon`.
+#[derive(Deserialize, ToSchema)]
+pub struct BeaconPairingRequest {
+    /// Most apps on this beacon may spend in all, in sat (omit: no limit).
+    pub limit_sat: Option<u64>,
+}
+
+/// A pairing string: a bearer secret, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct PairingView {
+    /// What the app scans or pastes.
+    pub uri: String,
+}
+
+fn bad_request(text: impl Into<String>) -> Failure {
+    Failure::new(StatusCode::BAD_REQUEST, text)
+}
+
+/// The body as text, or the reason it was refused (over the limit: 413), as JSON like every
+/// other error.
+fn text_of(body: Result<String, StringRejection>) -> Result<String, Failure> {
+    body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure::new(status, format!("the body is over {MAX_BODY} bytes"))
+        } else {
+            Failure::new(status, e.body_text())
+        }
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Failure> {
+    serde_json::from_str(body).map_err(|e| bad_request(format!("the body: {e}")))
+}
+
+fn parse_event(body: &str) -> Result<Event, Failure> {
+    let event =
+        Event::from_json(body).map_err(|e| bad_request(format!("not a Nostr event: {e}")))?;
+    if event.verify().is_err() {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "the event's signature does not verify: sign it with your own key",
+        ));
+    }
+    Ok(event)
+}
+
+/// Publishes a signed Work event and waits for its receipt.
+///
+/// # Errors
+/// 502 when the relays fail, 504 when no receipt comes in time, 422 (with the receipt) is not
+/// an error: the receipt says `rejected`.
+pub async fn submit_event(hub: &Hub, event: &Event) -> Result<ReceiptView, Failure> {
+    hub.work
+        .publish(event)
+        .await
+        .map_err(|e| Failure::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    let receipt = hub
+        .work
+        .wait_receipt(&event.id, RECEIPT_WAIT)
+        .await
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "published, but no decision came in time; look for its receipt on the relay",
+            )
+        })?;
+    Ok(ReceiptView {
+        seq: receipt.seq,
+        at: receipt.at,
+        verdict: receipt.verdict,
+    })
+}
+
+/// Takes a signed redemption request: checks it, and hands it to the pool with the member's
+/// trust.
+///
+/// # Errors
+/// 401 for a bad signature, 409 for a request taken before, 422 for what the pool or the
+/// ledger refuses.
+pub async fn redeem_event(hub: &Hub, event: &Event) -> Result<RedemptionView, Failure> {
+    let now = views::now();
+    let community = hub.work.with_community(|c| c.id().to_owned());
+    let (account, request) = decode_redeem(event, &community, now)
+        .map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    {
+        let mut seen = hub
+            .redemptions_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, at| at.abs_diff(now) <= actions::REDEEM_FRESHNESS_SECS);
+        if seen
+            .insert(event.id.to_bytes(), event.created_at.as_secs())
+            .is_some()
+        {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                "this redemption request was taken already",
+            ));
+        }
+    }
+    let trust = hub.work.with_community(|c| c.scores(now).get(&account));
+    let ticket = hub
+        .pool
+        .redeem(&account, request.amount, &request.invoice, trust)
+        .await
+        .map_err(|e| {
+            let text = match &e {
+                PoolError::AmountMismatch { sats_out, .. } => format!(
+                    "{e}: make an invoice for {sats_out} sat ({} tokens less the fee)",
+                    request.amount
+                ),
+                _ => e.to_string(),
+            };
+            Failure::new(StatusCode::UNPROCESSABLE_ENTITY, text)
+        })?;
+    Ok(RedemptionView::of(
+        ticket.id,
+        &ticket.status,
+        Some(ticket.sats_out),
+        Some(ticket.fee),
+    ))
+}
+
+/// The unsigned event for `fields`, by `author`.
+///
+/// # Errors
+/// 400 for fields that do not make an action, 404 for an unknown task.
+pub fn prepare(hub: &Hub, author: PublicKey, fields: &Fields) -> Result<Unsigned, Failure> {
+    let now = views::now();
+    let (prepared, community) = hub
+        .work
+        .with_community(|c| (actions::prepare(fields, c, now), c.id().to_owned()));
+    let prepared = prepared.map_err(action_failure)?;
+    let (event, submit) = match prepared {
+        Prepared::Work(message) => (
+            unsigned(author, &community, &message, now).map_err(|e| bad_request(e.to_string()))?,
+            "/api/events",
+        ),
+        Prepared::Redeem { amount, invoice } => (
+            redeem_builder(&community, &RedeemRequest { amount, invoice }, now).build(author),
+            "/api/redemptions",
+        ),
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(&event.as_json()).map_err(|e| bad_request(e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        // NIP-07 signers compute the id themselves.
+        object.remove("id");
+    }
+    Ok(Unsigned {
+        event: value,
+        submit: submit.into(),
+    })
+}
+
+/// The status an action's refusal gets.
+pub fn action_failure(e: actions::ActionError) -> Failure {
+    match e {
+        actions::ActionError::UnknownTask(_) => Failure::new(StatusCode::NOT_FOUND, e.to_string()),
+        _ => bad_request(e.to_string()),
+    }
+}
+
+fn operator(hub: &Hub, headers: &HeaderMap) -> Result<(), Failure> {
+    let Some(value) = headers.get("authorization") else {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "pairing needs the operator's token: Authorization: Bearer <api.token>",
+        ));
+    };
+    let given = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same(given.as_bytes(), hub.admin_token.as_bytes()) {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "wrong operator token"));
+    }
+    Ok(())
+}
+
+/// Compares in time independent of where the inputs differ.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A key as the API takes it (hex or npub).
+fn public_key(text: &str) -> Result<PublicKey, Failure> {
+    actions::parse_key(text.trim())
+        .and_then(|a| PublicKey::from_slice(a.as_bytes()).ok())
+        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))
 }
 
 #[utoipa::path(get, path = "/api/community", responses((status = 200, body = CommunityView)))]
-async fn community<L: TokenLedger + Send + 'static>(
-    State(state): State<Arc<ApiState<L>>>,
-) -> Json<CommunityView> {
-    let last_seq = state.work.last_seq();
-    Json(state.work.with_community(|c| {
-        let root = c.ledger().supply_root();
-        CommunityView {
-            id: c.id().to_owned(),
-            collateral_sats: c.ledger().collateral(),
-            supply: c.ledger().supply(),
-            supply_root: root.hash.to_string(),
-            tasks: c.tasks().len(),
-            last_seq,
-        }
-    }))
+async fn community(State(hub): State<Arc<Hub>>) -> Json<CommunityView> {
+    Json(views::community(&hub))
 }
 
-#[utoipa::path(get, path = "/api/tasks",
-    responses((status = 200, description = "every task, by id", body = Object)))]
-async fn tasks<L: TokenLedger + Send + 'static>(State(state): State<Arc<ApiState<L>>>) -> Response {
-    let tasks = state
-        .work
-        .with_community(|c| serde_json::to_value(c.tasks()));
-    match tasks {
-        Ok(tasks) => Json(tasks).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+#[utoipa::path(get, path = "/api/pool", responses((status = 200, body = PoolView)))]
+async fn pool(State(hub): State<Arc<Hub>>) -> Json<PoolView> {
+    Json(views::pool(&hub))
+}
+
+#[utoipa::path(get, path = "/api/history",
+    responses((status = 200, description = "collateral and supply over time", body = [Point])))]
+async fn history(State(hub): State<Arc<Hub>>) -> Result<Json<Vec<Point>>, Failure> {
+    hub.history
+        .points(&hub.ledger)
+        .map(Json)
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+#[utoipa::path(get, path = "/api/tasks", responses((status = 200, body = [TaskView])))]
+async fn tasks(State(hub): State<Arc<Hub>>) -> Json<Vec<TaskView>> {
+    Json(views::tasks(&hub, MAX_LISTED))
 }
 
 #[utoipa::path(get, path = "/api/tasks/{id}",
     params(("id" = String, Path, description = "the task id")),
-    responses((status = 200, description = "the task", body = Object),
-              (status = 404, body = ApiError)))]
-async fn task<L: TokenLedger + Send + 'static>(
-    State(state): State<Arc<ApiState<L>>>,
+    responses((status = 200, body = TaskView), (status = 404, body = ApiError)))]
+async fn task(
+    State(hub): State<Arc<Hub>>,
     Path(id): Path<String>,
-) -> Response {
-    let task = state
-        .work
-        .with_community(|c| c.task(&id).map(serde_json::to_value));
-    match task {
-        Some(Ok(task)) => Json(task).into_response(),
-        Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        None => error(StatusCode::NOT_FOUND, format!("no task {id:?}")),
-    }
+) -> Result<Json<TaskView>, Failure> {
+    views::task(&hub, &id)
+        .map(Json)
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("there is no task {id:?}")))
+}
+
+#[utoipa::path(get, path = "/api/identities",
+    responses((status = 200, description = "best trust first", body = [IdentityView])))]
+async fn identities(State(hub): State<Arc<Hub>>) -> Json<Vec<IdentityView>> {
+    Json(views::identities(&hub, MAX_LISTED))
+}
+
+/// An identity with its neighbourhood.
+#[derive(Serialize, ToSchema)]
+pub struct IdentityDetail {
+    /// The identity.
+    #[serde(flatten)]
+    pub identity: IdentityView,
+    /// Signals it gives and receives (at most 50 each way).
+    pub neighbours: Vec<Neighbour>,
 }
 
 #[utoipa::path(get, path = "/api/identities/{pubkey}",
-    params(("pubkey" = String, Path, description = "a Nostr public key, 64 hex digits")),
-    responses((status = 200, body = IdentityView), (status = 400, body = ApiError)))]
-async fn identity<L: TokenLedger + Send + 'static>(
-    State(state): State<Arc<ApiState<L>>>,
+    params(("pubkey" = String, Path, description = "a Nostr public key: 64 hex digits or npub")),
+    responses((status = 200, body = IdentityDetail), (status = 400, body = ApiError)))]
+async fn identity(
+    State(hub): State<Arc<Hub>>,
     Path(pubkey): Path<String>,
-) -> Response {
-    let Ok(account) = pubkey.parse::<AccountId>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "a public key is 64 hex digits (x-only, as Nostr writes it)",
-        );
-    };
-    let at = now();
-    let (score, balance) = state
-        .work
-        .with_community(|c| (c.scores(at).get(&account), c.ledger().balance(&account)));
-    Json(IdentityView {
-        pubkey: account.to_string(),
-        score,
-        rank: rank(score),
-        balance,
-    })
-    .into_response()
+) -> Result<Json<IdentityDetail>, Failure> {
+    let account = actions::parse_key(&pubkey)
+        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))?;
+    Ok(Json(IdentityDetail {
+        identity: views::identity(&hub, &account),
+        neighbours: views::neighbours(&hub, &account, 50),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/node", responses((status = 200, body = NodeView)))]
+async fn node(State(hub): State<Arc<Hub>>) -> Json<NodeView> {
+    Json(views::node(&hub))
 }
 
 #[utoipa::path(post, path = "/api/events",
     request_body(content = Object, description = "a Nostr event signed by the actor"),
     responses((status = 202, body = ReceiptView), (status = 400, body = ApiError),
               (status = 401, body = ApiError), (status = 422, body = ReceiptView),
-              (status = 504, body = ApiError)))]
-async fn submit<L: TokenLedger + Send + 'static>(
-    State(state): State<Arc<ApiState<L>>>,
-    body: String,
-) -> Response {
-    let event = match Event::from_json(&body) {
-        Ok(event) => event,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a Nostr event: {e}")),
-    };
-    if event.verify().is_err() {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "the event's signature does not verify: sign it with your own key",
-        );
-    }
-    if let Err(e) = state.work.publish(&event).await {
-        return error(StatusCode::BAD_GATEWAY, e.to_string());
-    }
-    let Some(receipt) = state.work.wait_receipt(&event.id, RECEIPT_WAIT).await else {
-        return error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "published, but no decision came in time; look for its receipt on the relay",
-        );
-    };
+              (status = 502, body = ApiError), (status = 504, body = ApiError)))]
+async fn events(
+    State(hub): State<Arc<Hub>>,
+    body: Result<String, StringRejection>,
+) -> Result<Response, Failure> {
+    let body = text_of(body)?;
+    let event = parse_event(&body)?;
+    let receipt = submit_event(&hub, &event).await?;
     let status = if receipt.verdict.applies() {
         StatusCode::ACCEPTED
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    (
-        status,
-        Json(ReceiptView {
-            seq: receipt.seq,
-            at: receipt.at,
-            verdict: receipt.verdict,
-        }),
-    )
-        .into_response()
+    Ok((status, Json(receipt)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/prepare", request_body = PrepareRequest,
+    responses((status = 200, body = Unsigned), (status = 400, body = ApiError),
+              (status = 404, body = ApiError)))]
+async fn prepare_handler(
+    State(hub): State<Arc<Hub>>,
+    body: Result<String, StringRejection>,
+) -> Result<Json<Unsigned>, Failure> {
+    let body = text_of(body)?;
+    let request: PrepareRequest = parse_json(&body)?;
+    let author = public_key(&request.pubkey)?;
+    prepare(&hub, author, &request.fields).map(Json)
+}
+
+#[utoipa::path(post, path = "/api/redemptions",
+    request_body(content = Object, description = "a redemption request (kind 3920) signed by the holder"),
+    responses((status = 200, body = RedemptionView), (status = 400, body = ApiError),
+              (status = 401, body = ApiError), (status = 409, body = ApiError),
+              (status = 422, body = ApiError)))]
+async fn redemptions(
+    State(hub): State<Arc<Hub>>,
+    body: Result<String, StringRejection>,
+) -> Result<Json<RedemptionView>, Failure> {
+    let body = text_of(body)?;
+    let event = parse_event(&body)?;
+    if event.kind != Kind::from(actions::KIND_REDEEM) {
+        return Err(bad_request("a redemption request is an event of kind 3920"));
+    }
+    redeem_event(&hub, &event).await.map(Json)
+}
+
+#[utoipa::path(get, path = "/api/redemptions/{id}",
+    params(("id" = u64, Path, description = "the redemption's number")),
+    responses((status = 200, body = RedemptionView), (status = 404, body = ApiError)))]
+async fn redemption(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+) -> Result<Json<RedemptionView>, Failure> {
+    let not_found = || {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("there is no redemption {id}"),
+        )
+    };
+    let number: u64 = id.parse().map_err(|_| not_found())?;
+    let status = hub.pool.status(number).ok_or_else(not_found)?;
+    Ok(Json(RedemptionView::of(number, &status, None, None)))
+}
+
+/// A deposit's view.
+fn deposit_view(hash: String, d: crate::deposits::Deposit) -> DepositView {
+    DepositView {
+        payment_hash: hash,
+        invoice: d.invoice,
+        sats: d.sats,
+        minted: d.minted,
+    }
+}
+
+/// Asks for a deposit invoice.
+///
+/// # Errors
+/// 422 for an amount outside the limits, 503 when too many wait, 502 when the node fails.
+pub async fn deposit(
+    hub: &Hub,
+    account: moip_assets::ledger::AccountId,
+    sats: u64,
+) -> Result<DepositView, Failure> {
+    let deposit = hub
+        .deposits
+        .invoice(account, sats)
+        .await
+        .map_err(|e| match e {
+            DepositError::Amount(_) => {
+                Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            DepositError::Busy => Failure::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            _ => Failure::new(StatusCode::BAD_GATEWAY, e.to_string()),
+        })?;
+    let hash = hub
+        .node
+        .lightning
+        .decode_invoice(&deposit.invoice)
+        .map(|i| i.payment_hash.to_string())
+        .map_err(|e| Failure::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(deposit_view(hash, deposit))
+}
+
+#[utoipa::path(post, path = "/api/deposits", request_body = DepositRequest,
+    responses((status = 201, body = DepositView), (status = 400, body = ApiError),
+              (status = 422, body = ApiError)))]
+async fn deposits(
+    State(hub): State<Arc<Hub>>,
+    body: Result<String, StringRejection>,
+) -> Result<Response, Failure> {
+    let body = text_of(body)?;
+    let request: DepositRequest = parse_json(&body)?;
+    let account = actions::parse_key(request.pubkey.trim())
+        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))?;
+    let view = deposit(&hub, account, request.sats).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/deposits/{hash}",
+    params(("hash" = String, Path, description = "the invoice's payment hash (hex)")),
+    responses((status = 200, body = DepositView), (status = 404, body = ApiError)))]
+async fn deposit_status(
+    State(hub): State<Arc<Hub>>,
+    Path(hash): Path<String>,
+) -> Result<Json<DepositView>, Failure> {
+    hub.deposits
+        .get(&hash)
+        .map(|d| Json(deposit_view(hash.clone(), d)))
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "there is no such deposit"))
+}
+
+#[utoipa::path(get, path = "/api/pairing/electrum",
+    responses((status = 200, description = "the Electrum server's address", body = PairingView)))]
+async fn pairing_electrum(State(hub): State<Arc<Hub>>) -> Json<PairingView> {
+    Json(PairingView {
+        uri: hub.node.electrum_url.clone(),
+    })
+}
+
+/// A new NWC connection.
+///
+/// # Errors
+/// 400 for an empty name, 500 when the store cannot be written.
+pub fn pair_nwc(hub: &Hub, name: &str, budget_sat: Option<u64>) -> Result<PairingView, Failure> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(bad_request("name: 1 to 64 characters"));
+    }
+    let budget = budget_sat.map(|sat| Budget {
+        limit_msat: sat.saturating_mul(1_000),
+        period_secs: 86_400,
+    });
+    let uri = hub
+        .nwc
+        .connect_app(name, budget)
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(PairingView {
+        uri: uri.to_string(),
+    })
+}
+
+/// A new Moneysocket beacon, served from now on.
+///
+/// # Errors
+/// 500 when the relay URL cannot go in a beacon.
+pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<PairingView, Failure> {
+    let limit = SpendingLimit {
+        max_msat: limit_sat.map(|sat| sat.saturating_mul(1_000)),
+    };
+    let beacon = crate::pairing::new_beacon(&hub.node.moneysocket_url, &hub.moneysocket, limit)
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(PairingView { uri: beacon })
+}
+
+#[utoipa::path(post, path = "/api/pairing/nwc", request_body = NwcPairingRequest,
+    security(("operator" = [])),
+    responses((status = 200, body = PairingView), (status = 401, body = ApiError),
+              (status = 403, body = ApiError)))]
+async fn pairing_nwc(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Result<Json<PairingView>, Failure> {
+    let body = text_of(body)?;
+    operator(&hub, &headers)?;
+    let request: NwcPairingRequest = parse_json(&body)?;
+    pair_nwc(&hub, &request.name, request.budget_sat).map(Json)
+}
+
+#[utoipa::path(post, path = "/api/pairing/beacon", request_body = BeaconPairingRequest,
+    security(("operator" = [])),
+    responses((status = 200, body = PairingView), (status = 401, body = ApiError),
+              (status = 403, body = ApiError)))]
+async fn pairing_beacon(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Result<Json<PairingView>, Failure> {
+    let body = text_of(body)?;
+    operator(&hub, &headers)?;
+    let request: BeaconPairingRequest = parse_json(&body)?;
+    pair_beacon(&hub, request.limit_sat).map(Json)
 }
 
 /// The OpenAPI document.
@@ -222,36 +634,68 @@ async fn submit<L: TokenLedger + Send + 'static>(
 #[openapi(
     info(
         title = "moip community node",
-        description = "The community's figures, tasks and identities; signed actions as Nostr events."
+        description = "The community's figures, tasks, identities and node; actions signed as Nostr events."
     ),
-    paths(community, tasks, task, identity, submit),
-    components(schemas(ApiError, CommunityView, IdentityView, ReceiptView))
+    paths(community, pool, history, tasks, task, identities, identity, node, events,
+          prepare_handler, redemptions, redemption, deposits, deposit_status, pairing_electrum,
+          pairing_nwc, pairing_beacon),
+    components(schemas(ApiError, CommunityView, PoolView, Point, TaskView, IdentityView,
+                       IdentityDetail, Neighbour, NodeView, ChannelView, ReceiptView,
+                       PrepareRequest, Unsigned, RedemptionView, DepositRequest, DepositView,
+                       NwcPairingRequest, BeaconPairingRequest, PairingView)),
+    modifiers(&OperatorAuth)
 )]
 pub struct ApiDoc;
+
+struct OperatorAuth;
+
+impl utoipa::Modify for OperatorAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-async fn not_found() -> Response {
-    error(
+async fn not_found() -> Failure {
+    Failure::new(
         StatusCode::NOT_FOUND,
         "no such endpoint; see /api/openapi.json",
     )
 }
 
-/// The API's routes.
-pub fn router<L: TokenLedger + Send + 'static>(state: Arc<ApiState<L>>) -> Router {
-    Router::new()
-        .route("/api/community", get(community::<L>))
-        .route("/api/tasks", get(tasks::<L>))
-        .route("/api/tasks/{id}", get(task::<L>))
-        .route("/api/identities/{pubkey}", get(identity::<L>))
-        .route("/api/events", post(submit::<L>))
-        .route("/api/openapi.json", get(openapi))
+/// The API's routes (under `/api`).
+pub fn router(hub: Arc<Hub>) -> Router {
+    let api = Router::new()
+        .route("/community", get(community))
+        .route("/pool", get(pool))
+        .route("/history", get(history))
+        .route("/tasks", get(tasks))
+        .route("/tasks/{id}", get(task))
+        .route("/identities", get(identities))
+        .route("/identities/{pubkey}", get(identity))
+        .route("/node", get(node))
+        .route("/events", post(events))
+        .route("/prepare", post(prepare_handler))
+        .route("/redemptions", post(redemptions))
+        .route("/redemptions/{id}", get(redemption))
+        .route("/deposits", post(deposits))
+        .route("/deposits/{hash}", get(deposit_status))
+        .route("/pairing/electrum", get(pairing_electrum))
+        .route("/pairing/nwc", post(pairing_nwc))
+        .route("/pairing/beacon", post(pairing_beacon))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(hub);
+    Router::new().nest("/api", api)
 }
 
 /// Serves `router` on `listener` until `stop` resolves.

@@ -4,7 +4,6 @@ mod electrum;
 mod ln;
 mod node;
 mod relay;
-mod secrets;
 mod socket;
 mod supply;
 mod up;

@@ -1,8 +1,8 @@
 //! `moip up`: a whole community node in one process — the embedded regtest chain with its RPC,
 //! the Electrum server, the community's Lightning node, the Moneysocket relay, a Nostr relay
 //! (or the relays given), Nostr Wallet Connect on the Lightning node, and the Work service over
-//! the community's token ledger — until Ctrl-C
-//! or SIGTERM, then each stopped in turn. On regtest a block is mined on a timer (to the
+//! the community's token ledger with its redemption pool and Lightning deposits, and the web
+//! dashboard with the REST API — until Ctrl-C or SIGTERM, then each stopped in turn. On regtest a block is mined on a timer (to the
 //! Lightning node's wallet), so confirmations happen by themselves.
 //!
 //! Settings come from a TOML file (`--config`, or `moip.toml` in the data directory when
@@ -19,7 +19,10 @@
 //! nwc.seed        the NWC service's Nostr key, likewise
 //! nwc-connections.json  the apps connected over NWC, with their budgets
 //! ledger.sqlite   the token ledger's journal: the money
+//! deposits.json   deposit invoices and the accounts they mint to
 //! work.sqlite     the Work service's log (a copy of its receipts on the relays)
+//! api.token       the operator's token for the dashboard and the pairing API (mode 0600)
+//! users/NAME.seed local users' Nostr keys, each sealed under that user's own password
 //! moip.toml       settings, optional
 //! ```
 
@@ -45,6 +48,15 @@ use moip_work::service::{ServiceConfig, WorkService};
 use moip_work::task::Rules;
 use moip_work::trust::Params;
 use serde::Deserialize;
+use std::collections::HashMap;
+
+use moip::deposits::Deposits;
+use moip::history::History;
+use moip::hub::{Hub, NodeProbe, SharedLedger};
+use moip::web::session::Sessions;
+use moip::wiring::RailProvider;
+use moip_assets::pool::{PoolConfig, RedemptionPool};
+use moip_moneysocket::provider::{Account, Denomination};
 
 #[derive(Args)]
 pub(crate) struct UpArgs {
@@ -107,6 +119,8 @@ struct CommunitySettings {
     symbol: Option<String>,
     /// Nostr public keys (hex) of the first physical verifiers.
     founders: Vec<String>,
+    /// Seconds after an attestation quorum during which the task may be disputed.
+    challenge_window_secs: Option<u64>,
 }
 
 /// What `moip.toml` may hold.
@@ -129,6 +143,7 @@ struct Settings {
     ports: Ports,
     token: TokenInfo,
     founders: Vec<AccountId>,
+    rules: Rules,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -185,6 +200,13 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
         ports: file.ports,
         token,
         founders,
+        rules: Rules {
+            challenge_window: file
+                .community
+                .challenge_window_secs
+                .unwrap_or(Rules::default().challenge_window),
+            ..Rules::default()
+        },
     })
 }
 
@@ -220,8 +242,9 @@ struct Running {
     lightning: LightningNode,
     moneysocket: RelayHandle,
     nostr: Option<NostrRelay>,
-    nwc: NwcService,
-    work: Arc<WorkService<Arc<Mutex<Ledger<SqliteJournal>>>>>,
+    nwc: Arc<NwcService>,
+    work: Arc<WorkService<SharedLedger>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
     api: (
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
@@ -313,11 +336,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         (None, s.relays.clone())
     };
     // L3: Nostr Wallet Connect on the community's node, on the same relays.
-    let nwc_keys = crate::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
+    let nwc_keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
     let mut nwc_config = NwcConfig::new(relays.clone());
     nwc_config.store = Some(s.data_dir.join("nwc-connections.json"));
-    let rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
-    let nwc = NwcService::start(rail, nwc_keys, nwc_config)
+    let nwc_rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
+    let nwc = NwcService::start(nwc_rail, nwc_keys, nwc_config)
         .await
         .context("starting the NWC service")?;
 
@@ -325,7 +348,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         &s.data_dir.join("ledger.sqlite"),
         &s.token,
     )?));
-    let keys = crate::secrets::sealed_nostr_keys(&s.data_dir.join("work.seed"), &password)?;
+    let keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("work.seed"), &password)?;
     let mut work_config = ServiceConfig::new(relays.clone(), keys);
     work_config.log = Some(s.data_dir.join("work.sqlite"));
     if s.founders.is_empty() {
@@ -335,7 +358,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         &s.token.id,
         Arc::clone(&ledger),
         &s.founders,
-        Rules::default(),
+        s.rules.clone(),
         VerifierRules::default(),
         Params::default(),
     );
@@ -345,18 +368,74 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("starting the Work service")?,
     );
 
-    // L5: the REST API.
+    // L4: the redemption pool and deposits that mint, over the same ledger and node.
+    let rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
+    let pool = Arc::new(
+        RedemptionPool::new(
+            Arc::clone(&ledger),
+            Arc::clone(&rail),
+            PoolConfig::default(),
+        )
+        .context("opening the redemption pool")?,
+    );
+    for (id, status) in pool.recover().await {
+        tracing::info!("redemption {id} after the restart: {status:?}");
+    }
+    let deposits = Arc::new(
+        Deposits::open(
+            Arc::clone(&rail),
+            Arc::clone(&ledger),
+            Some(s.data_dir.join("deposits.json")),
+        )
+        .context("opening the deposit book")?,
+    );
+    let background = vec![
+        tokio::spawn(Arc::clone(&deposits).run()),
+        tokio::spawn(process_queue(Arc::clone(&pool))),
+    ];
+
+    // L3: the node's Moneysocket account, served on the beacons the operator makes.
+    let moneysocket_url = format!("ws://{}", moneysocket.local_addr());
+    let account = Account::new(RailProvider::new(Arc::clone(&rail)), Denomination::Bitcoin);
+
+    // L5: the dashboard and the REST API.
     let listener = tokio::net::TcpListener::bind(at(s.ports.api))
         .await
-        .context("binding the API")?;
+        .context("binding the dashboard")?;
     let api_addr = listener.local_addr()?;
-    let router = moip::api::router(Arc::new(moip::api::ApiState {
+    let token_path = s.data_dir.join("api.token");
+    let admin_token = operator_token(&token_path)?;
+    let nwc = Arc::new(nwc);
+    let hub = Arc::new(Hub {
         work: Arc::clone(&work),
-    }));
+        ledger: Arc::clone(&ledger),
+        pool,
+        deposits,
+        node: NodeProbe {
+            chain: chain.clone(),
+            electrum: electrum.status(),
+            electrum_url: format!("tcp://{electrum_tcp}"),
+            lightning: lightning.clone(),
+            moneysocket: moneysocket.metrics_source(),
+            moneysocket_url: moneysocket_url.clone(),
+            nostr_relays: relays.clone(),
+        },
+        nwc: Arc::clone(&nwc),
+        moneysocket: account,
+        admin_token,
+        sessions: Sessions::default(),
+        users: s.data_dir.join("users"),
+        history: History::default(),
+        redemptions_seen: Mutex::new(HashMap::new()),
+    });
     let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn(moip::api::serve(listener, router, async move {
-        let _ = stopped.await;
-    }));
+    let api = tokio::spawn(moip::api::serve(
+        listener,
+        moip::web::router(hub),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
 
     // Regtest blocks on a timer, paid to the Lightning node's wallet.
     let miner = if s.mine_every.is_zero() {
@@ -399,13 +478,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     for address in lightning.peer_addresses() {
         println!("  lightning: {address}");
     }
-    println!("  moneysocket relay: ws://{}", moneysocket.local_addr());
+    println!("  moneysocket relay: {moneysocket_url}");
     for url in &relays {
         println!("  nostr relay: {url}");
     }
     println!("  nwc service: {}", nwc.public_key());
     println!("  work service: {}", work.public_key());
+    println!("  dashboard: http://{api_addr}/");
     println!("  api: http://{api_addr}/api/openapi.json");
+    println!("  operator token: {}", token_path.display());
     println!(
         "moip up: ready in {:.1} s (Ctrl-C stops)",
         started.elapsed().as_secs_f64()
@@ -420,11 +501,41 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         nostr,
         nwc,
         work,
+        background,
         api: (stop_api, api),
         miner,
     };
     wait_for_stop(&running.rpc).await;
     stop(running).await
+}
+
+/// Pays the redemption queue's head whenever the pool's limits allow it again.
+async fn process_queue(pool: Arc<RedemptionPool<SqliteJournal>>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        for (id, status) in pool.process().await {
+            tracing::info!("redemption {id}: {status:?}");
+        }
+    }
+}
+
+/// The operator's token, made on first start and kept readable by the owner only.
+fn operator_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        let token = token.trim().to_owned();
+        if token.len() >= 32 {
+            return Ok(token);
+        }
+    }
+    let token = moip::web::session::random_token();
+    std::fs::write(path, &token).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(token)
 }
 
 /// The Lightning port; 0 picks a free one now (the node needs a concrete address).
@@ -472,9 +583,15 @@ async fn stop(running: Running) -> anyhow::Result<()> {
     }
     let (stop_api, api) = running.api;
     let _ = stop_api.send(());
-    api.await?.context("the API server")?;
+    api.await?.context("the dashboard")?;
+    for task in running.background {
+        task.abort();
+    }
     running.work.shutdown().await;
-    running.nwc.shutdown().await;
+    // The dashboard held the other handle; with it stopped, NWC stops here (or on drop).
+    if let Ok(nwc) = Arc::try_unwrap(running.nwc) {
+        nwc.shutdown().await;
+    }
     if let Some(nostr) = running.nostr {
         nostr.shutdown();
     }

@@ -74,6 +74,7 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
             "  nwc service: ",
             "  work service: ",
             "  api: ",
+            "  operator token: ",
             "moip up: ready in ",
         ],
     );
@@ -151,7 +152,11 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         assert!(eose && info, "the NWC info event is on the relay");
     });
     assert_eq!(lines[7].len(), 64, "the Work service's key: {}", lines[7]);
-    check_api(lines[8].trim_end_matches("/api/openapi.json"));
+    let operator = std::fs::read_to_string(&lines[9]).expect("the operator token");
+    check_api(
+        lines[8].trim_end_matches("/api/openapi.json"),
+        operator.trim(),
+    );
 
     // SIGTERM stops everything and the process exits cleanly.
     let status = Command::new("kill")
@@ -165,9 +170,9 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
     assert!(exit.success(), "{exit:?}");
 }
 
-/// The REST API: the OpenAPI document, the community's figures, and refusals with the status an
-/// API client expects.
-fn check_api(base: &str) {
+/// The REST API: the OpenAPI document, every endpoint, and refusals with the status an API
+/// client expects.
+fn check_api(base: &str, operator: &str) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(WAIT))
@@ -180,19 +185,40 @@ fn check_api(base: &str) {
         let body: serde_json::Value = serde_json::from_str(&text).expect("json");
         (status, body)
     };
-    let post = |body: String| {
-        let mut response = agent
-            .post(format!("{base}/api/events"))
-            .send(body)
-            .expect("post");
+    let post_to = |path: &str, body: String, token: Option<&str>| {
+        let mut request = agent.post(format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request.send(body).expect("post");
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().expect("body");
-        let body: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
         (status, body)
     };
+    let post = |body: String| post_to("/api/events", body, None);
     let (status, doc) = get("/api/openapi.json");
     assert_eq!(status, 200);
-    for path in ["/api/community", "/api/tasks/{id}", "/api/events"] {
+    for path in [
+        "/api/community",
+        "/api/pool",
+        "/api/history",
+        "/api/tasks",
+        "/api/tasks/{id}",
+        "/api/identities",
+        "/api/identities/{pubkey}",
+        "/api/node",
+        "/api/events",
+        "/api/prepare",
+        "/api/redemptions",
+        "/api/redemptions/{id}",
+        "/api/deposits",
+        "/api/deposits/{hash}",
+        "/api/pairing/electrum",
+        "/api/pairing/nwc",
+        "/api/pairing/beacon",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} in the document");
     }
     let (status, community) = get("/api/community");
@@ -233,4 +259,153 @@ fn check_api(base: &str) {
     let (status, identity) = get(&format!("/api/identities/{}", keys.public_key().to_hex()));
     assert_eq!(status, 200);
     assert_eq!(identity["balance"], 0);
+
+    // The read-only endpoints.
+    let (status, pool) = get("/api/pool");
+    assert_eq!(status, 200);
+    assert_eq!(pool["queued"], 0);
+    assert!(pool["fee_ppm"].as_u64().expect("fee") > 0);
+    let (status, history) = get("/api/history");
+    assert_eq!(status, 200);
+    assert!(history.is_array(), "{history}");
+    assert_eq!(get("/api/tasks"), (200, json!([])));
+    assert_eq!(get("/api/identities").0, 200);
+    let (status, node) = get("/api/node");
+    assert_eq!(status, 200);
+    assert!(node["height"].as_u64().expect("height") > 0, "{node}");
+    assert_eq!(node["electrum_synced"], true);
+    let (status, electrum) = get("/api/pairing/electrum");
+    assert_eq!(status, 200);
+    assert_eq!(electrum["uri"], node["electrum_url"]);
+    assert_eq!(get("/api/redemptions/0").0, 404);
+    assert_eq!(get("/api/redemptions/minus-one").0, 404);
+    assert_eq!(get(&format!("/api/deposits/{}", "00".repeat(32))).0, 404);
+
+    // Preparing an action for a NIP-07 signer: refused with a sentence for a bad field or key,
+    // 404 for an unknown task; a good one is an unsigned event to sign.
+    let me = keys.public_key().to_hex();
+    let prepare = |fields: serde_json::Value| {
+        post_to(
+            "/api/prepare",
+            json!({"pubkey": me, "fields": fields}).to_string(),
+            None,
+        )
+    };
+    let (status, e) = prepare(json!({"action": "claim", "task": "nope"}));
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = prepare(json!({"action": "post", "task": "t", "category": "c",
+        "geohash": "u33dc0", "evidence": "photo", "reward": "lots", "hours": "2"}));
+    assert_eq!(status, 400);
+    assert!(
+        e["error"]
+            .as_str()
+            .expect("error")
+            .contains("reward must be a whole number"),
+        "{e}"
+    );
+    let (status, e) = post_to(
+        "/api/prepare",
+        json!({"pubkey": "nope", "fields": {"action": "claim"}}).to_string(),
+        None,
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(prepare(json!({"action": "fly"})).0, 400);
+    let (status, prepared) = prepare(
+        json!({"action": "post", "task": "fence", "category": "repair",
+        "geohash": "u33dc0", "evidence": "photo", "reward": "50 000", "hours": "2"}),
+    );
+    assert_eq!(status, 200, "{prepared}");
+    assert_eq!(prepared["submit"], "/api/events");
+    assert_eq!(prepared["event"]["kind"], 30910);
+    assert_eq!(prepared["event"]["pubkey"], me.as_str());
+    // Signed as a NIP-07 signer would, the post is refused: the employer has no tokens.
+    let unsigned =
+        <nostr_sdk::UnsignedEvent as nostr_sdk::JsonUtil>::from_json(prepared["event"].to_string())
+            .expect("unsigned");
+    let signed = unsigned.sign_with_keys(&keys).expect("sign");
+    let (status, receipt) = post(nostr_sdk::JsonUtil::as_json(&signed));
+    assert_eq!(status, 422, "{receipt}");
+
+    // Deposits: bad amounts and keys are refused; a good one is an invoice, pending.
+    let deposit = |body: serde_json::Value| post_to("/api/deposits", body.to_string(), None);
+    assert_eq!(deposit(json!({"pubkey": me, "sats": 5})).0, 422);
+    assert_eq!(deposit(json!({"pubkey": "x", "sats": 5_000})).0, 400);
+    assert_eq!(deposit(json!({"pubkey": me, "sats": "many"})).0, 400);
+    let (status, invoice) = deposit(json!({"pubkey": me, "sats": 5_000}));
+    assert_eq!(status, 201, "{invoice}");
+    assert!(invoice["invoice"]
+        .as_str()
+        .expect("bolt11")
+        .starts_with("lnbcrt"));
+    let (status, pending) = get(&format!(
+        "/api/deposits/{}",
+        invoice["payment_hash"].as_str().expect("hash")
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(pending["minted"], 0);
+
+    // Redemptions: garbage 400, forged 401, another kind 400, refused 422 with the reason,
+    // and the same request again 409.
+    let redeem = |body: String| post_to("/api/redemptions", body, None);
+    assert_eq!(redeem("[]".into()).0, 400);
+    let request = moip::actions::RedeemRequest {
+        amount: 1_000,
+        invoice: invoice["invoice"].as_str().expect("bolt11").to_owned(),
+    };
+    let event = moip::actions::redeem_builder("from-the-environment", &request, now)
+        .sign_with_keys(&keys)
+        .expect("sign");
+    let json = nostr_sdk::JsonUtil::as_json(&event);
+    let mut forged: serde_json::Value = serde_json::from_str(&json).expect("json");
+    forged["content"] = json!("{}");
+    assert_eq!(redeem(forged.to_string()).0, 401);
+    assert_eq!(redeem(nostr_sdk::JsonUtil::as_json(&signed)).0, 400);
+    let (status, e) = redeem(json.clone());
+    assert_eq!(status, 422, "{e}");
+    assert!(!e["error"].as_str().expect("reason").is_empty());
+    assert_eq!(redeem(json).0, 409);
+
+    // Pairing needs the operator: none 401, wrong 403; then an NWC URI and a beacon.
+    let nwc = json!({"name": "phone", "budget_sat": 10_000}).to_string();
+    assert_eq!(post_to("/api/pairing/nwc", nwc.clone(), None).0, 401);
+    assert_eq!(
+        post_to("/api/pairing/nwc", nwc.clone(), Some("wrong")).0,
+        403
+    );
+    let (status, uri) = post_to("/api/pairing/nwc", nwc, Some(operator));
+    assert_eq!(status, 200, "{uri}");
+    assert!(uri["uri"]
+        .as_str()
+        .expect("uri")
+        .starts_with("nostr+walletconnect://"));
+    assert_eq!(
+        post_to("/api/pairing/beacon", "{}".into(), Some("wrong")).0,
+        403
+    );
+    let (status, beacon) = post_to("/api/pairing/beacon", "{}".into(), Some(operator));
+    assert_eq!(status, 200, "{beacon}");
+    assert!(beacon["uri"]
+        .as_str()
+        .expect("beacon")
+        .starts_with("moneysocket1"));
+    let (_, node) = get("/api/node");
+    assert_eq!(node["nwc_connections"], 1);
+
+    // Bodies over the limit are refused before they are read.
+    assert_eq!(
+        post_to("/api/deposits", "x".repeat(moip::api::MAX_BODY + 1), None).0,
+        413
+    );
+
+    // The dashboard's pages answer, and an unknown one is a page saying so.
+    for (path, status) in [
+        ("/", 200),
+        ("/tasks", 200),
+        ("/node", 200),
+        ("/pair", 200),
+        ("/nope", 404),
+    ] {
+        let response = agent.get(format!("{base}{path}")).call().expect("page");
+        assert_eq!(response.status().as_u16(), status, "{path}");
+    }
 }

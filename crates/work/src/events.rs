@@ -24,7 +24,9 @@
 //! with a typed [`EventError`] for each way it can be wrong; a message is attributed to the
 //! event's author, never to anything inside it.
 
-use nostr_sdk::{Event, EventBuilder, Keys, Kind, PublicKey, Tag, TagKind, Timestamp};
+use nostr_sdk::{
+    Event, EventBuilder, Keys, Kind, PublicKey, Tag, TagKind, Timestamp, UnsignedEvent,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::task::Evidence;
@@ -199,7 +201,7 @@ fn task_tag(task: &str) -> Tag {
 }
 
 /// The first value of the first `name` tag.
-pub(crate) fn first_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
+pub fn first_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
     event.tags.iter().find_map(|tag| {
         let parts = tag.as_slice();
         (parts.first().map(String::as_str) == Some(name))
@@ -241,6 +243,31 @@ pub fn encode(
     message: &Message,
     created_at: u64,
 ) -> Result<Event, EventError> {
+    builder(community, message, created_at)?
+        .sign_with_keys(keys)
+        .map_err(|e| EventError::Sign(e.to_string()))
+}
+
+/// `message` by `author` for `community`, unsigned: what a signer the node does not hold (a
+/// NIP-07 browser extension) is asked to sign.
+///
+/// # Errors
+/// [`EventError::Content`] for a subject that is no key.
+pub fn unsigned(
+    author: PublicKey,
+    community: &str,
+    message: &Message,
+    created_at: u64,
+) -> Result<UnsignedEvent, EventError> {
+    Ok(builder(community, message, created_at)?.build(author))
+}
+
+/// The event of `message`, before it is signed.
+fn builder(
+    community: &str,
+    message: &Message,
+    created_at: u64,
+) -> Result<EventBuilder, EventError> {
     let (kind, content, mut tags): (u16, String, Vec<Tag>) = match message {
         Message::Post { task, body } => {
             (KIND_TASK, json(body), vec![Tag::identifier(task.clone())])
@@ -293,11 +320,9 @@ pub fn encode(
     if !matches!(kind, KIND_FOLLOWS | KIND_REPORT) {
         tags.push(community_tag(community));
     }
-    EventBuilder::new(Kind::from(kind), content)
+    Ok(EventBuilder::new(Kind::from(kind), content)
         .tags(tags)
-        .custom_created_at(Timestamp::from(created_at))
-        .sign_with_keys(keys)
-        .map_err(|e| EventError::Sign(e.to_string()))
+        .custom_created_at(Timestamp::from(created_at)))
 }
 
 /// Verifies and reads an event.

@@ -102,6 +102,9 @@ struct Edge {
     confidence: f64,
 }
 
+/// The other identity of a signal, and the signal.
+pub type Signalled = (AccountId, Signal);
+
 /// Signals between identities.
 #[derive(Clone, Debug, Default)]
 pub struct TrustGraph {
@@ -175,6 +178,31 @@ impl TrustGraph {
         for followee in followees {
             self.add(params, rater, *followee, Signal::Follow);
         }
+    }
+
+    /// The signals around `who`: those it gives (ratee, signal) and those it receives
+    /// (rater, signal), at most `max` of each, strongest first — what a picture of one
+    /// member's neighbourhood shows.
+    pub fn around(
+        &self,
+        who: &AccountId,
+        max: usize,
+    ) -> (Vec<Signalled>, Vec<Signalled>) {
+        let mut gives: Vec<Signalled> = self
+            .edges
+            .get(who)
+            .map(|rated| rated.iter().map(|(r, e)| (*r, e.signal)).collect())
+            .unwrap_or_default();
+        let mut receives: Vec<Signalled> = self
+            .edges
+            .iter()
+            .filter_map(|(rater, rated)| rated.get(who).map(|e| (*rater, e.signal)))
+            .collect();
+        for list in [&mut gives, &mut receives] {
+            list.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+            list.truncate(max);
+        }
+        (gives, receives)
     }
 
     /// How many rater → ratee edges there are.

@@ -416,6 +416,16 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         outcomes
     }
 
+    /// The pool's fee and limits.
+    pub fn config(&self) -> PoolConfig {
+        lock(&self.limiter).config().clone()
+    }
+
+    /// Tokens paid out in the current epoch.
+    pub fn epoch_out(&self) -> u64 {
+        lock(&self.limiter).epoch_out()
+    }
+
     /// Whether the circuit breaker holds payouts now.
     pub fn breaker_tripped(&self) -> bool {
         lock(&self.limiter).tripped(now())

@@ -171,6 +171,32 @@ pub(crate) struct Shared {
     pub synced: AtomicBool,
 }
 
+/// Reads a running server's state; see [`ElectrumServer::status`].
+#[derive(Clone)]
+pub struct ServerStatus(Arc<Shared>);
+
+impl ServerStatus {
+    /// Client sessions open now.
+    pub fn sessions(&self) -> u64 {
+        self.0.metrics.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Scripthash subscriptions held now, over all sessions.
+    pub fn subscriptions(&self) -> u64 {
+        self.0.metrics.subscriptions.load(Ordering::Relaxed)
+    }
+
+    /// Height of the indexed tip.
+    pub fn indexed_height(&self) -> Option<u32> {
+        self.0.query.index.tip().map(|(h, _)| h)
+    }
+
+    /// Whether the initial indexing has reached the chain tip.
+    pub fn is_synced(&self) -> bool {
+        self.0.synced.load(Ordering::Acquire)
+    }
+}
+
 /// Where a running server listens.
 #[derive(Debug, Clone, Default)]
 pub struct Addresses {
@@ -363,6 +389,12 @@ impl ElectrumServer {
     /// Metrics in Prometheus text form.
     pub fn metrics(&self) -> String {
         self.shared.metrics.render()
+    }
+
+    /// A handle that reads the server's state while something else owns the server (a
+    /// dashboard beside it).
+    pub fn status(&self) -> ServerStatus {
+        ServerStatus(Arc::clone(&self.shared))
     }
 
     /// Stops listening, closes sessions, stops the syncer and flushes the index.

@@ -21,11 +21,7 @@ use moip_lightning::{
     parse_node_id, ChainSourceConfig, LightningConfig, LightningNode, Network, PaymentRail,
     PeerAddress, RouteLimits, SeedSource,
 };
-use moip_moneysocket::client::ClientConfig;
 use moip_moneysocket::provider::{Account, Denomination, SpendingLimit};
-use moip_moneysocket::v0::beacon::Beacon;
-use moip_moneysocket::v0::location::{Location, WebSocketLocation};
-use moip_moneysocket::SharedSeed;
 use moip_nwc::{Budget, Keys, NwcConfig, NwcService, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -320,7 +316,10 @@ struct Moneysocket {
 
 /// The NWC service's Nostr key, sealed in its own file.
 fn nwc_keys(setup: &NwcSetup) -> anyhow::Result<Keys> {
-    crate::secrets::sealed_nostr_keys(&setup.key_file, &setup.password)
+    Ok(moip::secrets::sealed_nostr_keys(
+        &setup.key_file,
+        &setup.password,
+    )?)
 }
 
 /// `moip ln run`: serves the control socket (and NWC, if asked) and prints events until Ctrl-C.
@@ -356,7 +355,7 @@ fn run_node(
     let moneysocket = match moneysocket {
         None => None,
         Some((relay, denomination)) => {
-            relay_location(&relay)?;
+            moip::pairing::relay_location(&relay)?;
             let _entered = runtime.enter();
             let backend = RailProvider::new(Arc::new(node.clone()));
             println!("moneysocket relay: {relay}");
@@ -403,50 +402,6 @@ fn parse_fiat_rate(text: &str) -> Result<Denomination, String> {
         .parse()
         .map_err(|_| format!("{rate:?} is not a number"))?;
     Denomination::fiat(code.trim(), rate)
-}
-
-/// A relay URL (`ws://host:port`, `wss://host[:port]`) as a beacon location.
-fn relay_location(url: &str) -> anyhow::Result<WebSocketLocation> {
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("ws://") {
-        (false, rest)
-    } else {
-        bail!("the relay URL must start with ws:// or wss://: {url}");
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('/') {
-        bail!("a v0 beacon cannot carry a path: {url}");
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port.parse::<u16>().context("the relay port")?)),
-        None => (rest, None),
-    };
-    let mut location = WebSocketLocation::new(host, tls);
-    if let Some(port) = port.and_then(std::num::NonZeroU16::new) {
-        location.port = port;
-    }
-    Ok(location)
-}
-
-/// Serves a beacon for as long as the node runs: after each consumer leaves (or the relay
-/// drops), the provider rendezvouses again for the next one.
-async fn serve_beacon(
-    relay: String,
-    seed: SharedSeed,
-    account: Arc<Account>,
-    limit: SpendingLimit,
-) {
-    let config = ClientConfig::default();
-    loop {
-        if let Err(e) =
-            moip_moneysocket::provider::serve(&relay, seed, Arc::clone(&account), limit, &config)
-                .await
-        {
-            tracing::info!("beacon session ended: {e}");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 fn nwc_service(ctx: &Ctx) -> anyhow::Result<&NwcService> {
@@ -619,17 +574,13 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
             let ms = ctx.moneysocket.as_ref().context(
                 "Moneysocket runs inside `moip ln run --moneysocket-relay <url>`; start the node that way",
             )?;
-            let seed = SharedSeed::from_bytes(rand::random());
-            let beacon = Beacon {
-                shared_seed: seed,
-                locations: vec![Location::WebSocket(relay_location(&ms.relay)?)],
-            }
-            .to_bech32()?;
             let limit = SpendingLimit {
                 max_msat: limit_sat.map(|sat| sat.saturating_mul(1000)),
             };
-            let (relay, account) = (ms.relay.clone(), Arc::clone(&ms.account));
-            ms.runtime.spawn(serve_beacon(relay, seed, account, limit));
+            let beacon = {
+                let _entered = ms.runtime.enter();
+                moip::pairing::new_beacon(&ms.relay, &ms.account, limit)?
+            };
             writeln!(out, "{beacon}")?;
             writeln!(out, "{}", moip_wallet::bip21::qr(&beacon.to_uppercase())?)?;
             writeln!(

@@ -184,6 +184,17 @@ impl Relay {
     }
 }
 
+/// Reads a running relay's metrics; see [`RelayHandle::metrics_source`].
+#[derive(Clone)]
+pub struct MetricsSource(Arc<conn::Shared>);
+
+impl MetricsSource {
+    /// The counters now.
+    pub fn metrics(&self) -> RelayMetrics {
+        self.0.metrics.snapshot()
+    }
+}
+
 /// A running relay. Dropping it stops the relay too (without waiting).
 pub struct RelayHandle {
     local_addr: SocketAddr,
@@ -217,6 +228,11 @@ impl RelayHandle {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> RelayMetrics {
         self.shared.metrics.snapshot()
+    }
+
+    /// A handle that reads the relay's metrics while something else owns the relay.
+    pub fn metrics_source(&self) -> MetricsSource {
+        MetricsSource(Arc::clone(&self.shared))
     }
 
     /// Stops accepting, closes every connection (close code 1001) and waits until they are

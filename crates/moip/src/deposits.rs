@@ -1,0 +1,340 @@
+//! Deposits over Lightning that mint tokens to the depositor: the first half of Flow 2 on a
+//! running node.
+//!
+//! A member asks for an invoice for `sats` (`POST /api/deposits`); the node remembers which
+//! account it is for *before* handing the invoice out, in a small book on disk. When the node
+//! receives the payment, the collateral and the tokens are written to the ledger together,
+//! under one lock, as two consecutive journal entries (`Deposit`, then `Mint`). A crash between
+//! the two leaves a `Deposit` with no `Mint` after it; on start every unfinished deposit in
+//! the book is settled again, and the journal says whether its tokens were minted — so a
+//! deposit is minted exactly once whatever happens, and the book only speeds things up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use moip_assets::ledger::{
+    AccountId, CollateralSource, JournalStore, Ledger, LedgerError, Op, TokenLedger,
+};
+use moip_lightning::{LightningEvent, PaymentHash, PaymentRail, PaymentState};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Smallest deposit, in sat (below it the fee of paying it is most of it).
+pub const MIN_DEPOSIT_SATS: u64 = 1_000;
+
+/// Largest deposit, in sat (ldk-node lets a tenth of a channel be in flight; this is a
+/// community node, not an exchange).
+pub const MAX_DEPOSIT_SATS: u64 = 10_000_000;
+
+/// How long a deposit invoice may be paid, in seconds.
+pub const INVOICE_EXPIRY_SECS: u32 = 3_600;
+
+/// Most unpaid invoices kept at once; beyond it new ones are refused until some expire.
+pub const MAX_PENDING: usize = 10_000;
+
+/// Why a deposit could not be made or settled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DepositError {
+    /// The amount is outside the limits.
+    #[error("a deposit is {min} to {max} sat, not {0}", min = MIN_DEPOSIT_SATS, max = MAX_DEPOSIT_SATS)]
+    Amount(u64),
+    /// Too many invoices wait to be paid.
+    #[error("too many deposits wait to be paid; try again later")]
+    Busy,
+    /// The Lightning node failed.
+    #[error("lightning: {0}")]
+    Lightning(String),
+    /// The ledger refused or its store failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The book could not be written.
+    #[error("the deposit book {path}: {reason}")]
+    Book {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// One deposit as the book remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deposit {
+    /// Who gets the tokens.
+    pub account: AccountId,
+    /// What the invoice asks, in sat.
+    pub sats: u64,
+    /// The invoice (BOLT11).
+    pub invoice: String,
+    /// When it was asked for (Unix seconds).
+    pub created: u64,
+    /// Tokens minted for it (0 until paid).
+    pub minted: u64,
+}
+
+/// Deposits to accounts, over a ledger and the node that receives them.
+pub struct Deposits<S> {
+    rail: Arc<dyn PaymentRail>,
+    ledger: Arc<Mutex<Ledger<S>>>,
+    book: Mutex<BTreeMap<String, Deposit>>,
+    path: Option<PathBuf>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl<S: JournalStore + Send + 'static> Deposits<S> {
+    /// Deposits kept in the book at `path` (read when present; `None`: in memory).
+    ///
+    /// # Errors
+    /// [`DepositError::Book`] when the book cannot be read.
+    pub fn open(
+        rail: Arc<dyn PaymentRail>,
+        ledger: Arc<Mutex<Ledger<S>>>,
+        path: Option<PathBuf>,
+    ) -> Result<Deposits<S>, DepositError> {
+        let book = match &path {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p).map_err(|e| book_error(p, e))?;
+                serde_json::from_str(&text).map_err(|e| book_error(p, e))?
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(Deposits {
+            rail,
+            ledger,
+            book: Mutex::new(book),
+            path,
+        })
+    }
+
+    /// A new invoice for `sats`, whose payment mints `sats` tokens to `account`.
+    ///
+    /// # Errors
+    /// [`DepositError::Amount`], [`DepositError::Busy`], or the node or the book failing.
+    pub async fn invoice(&self, account: AccountId, sats: u64) -> Result<Deposit, DepositError> {
+        if !(MIN_DEPOSIT_SATS..=MAX_DEPOSIT_SATS).contains(&sats) {
+            return Err(DepositError::Amount(sats));
+        }
+        let at = now();
+        {
+            let mut book = lock(&self.book);
+            // Unpaid invoices past their expiry can never be paid: forget them.
+            book.retain(|_, d| d.minted > 0 || d.created + u64::from(INVOICE_EXPIRY_SECS) > at);
+            if book.values().filter(|d| d.minted == 0).count() >= MAX_PENDING {
+                return Err(DepositError::Busy);
+            }
+        }
+        let invoice = self
+            .rail
+            .create_invoice(
+                Some(sats * 1_000),
+                "deposit: tokens 1:1 in the community",
+                INVOICE_EXPIRY_SECS,
+            )
+            .await
+            .map_err(|e| DepositError::Lightning(e.to_string()))?;
+        let deposit = Deposit {
+            account,
+            sats,
+            invoice: invoice.bolt11,
+            created: at,
+            minted: 0,
+        };
+        let mut book = lock(&self.book);
+        book.insert(hex(&invoice.payment_hash.0), deposit.clone());
+        self.save(&book)?;
+        Ok(deposit)
+    }
+
+    /// The deposit whose invoice has `payment_hash` (hex), as it stands.
+    pub fn get(&self, payment_hash: &str) -> Option<Deposit> {
+        lock(&self.book).get(payment_hash).cloned()
+    }
+
+    /// Credits and mints deposit `hash` if the node has received it; returns the tokens minted
+    /// now (`None`: not ours, not paid yet, or done before).
+    ///
+    /// # Errors
+    /// The node, the ledger or the book failing.
+    pub async fn settle(&self, hash: PaymentHash) -> Result<Option<u64>, DepositError> {
+        let key = hex(&hash.0);
+        let Some(deposit) = self.get(&key) else {
+            return Ok(None);
+        };
+        if deposit.minted > 0 {
+            return Ok(None);
+        }
+        let record = self
+            .rail
+            .payment_by_hash(hash)
+            .await
+            .map_err(|e| DepositError::Lightning(e.to_string()))?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let sats = record.amount_msat.unwrap_or(0) / 1_000;
+        if !record.inbound || record.state != PaymentState::Succeeded || sats == 0 {
+            return Ok(None);
+        }
+        let source = CollateralSource::Lightning {
+            payment_hash: key.clone(),
+        };
+        let minted = {
+            let mut ledger = lock(&self.ledger);
+            match ledger.deposit(sats, source.clone()) {
+                Ok(_) => {
+                    ledger.mint(&deposit.account, sats)?;
+                    true
+                }
+                // Credited before a crash: the journal says whether the tokens followed.
+                Err(LedgerError::DuplicateDeposit(_)) => {
+                    if minted_after(&mut ledger, &source)? {
+                        false
+                    } else {
+                        ledger.mint(&deposit.account, sats)?;
+                        true
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut book = lock(&self.book);
+        if let Some(entry) = book.get_mut(&key) {
+            entry.minted = sats;
+        }
+        self.save(&book)?;
+        Ok(minted.then_some(sats))
+    }
+
+    /// Settles every deposit the book holds unfinished (after a restart), then each one the
+    /// node receives, until the node stops.
+    pub async fn run(self: Arc<Self>) {
+        let mut events = self.rail.events();
+        let unfinished: Vec<String> = lock(&self.book)
+            .iter()
+            .filter(|(_, d)| d.minted == 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in unfinished {
+            if let Some(hash) = parse_hash(&key) {
+                self.settle_logged(hash).await;
+            }
+        }
+        loop {
+            match events.recv().await {
+                Ok(LightningEvent::PaymentReceived { payment_hash, .. }) => {
+                    self.settle_logged(payment_hash).await;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn settle_logged(&self, hash: PaymentHash) {
+        match self.settle(hash).await {
+            Ok(Some(sats)) => tracing::info!("deposit of {sats} sat minted"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("settling a deposit failed: {e}"),
+        }
+    }
+
+    fn save(&self, book: &BTreeMap<String, Deposit>) -> Result<(), DepositError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let text = serde_json::to_string_pretty(book).map_err(|e| book_error(path, e))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| book_error(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| book_error(path, e))
+    }
+}
+
+/// Whether the journal has the `Mint` that follows the deposit from `source`.
+fn minted_after<S: JournalStore>(
+    ledger: &mut Ledger<S>,
+    source: &CollateralSource,
+) -> Result<bool, LedgerError> {
+    let entries = ledger.entries(0)?;
+    let at = entries
+        .iter()
+        .position(|e| matches!(&e.op, Op::Deposit { source: s, .. } if s == source));
+    Ok(at
+        .and_then(|i| entries.get(i + 1))
+        .is_some_and(|next| matches!(next.op, Op::Mint { .. })))
+}
+
+fn parse_hash(text: &str) -> Option<PaymentHash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(PaymentHash(bytes))
+}
+
+fn book_error(path: &std::path::Path, e: impl std::fmt::Display) -> DepositError {
+    DepositError::Book {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moip_assets::ledger::{MemoryJournal, TokenInfo};
+
+    fn ledger() -> Ledger<MemoryJournal> {
+        Ledger::create(
+            MemoryJournal::default(),
+            TokenInfo {
+                id: "t".into(),
+                name: "t".into(),
+                symbol: "T".into(),
+            },
+        )
+        .expect("ledger")
+    }
+
+    #[test]
+    fn the_journal_tells_whether_a_deposit_was_minted() {
+        let mut l = ledger();
+        let source = CollateralSource::Lightning {
+            payment_hash: "ab".repeat(32),
+        };
+        l.deposit(5_000, source.clone()).expect("deposit");
+        assert!(!minted_after(&mut l, &source).expect("journal"));
+        l.mint(&AccountId::from_bytes([1; 32]), 5_000)
+            .expect("mint");
+        assert!(minted_after(&mut l, &source).expect("journal"));
+        let other = CollateralSource::Lightning {
+            payment_hash: "cd".repeat(32),
+        };
+        assert!(!minted_after(&mut l, &other).expect("journal"));
+    }
+
+    #[test]
+    fn payment_hashes_parse_from_hex_only() {
+        assert_eq!(parse_hash(&"0a".repeat(32)), Some(PaymentHash([10; 32])));
+        assert_eq!(parse_hash("0a"), None);
+        assert_eq!(parse_hash(&"zz".repeat(32)), None);
+    }
+}

@@ -1,0 +1,69 @@
+//! What the API and the dashboard reach: the community's services on a running node, and
+//! read-only handles on the lower layers for the status page.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use moip_assets::ledger::{Ledger, SqliteJournal};
+use moip_assets::pool::RedemptionPool;
+use moip_chain::EmbeddedNode;
+use moip_electrum::ServerStatus;
+use moip_lightning::LightningNode;
+use moip_moneysocket::provider::Account;
+use moip_moneysocket::relay::MetricsSource;
+use moip_nwc::NwcService;
+use moip_work::service::WorkService;
+
+use crate::deposits::Deposits;
+use crate::history::History;
+use crate::web::session::Sessions;
+
+/// The community's ledger, shared by the Work service, the pool and the deposits.
+pub type SharedLedger = Arc<Mutex<Ledger<SqliteJournal>>>;
+
+/// Read-only handles on the lower layers.
+pub struct NodeProbe {
+    /// The chain.
+    pub chain: EmbeddedNode,
+    /// The Electrum server.
+    pub electrum: ServerStatus,
+    /// Its address for wallets (`tcp://host:port`).
+    pub electrum_url: String,
+    /// The community's Lightning node.
+    pub lightning: LightningNode,
+    /// The Moneysocket relay.
+    pub moneysocket: MetricsSource,
+    /// Its URL.
+    pub moneysocket_url: String,
+    /// The Nostr relays the Work service and NWC use.
+    pub nostr_relays: Vec<String>,
+}
+
+/// Everything the handlers reach.
+pub struct Hub {
+    /// The Work service (and through it the community's state).
+    pub work: Arc<WorkService<SharedLedger>>,
+    /// The ledger.
+    pub ledger: SharedLedger,
+    /// The redemption pool.
+    pub pool: Arc<RedemptionPool<SqliteJournal>>,
+    /// Deposits that mint.
+    pub deposits: Arc<Deposits<SqliteJournal>>,
+    /// The lower layers.
+    pub node: NodeProbe,
+    /// Nostr Wallet Connect on the community's node.
+    pub nwc: Arc<NwcService>,
+    /// The node's Moneysocket account, served on the beacons made for it.
+    pub moneysocket: Arc<Account>,
+    /// The operator's token (a file in the data directory): pairing needs it.
+    pub admin_token: String,
+    /// Logged-in browsers.
+    pub sessions: Sessions,
+    /// Where local users' keys are sealed, one file each, under their own passwords.
+    pub users: PathBuf,
+    /// Collateral and supply over time, replayed from the journal.
+    pub history: History,
+    /// Redemption requests already taken (event id → created_at), so none is taken twice.
+    pub redemptions_seen: Mutex<HashMap<[u8; 32], u64>>,
+}

@@ -1,0 +1,213 @@
+//! Logged-in browsers. A session is a random token in an `HttpOnly`, `SameSite=Strict` cookie;
+//! the node remembers who it is and how that person signs:
+//!
+//! - a **local user** (a name and a password on this node): the key is sealed under the
+//!   user's own password in the data directory and held in memory while the session lasts,
+//!   so the node signs that user's actions;
+//! - a **NIP-07 signer** (a browser extension): the node knows only the public key, proven at
+//!   login by signing a challenge; every action is signed in the browser;
+//! - the **operator**, who gave the token from the data directory: pairing apps needs it.
+//!
+//! Each form carries the session's CSRF token as well; the cookie alone never acts.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use moip_assets::ledger::AccountId;
+use nostr_sdk::Keys;
+
+/// The cookie's name.
+pub const COOKIE: &str = "moip_session";
+
+/// How long a session lasts, in seconds.
+pub const SESSION_SECS: u64 = 12 * 3_600;
+
+/// Most sessions held; the oldest goes when a new one would pass it.
+pub const MAX_SESSIONS: usize = 10_000;
+
+/// Most login challenges outstanding.
+pub const MAX_CHALLENGES: usize = 10_000;
+
+/// How long a login challenge may be answered, in seconds.
+pub const CHALLENGE_SECS: u64 = 300;
+
+/// How a session's actions are signed.
+#[derive(Clone)]
+pub enum Signer {
+    /// By the node, with the local user's key.
+    Local {
+        /// The user's name on this node.
+        name: String,
+        /// The key.
+        keys: Keys,
+    },
+    /// In the browser, by a NIP-07 extension.
+    Browser,
+    /// Nobody: the operator's session acts on the node, not in the community.
+    None,
+}
+
+/// One logged-in browser.
+#[derive(Clone)]
+pub struct Session {
+    /// Who (for an operator-only session, the Work service's key).
+    pub account: Option<AccountId>,
+    /// How it signs.
+    pub signer: Signer,
+    /// Whether it may pair apps.
+    pub operator: bool,
+    /// The token every form must carry.
+    pub csrf: String,
+    /// A message for the next page (`true`: it went well).
+    pub flash: Option<(bool, String)>,
+    /// When it ends (Unix seconds).
+    pub expires: u64,
+}
+
+/// The sessions and the outstanding login challenges.
+#[derive(Default)]
+pub struct Sessions {
+    sessions: Mutex<HashMap<String, Session>>,
+    challenges: Mutex<HashMap<String, u64>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// 32 random bytes, hex.
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sessions {
+    /// Starts a session; returns its token.
+    pub fn start(
+        &self,
+        account: Option<AccountId>,
+        signer: Signer,
+        operator: bool,
+        now: u64,
+    ) -> String {
+        let token = random_token();
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(
+            token.clone(),
+            Session {
+                account,
+                signer,
+                operator,
+                csrf: random_token(),
+                flash: None,
+                expires: now + SESSION_SECS,
+            },
+        );
+        token
+    }
+
+    /// The session of `token`, unless it has ended.
+    pub fn get(&self, token: &str, now: u64) -> Option<Session> {
+        lock(&self.sessions)
+            .get(token)
+            .filter(|s| s.expires > now)
+            .cloned()
+    }
+
+    /// Takes the session's flash message (shown once).
+    pub fn take_flash(&self, token: &str) -> Option<(bool, String)> {
+        lock(&self.sessions).get_mut(token)?.flash.take()
+    }
+
+    /// Leaves a message for the session's next page.
+    pub fn flash(&self, token: &str, ok: bool, text: String) {
+        if let Some(s) = lock(&self.sessions).get_mut(token) {
+            s.flash = Some((ok, text));
+        }
+    }
+
+    /// Ends a session.
+    pub fn end(&self, token: &str) {
+        lock(&self.sessions).remove(token);
+    }
+
+    /// A new login challenge for a NIP-07 signer.
+    pub fn challenge(&self, now: u64) -> String {
+        let challenge = random_token();
+        let mut challenges = lock(&self.challenges);
+        challenges.retain(|_, at| *at + CHALLENGE_SECS > now);
+        if challenges.len() >= MAX_CHALLENGES {
+            if let Some(oldest) = challenges
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone())
+            {
+                challenges.remove(&oldest);
+            }
+        }
+        challenges.insert(challenge.clone(), now);
+        challenge
+    }
+
+    /// Uses up `challenge`: true when it was issued and is still fresh.
+    pub fn redeem_challenge(&self, challenge: &str, now: u64) -> bool {
+        lock(&self.challenges)
+            .remove(challenge)
+            .is_some_and(|at| at + CHALLENGE_SECS > now)
+    }
+}
+
+/// The session token in a `Cookie` header.
+pub fn token_in(cookie_header: &str) -> Option<&str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_end_and_challenges_are_used_once() {
+        let sessions = Sessions::default();
+        let token = sessions.start(None, Signer::None, true, 1_000);
+        assert!(sessions.get(&token, 1_001).is_some());
+        assert!(sessions.get(&token, 1_000 + SESSION_SECS).is_none());
+        sessions.flash(&token, true, "done".into());
+        assert_eq!(sessions.take_flash(&token), Some((true, "done".into())));
+        assert_eq!(sessions.take_flash(&token), None);
+        sessions.end(&token);
+        assert!(sessions.get(&token, 1_001).is_none());
+
+        let c = sessions.challenge(1_000);
+        assert!(sessions.redeem_challenge(&c, 1_010));
+        assert!(!sessions.redeem_challenge(&c, 1_010), "used once");
+        let late = sessions.challenge(1_000);
+        assert!(!sessions.redeem_challenge(&late, 1_000 + CHALLENGE_SECS));
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_checked() {
+        let t = "ab".repeat(32);
+        assert_eq!(
+            token_in(&format!("a=1; {COOKIE}={t}; b=2")),
+            Some(t.as_str())
+        );
+        assert_eq!(token_in(&format!("{COOKIE}=short")), None);
+        assert_eq!(token_in("other=1"), None);
+    }
+}
