@@ -1,5 +1,6 @@
 //! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
 
+mod demo;
 mod electrum;
 mod ln;
 mod node;
@@ -44,6 +45,9 @@ enum Command {
     /// Checks a community's committed token supply against its collateral, from the chain
     /// alone (proof of liabilities against proof of reserves).
     VerifySupply(supply::VerifySupplyArgs),
+    /// Runs a scripted community end to end on the embedded stack — a Lightning deposit, a task
+    /// attested and paid, the reward redeemed, the supply proven on chain — and prints each step.
+    Demo(demo::DemoArgs),
 }
 
 /// `~/.moip`, or `./.moip` when there is no home directory.
@@ -54,9 +58,10 @@ pub(crate) fn default_data_dir() -> PathBuf {
         .join(".moip")
 }
 
-fn init_logging() {
+/// Logs to stderr at `MOIP_LOG`'s levels, else at `default`.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MOIP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -65,7 +70,12 @@ fn init_logging() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    // The demo's steps are its output: the layers' info logs would bury them.
+    init_logging(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     // The wallet is synchronous (BDK's Electrum client blocks); no runtime needed.
     match cli.command {
         Command::Wallet(args) => return wallet::run(args),
@@ -84,5 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ln(args) => ln::run(args),
         Command::Relay(args) => runtime.block_on(relay::run(args)),
         Command::Socket(args) => runtime.block_on(socket::run(args)),
+        // Synchronous: it drives the Lightning nodes, and runs its async parts on its own runtime.
+        Command::Demo(args) => demo::run(args),
     }
 }
