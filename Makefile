@@ -5,9 +5,12 @@ SHELL := /bin/bash
 
 # Build: cmake, a C++ compiler and Boost headers for libbitcoinkernel; clang for RocksDB's
 # bindgen. Tests: python3-venv for ElectrumX, PostgreSQL's server for the ledger's PostgreSQL
-# store (tests start their own throwaway clusters; nothing is configured system-wide).
+# store (tests start their own throwaway clusters; nothing is configured system-wide), and
+# Chromium with its WebDriver for the dashboard's browser test. Benchmarks: wrk for the
+# dashboard under load.
 APT_PACKAGES := cmake g++ libboost-dev clang libclang-dev pkg-config python3-venv
-TEST_PACKAGES := postgresql
+TEST_PACKAGES := postgresql chromium chromium-driver
+BENCH_PACKAGES := wrk
 VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo

@@ -312,6 +312,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         );
         config.listen = vec![at(lightning_port(s.ports.lightning))];
         config.alias = Some(s.token.id.clone());
+        // Regtest blocks come every few seconds: follow them as closely as the node allows.
+        config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
         move || LightningNode::start(config)
     })
     .await?

@@ -51,8 +51,8 @@ pub fn collateral_chart(points: &[Point], now: u64) -> String {
     let supply = steps(&|p| p.supply);
     let last = points[points.len() - 1];
     format!(
-        "<svg viewBox=\"0 0 {W} {H}\" role=\"img\" id=\"collateral-chart\" \
-         aria-label=\"collateral {c} sat against supply {s} tokens\" style=\"max-width:100%;background:#fff\">\
+        "<svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" id=\"collateral-chart\" \
+         aria-label=\"collateral {c} sat against supply {s} tokens\" style=\"max-width:100%;height:auto;background:#fff\">\
          <line x1=\"{PAD}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#999\"/>\
          <line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{b}\" stroke=\"#999\"/>\
          <text x=\"4\" y=\"{PAD}\" font-size=\"11\">{top}</text><text x=\"24\" y=\"{b}\" font-size=\"11\">0</text>\
@@ -88,8 +88,8 @@ pub fn trust_graph(center: &str, center_score: f64, neighbours: &[Neighbour]) ->
         others.insert(&n.pubkey, n.score);
     }
     let mut out = format!(
-        "<svg viewBox=\"0 0 {size} {size}\" id=\"trust-graph\" role=\"img\" \
-         aria-label=\"{} signals around this member\" style=\"max-width:100%;background:#fff\">\
+        "<svg viewBox=\"0 0 {size} {size}\" width=\"{size}\" height=\"{size}\" id=\"trust-graph\" role=\"img\" \
+         aria-label=\"{} signals around this member\" style=\"max-width:100%;height:auto;background:#fff\">\
          <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" \
          markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/>\
          </marker></defs>",

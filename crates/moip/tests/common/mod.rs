@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `moip` binary as a separate process.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
