@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use moip_chain::rpc::{RpcAuth, RpcConfig, RpcServer};
-use moip_chain::{BitcoindAuth, BitcoindRpc, ChainSource, EmbeddedNode, NodeConfig};
+use moip_chain::{ChainSource, EmbeddedNode, NodeConfig};
 use moip_electrum::{ElectrumServer, ServerConfig};
+
+use crate::bitcoind::BitcoindArgs;
 
 #[derive(Args)]
 pub(crate) struct ElectrumArgs {
@@ -40,18 +42,8 @@ pub(crate) struct ElectrumArgs {
     /// PEM private key for TLS/WSS
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Use this bitcoind instead of the embedded node, e.g. http://127.0.0.1:8332
-    #[arg(long)]
-    bitcoind_rpc: Option<String>,
-    /// bitcoind's cookie file [default: ~/.bitcoin/.cookie when no user is given]
-    #[arg(long)]
-    bitcoind_cookie: Option<PathBuf>,
-    /// bitcoind RPC user
-    #[arg(long, requires = "bitcoind_password")]
-    bitcoind_user: Option<String>,
-    /// bitcoind RPC password (prefer the environment variable)
-    #[arg(long, env = "MOIP_BITCOIND_PASSWORD", hide_env_values = true)]
-    bitcoind_password: Option<String>,
+    #[command(flatten)]
+    bitcoind: BitcoindArgs,
     /// Port of the embedded node's bitcoind-compatible RPC (0 picks a free one)
     #[arg(long, default_value_t = 18443)]
     rpc_port: u16,
@@ -75,30 +67,8 @@ pub(crate) async fn run(args: ElectrumArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(crate::default_data_dir);
     let mut node_parts = None;
-    let source: Arc<dyn ChainSource> = match &args.bitcoind_rpc {
-        Some(url) => {
-            let auth = match (
-                &args.bitcoind_user,
-                &args.bitcoind_password,
-                &args.bitcoind_cookie,
-            ) {
-                (Some(user), Some(password), _) => {
-                    BitcoindAuth::UserPass(user.clone(), password.clone())
-                }
-                (_, _, Some(cookie)) => BitcoindAuth::Cookie(cookie.clone()),
-                _ => BitcoindAuth::Cookie(
-                    std::env::var_os("HOME")
-                        .map(PathBuf::from)
-                        .unwrap_or_default()
-                        .join(".bitcoin/.cookie"),
-                ),
-            };
-            let url = url.clone();
-            let rpc = tokio::task::spawn_blocking(move || BitcoindRpc::connect(&url, auth))
-                .await?
-                .context("connecting to bitcoind")?;
-            Arc::new(rpc)
-        }
+    let source: Arc<dyn ChainSource> = match args.bitcoind.connect().await? {
+        Some(rpc) => Arc::new(rpc),
         None => {
             let dir = data_dir.join("chain");
             let node =

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use moip_assets::ledger::{Ledger, SqliteJournal};
 use moip_assets::pool::RedemptionPool;
-use moip_chain::EmbeddedNode;
+use moip_chain::ChainSource;
 use moip_electrum::ServerStatus;
 use moip_lightning::LightningNode;
 use moip_moneysocket::provider::Account;
@@ -24,8 +24,8 @@ pub type SharedLedger = Arc<Mutex<Ledger<SqliteJournal>>>;
 
 /// Read-only handles on the lower layers.
 pub struct NodeProbe {
-    /// The chain.
-    pub chain: EmbeddedNode,
+    /// The chain (the embedded node, or a user's bitcoind).
+    pub chain: Arc<dyn ChainSource>,
     /// The Electrum server.
     pub electrum: ServerStatus,
     /// Its address for wallets (`tcp://host:port`).

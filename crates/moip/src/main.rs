@@ -1,5 +1,6 @@
 //! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
 
+mod bitcoind;
 mod demo;
 mod electrum;
 mod ln;

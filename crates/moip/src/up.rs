@@ -38,6 +38,8 @@ use moip_chain::rpc::{RpcAuth, RpcConfig, RpcServer};
 use moip_chain::{ChainSource, EmbeddedNode, NodeConfig};
 use moip_electrum::{ElectrumServer, ServerConfig};
 use moip_lightning::PaymentRail;
+
+use crate::bitcoind::BitcoindArgs;
 use moip_lightning::{LightningConfig, LightningNode, Network, SeedSource};
 use moip_moneysocket::relay::{Relay as MoneysocketRelay, RelayConfig, RelayHandle};
 use moip_nwc::{NwcConfig, NwcService};
@@ -81,6 +83,9 @@ pub(crate) struct UpArgs {
     /// Password of the seeds at rest (prefer the environment variable; asked when absent)
     #[arg(long, env = "MOIP_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// A user's bitcoind instead of the embedded regtest node (then nothing is mined)
+    #[command(flatten)]
+    bitcoind: BitcoindArgs,
 }
 
 /// Ports; 0 picks a free one.
@@ -234,10 +239,15 @@ fn open_ledger(path: &Path, token: &TokenInfo) -> anyhow::Result<Ledger<SqliteJo
     }
 }
 
+/// The chain under the node: the embedded one with its RPC, or a user's bitcoind.
+enum Chain {
+    Embedded { node: EmbeddedNode, rpc: RpcServer },
+    Bitcoind,
+}
+
 /// Everything `up` runs, to stop in turn.
 struct Running {
-    chain: EmbeddedNode,
-    rpc: RpcServer,
+    chain: Chain,
     electrum: ElectrumServer,
     lightning: LightningNode,
     moneysocket: RelayHandle,
@@ -260,31 +270,39 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let at = |port: u16| SocketAddr::new(s.bind, port);
 
-    // L1: the chain, its RPC, the Electrum server.
-    let chain = tokio::task::spawn_blocking({
-        let dir = s.data_dir.join("chain");
-        move || EmbeddedNode::open(NodeConfig::new(dir))
-    })
-    .await?
-    .context("opening the embedded node")?;
-    let rpc = RpcServer::start(
-        chain.clone(),
-        RpcConfig {
-            bind: at(s.ports.rpc),
-            auth: RpcAuth::Cookie {
-                path: chain.data_dir().join(".cookie"),
-            },
-            rest: true,
-        },
-    )
-    .await
-    .context("starting the node's RPC server")?;
+    // L1: the chain (embedded, with its RPC, or the user's bitcoind), the Electrum server.
+    let (chain, source): (Chain, Arc<dyn ChainSource>) = match args.bitcoind.connect().await? {
+        Some(bitcoind) => (Chain::Bitcoind, Arc::new(bitcoind)),
+        None => {
+            let node = tokio::task::spawn_blocking({
+                let dir = s.data_dir.join("chain");
+                move || EmbeddedNode::open(NodeConfig::new(dir))
+            })
+            .await?
+            .context("opening the embedded node")?;
+            let rpc = RpcServer::start(
+                node.clone(),
+                RpcConfig {
+                    bind: at(s.ports.rpc),
+                    auth: RpcAuth::Cookie {
+                        path: node.data_dir().join(".cookie"),
+                    },
+                    rest: true,
+                },
+            )
+            .await
+            .context("starting the node's RPC server")?;
+            let source = Arc::new(node.clone());
+            (Chain::Embedded { node, rpc }, source)
+        }
+    };
+    let network = source.network();
     let mut config = ServerConfig::new(s.data_dir.join("electrum"));
     config.tcp = Some(at(s.ports.electrum_tcp));
     config.ws = Some(at(s.ports.electrum_ws));
     config.tls = None;
     config.wss = None;
-    let electrum = ElectrumServer::start(Arc::new(chain.clone()) as Arc<dyn ChainSource>, config)
+    let electrum = ElectrumServer::start(Arc::clone(&source), config)
         .await
         .context("starting the Electrum server")?;
     let electrum_tcp = electrum
@@ -302,7 +320,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let lightning = tokio::task::spawn_blocking({
         let mut config = LightningConfig::new(
-            Network::Regtest,
+            network,
             ln_dir.join("ldk"),
             format!("tcp://{electrum_tcp}"),
             SeedSource::EncryptedFile {
@@ -312,8 +330,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         );
         config.listen = vec![at(lightning_port(s.ports.lightning))];
         config.alias = Some(s.token.id.clone());
-        // Regtest blocks come every few seconds: follow them as closely as the node allows.
-        config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
+        if network == Network::Regtest {
+            // Regtest blocks come every few seconds: follow them as closely as the node allows.
+            config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
+        }
         move || LightningNode::start(config)
     })
     .await?
@@ -414,7 +434,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         pool,
         deposits,
         node: NodeProbe {
-            chain: chain.clone(),
+            chain: Arc::clone(&source),
             electrum: electrum.status(),
             electrum_url: format!("tcp://{electrum_tcp}"),
             lightning: lightning.clone(),
@@ -439,39 +459,48 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         },
     ));
 
-    // Regtest blocks on a timer, paid to the Lightning node's wallet.
-    let miner = if s.mine_every.is_zero() {
-        None
-    } else {
-        let script = lightning.new_address()?.script_pubkey();
-        let chain = chain.clone();
-        let every = s.mine_every;
-        Some(tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            interval.tick().await;
-            loop {
+    // Regtest blocks on a timer, paid to the Lightning node's wallet (the embedded chain only).
+    let miner = match &chain {
+        Chain::Embedded { node, .. } if !s.mine_every.is_zero() => {
+            let script = lightning.new_address()?.script_pubkey();
+            let chain = node.clone();
+            let every = s.mine_every;
+            Some(tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
                 interval.tick().await;
-                let (chain, script) = (chain.clone(), script.clone());
-                match tokio::task::spawn_blocking(move || chain.generate(1, &script)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!("mining a block failed: {e}"),
-                    Err(e) => tracing::warn!("the miner stopped: {e}"),
+                loop {
+                    interval.tick().await;
+                    let (chain, script) = (chain.clone(), script.clone());
+                    match tokio::task::spawn_blocking(move || chain.generate(1, &script)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!("mining a block failed: {e}"),
+                        Err(e) => tracing::warn!("the miner stopped: {e}"),
+                    }
                 }
-            }
-        }))
+            }))
+        }
+        _ => None,
     };
 
-    let tip = chain.tip()?;
+    let tip = source.tip()?;
     println!(
-        "moip up: community {:?}, regtest at height {}, data in {}",
+        "moip up: community {:?}, {network} at height {}, data in {}",
         s.token.id,
         tip.height,
         s.data_dir.display()
     );
-    // The same two lines as `moip node`, which scripts and tests read.
-    println!("RPC and REST: {}", rpc.url());
-    if let Some(cookie) = rpc.cookie_path() {
-        println!("cookie: {}", cookie.display());
+    match &chain {
+        Chain::Embedded { rpc, .. } => {
+            // The same two lines as `moip node`, which scripts and tests read.
+            println!("RPC and REST: {}", rpc.url());
+            if let Some(cookie) = rpc.cookie_path() {
+                println!("cookie: {}", cookie.display());
+            }
+        }
+        Chain::Bitcoind => println!(
+            "  bitcoind: {}",
+            args.bitcoind.bitcoind_rpc.as_deref().unwrap_or_default()
+        ),
     }
     println!("  electrum tcp: tcp://{electrum_tcp}");
     if let Some(ws) = electrum.addresses().ws {
@@ -496,7 +525,6 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let running = Running {
         chain,
-        rpc,
         electrum,
         lightning,
         moneysocket,
@@ -507,7 +535,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         api: (stop_api, api),
         miner,
     };
-    wait_for_stop(&running.rpc).await;
+    let rpc = match &running.chain {
+        Chain::Embedded { rpc, .. } => Some(rpc),
+        Chain::Bitcoind => None,
+    };
+    wait_for_stop(rpc).await;
     stop(running).await
 }
 
@@ -550,7 +582,15 @@ fn lightning_port(port: u16) -> u16 {
         .map_or(0, |a| a.port())
 }
 
-async fn wait_for_stop(rpc: &RpcServer) {
+/// Until the RPC `stop` (when there is an embedded chain).
+async fn stop_requested(rpc: Option<&RpcServer>) {
+    match rpc {
+        Some(rpc) => rpc.stop_requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_for_stop(rpc: Option<&RpcServer>) {
     #[cfg(unix)]
     {
         let mut term =
@@ -560,7 +600,7 @@ async fn wait_for_stop(rpc: &RpcServer) {
                     tracing::warn!("no SIGTERM handler: {e}");
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
-                        _ = rpc.stop_requested() => {}
+                        _ = stop_requested(rpc) => {}
                     }
                     return;
                 }
@@ -568,13 +608,13 @@ async fn wait_for_stop(rpc: &RpcServer) {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = rpc.stop_requested() => tracing::info!("stop requested over RPC"),
+            _ = stop_requested(rpc) => tracing::info!("stop requested over RPC"),
         }
     }
     #[cfg(not(unix))]
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
-        _ = rpc.stop_requested() => tracing::info!("stop requested over RPC"),
+        _ = stop_requested(rpc) => tracing::info!("stop requested over RPC"),
     }
 }
 
@@ -603,9 +643,10 @@ async fn stop(running: Running) -> anyhow::Result<()> {
         .await?
         .context("stopping the Lightning node")?;
     running.electrum.shutdown().await;
-    running.rpc.shutdown().await;
-    let chain = running.chain;
-    tokio::task::spawn_blocking(move || chain.shutdown()).await??;
+    if let Chain::Embedded { node, rpc } = running.chain {
+        rpc.shutdown().await;
+        tokio::task::spawn_blocking(move || node.shutdown()).await??;
+    }
     println!("moip up: stopped");
     Ok(())
 }

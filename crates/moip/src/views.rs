@@ -12,7 +12,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::hub::Hub;
-use moip_chain::ChainSource as _;
 
 /// Now, in Unix seconds.
 pub fn now() -> u64 {

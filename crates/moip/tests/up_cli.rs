@@ -409,3 +409,98 @@ fn check_api(base: &str, operator: &str) {
         assert_eq!(response.status().as_u16(), status, "{path}");
     }
 }
+
+/// With `--bitcoind-rpc`, `moip up` runs over the user's node (here `moip node`, which speaks
+/// bitcoind's RPC): no embedded chain and no RPC of its own, no mining, and the Electrum
+/// server and the status page follow the user's chain.
+#[test]
+fn up_runs_over_a_users_bitcoind() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bitcoind = NodeProcess::start(&dir.path().join("bitcoind"));
+    let start = bitcoind.height();
+    let config = dir.path().join("moip.toml");
+    std::fs::write(
+        &config,
+        "mine_every_secs = 1\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\nlightning = 0\n\
+         moneysocket = 0\nnostr = 0\napi = 0\n",
+    )
+    .expect("write settings");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_moip"))
+        .arg("up")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("node"))
+        .args(["--bitcoind-rpc", &bitcoind.url, "--bitcoind-user", &bitcoind.user])
+        .env("MOIP_BITCOIND_PASSWORD", &bitcoind.password)
+        .env("MOIP_PASSWORD", "correct horse")
+        .env("MOIP_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn moip up");
+    let stdout = up.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read to the end, so the process never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx.recv_timeout(WAIT).expect("moip up printed its endpoints");
+        let ready = line.starts_with("moip up: ready in");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("RPC and REST:")),
+        "no RPC of its own: {lines:?}"
+    );
+    assert!(lines.iter().any(|l| l == &format!("  bitcoind: {}", bitcoind.url)));
+    let value = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {lines:?}"))
+            .to_owned()
+    };
+    let base = value("  dashboard: ").trim_end_matches('/').to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(WAIT))
+        .build()
+        .into();
+    let height = || -> u64 {
+        let text = agent
+            .get(format!("{base}/api/node"))
+            .call()
+            .expect("node")
+            .body_mut()
+            .read_to_string()
+            .expect("body");
+        let node: serde_json::Value = serde_json::from_str(&text).expect("json");
+        node["height"].as_u64().expect("height")
+    };
+    assert_eq!(height(), start);
+    bitcoind.call("generatetoaddress", json!([3, common::BURN_ADDRESS]));
+    let mut electrum =
+        ElectrumClient::connect(socket_addr(&value("  electrum tcp: ")), "1.4", WAIT);
+    wait_until(WAIT, "Electrum at the user's tip", || {
+        let tip = electrum.ok("blockchain.headers.subscribe", json!([]));
+        (tip["height"].as_u64() == Some(start + 3)).then_some(())
+    });
+    assert_eq!(height(), start + 3, "the node mined nothing of its own");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = wait_until(WAIT, "moip up to exit", || up.try_wait().expect("wait"));
+    assert!(exit.success(), "{exit:?}");
+}
