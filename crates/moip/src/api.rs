@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::actions::{self, decode_redeem, redeem_builder, Fields, Prepared, RedeemRequest};
+use crate::commitments::CommitmentRecord;
 use crate::deposits::DepositError;
 use crate::history::Point;
 use crate::hub::Hub;
@@ -416,6 +417,55 @@ async fn identity(
     }))
 }
 
+/// The supply and its commitments on chain.
+#[derive(Serialize, ToSchema)]
+pub struct SupplyView {
+    /// The supply tree's root now (hex).
+    pub root: String,
+    /// The supply now.
+    pub sum: u64,
+    /// The last commitments, newest last (at most 20).
+    pub commitments: Vec<CommitmentRecord>,
+    /// The guardians' collateral descriptor the commitments are checked against, if published.
+    pub collateral: Option<String>,
+    /// How anyone checks the last commitment from the chain alone.
+    pub verify_with: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/supply", responses((status = 200, body = SupplyView)))]
+async fn supply(State(hub): State<Arc<Hub>>) -> Json<SupplyView> {
+    Json(views::supply(&hub))
+}
+
+/// A member's balance proven against the supply root.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceProof {
+    /// The member (hex).
+    pub pubkey: String,
+    /// The supply root the proof leads to (hex).
+    pub root: String,
+    /// The supply (the root's sum).
+    pub supply: u64,
+    /// The member's leaf: its value (hex) and its sum (the balance).
+    pub leaf_value: String,
+    /// The balance committed in the leaf.
+    pub leaf_sum: u64,
+    /// The Merkle-sum proof, compressed in Taproot Assets' encoding (hex).
+    pub proof: String,
+}
+
+#[utoipa::path(get, path = "/api/proof/{pubkey}",
+    params(("pubkey" = String, Path, description = "a Nostr public key: 64 hex digits or npub")),
+    responses((status = 200, body = BalanceProof), (status = 400, body = ApiError)))]
+async fn proof(
+    State(hub): State<Arc<Hub>>,
+    Path(pubkey): Path<String>,
+) -> Result<Json<BalanceProof>, Failure> {
+    let account = actions::parse_key(&pubkey)
+        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))?;
+    Ok(Json(views::balance_proof(&hub, &account)))
+}
+
 #[utoipa::path(get, path = "/api/node", responses((status = 200, body = NodeView)))]
 async fn node(State(hub): State<Arc<Hub>>) -> Json<NodeView> {
     Json(views::node(&hub))
@@ -636,10 +686,11 @@ async fn pairing_beacon(
         title = "moip community node",
         description = "The community's figures, tasks, identities and node; actions signed as Nostr events."
     ),
-    paths(community, pool, history, tasks, task, identities, identity, node, events,
+    paths(community, pool, history, tasks, task, identities, identity, node, supply, proof, events,
           prepare_handler, redemptions, redemption, deposits, deposit_status, pairing_electrum,
           pairing_nwc, pairing_beacon),
     components(schemas(ApiError, CommunityView, PoolView, Point, TaskView, IdentityView,
+                       SupplyView, BalanceProof, CommitmentRecord,
                        IdentityDetail, Neighbour, NodeView, ChannelView, ReceiptView,
                        PrepareRequest, Unsigned, RedemptionView, DepositRequest, DepositView,
                        NwcPairingRequest, BeaconPairingRequest, PairingView)),
@@ -682,6 +733,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/identities", get(identities))
         .route("/identities/{pubkey}", get(identity))
         .route("/node", get(node))
+        .route("/supply", get(supply))
+        .route("/proof/{pubkey}", get(proof))
         .route("/events", post(events))
         .route("/prepare", post(prepare_handler))
         .route("/redemptions", post(redemptions))

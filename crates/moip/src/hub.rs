@@ -15,6 +15,7 @@ use moip_moneysocket::relay::MetricsSource;
 use moip_nwc::NwcService;
 use moip_work::service::WorkService;
 
+use crate::commitments::Committer;
 use crate::deposits::Deposits;
 use crate::history::History;
 use crate::web::session::Sessions;
@@ -50,6 +51,8 @@ pub struct Hub {
     pub pool: Arc<RedemptionPool<SqliteJournal>>,
     /// Deposits that mint.
     pub deposits: Arc<Deposits<SqliteJournal>>,
+    /// The supply root's commitments on chain.
+    pub commitments: Arc<Committer>,
     /// The lower layers.
     pub node: NodeProbe,
     /// Nostr Wallet Connect on the community's node.

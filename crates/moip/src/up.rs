@@ -21,6 +21,7 @@
 //! ledger.sqlite   the token ledger's journal: the money
 //! deposits.json   deposit invoices and the accounts they mint to
 //! work.sqlite     the Work service's log (a copy of its receipts on the relays)
+//! operations/     the operations wallet that pays for supply commitments, and their record
 //! api.token       the operator's token for the dashboard and the pairing API (mode 0600)
 //! users/NAME.seed local users' Nostr keys, each sealed under that user's own password
 //! moip.toml       settings, optional
@@ -52,11 +53,13 @@ use moip_work::trust::Params;
 use serde::Deserialize;
 use std::collections::HashMap;
 
+use moip::commitments::{CommitConfig, Committer};
 use moip::deposits::Deposits;
 use moip::history::History;
 use moip::hub::{Hub, NodeProbe, SharedLedger};
 use moip::web::session::Sessions;
 use moip::wiring::RailProvider;
+use moip_assets::commitment::SupplyCommitment;
 use moip_assets::pool::{PoolConfig, RedemptionPool};
 use moip_moneysocket::provider::{Account, Denomination};
 
@@ -128,6 +131,25 @@ struct CommunitySettings {
     challenge_window_secs: Option<u64>,
 }
 
+/// The supply's commitments on chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SupplySettings {
+    /// The guardians' collateral descriptor, to check each commitment against.
+    collateral: Option<String>,
+    /// Blocks between commitments.
+    commit_every_blocks: u32,
+}
+
+impl Default for SupplySettings {
+    fn default() -> Self {
+        SupplySettings {
+            collateral: None,
+            commit_every_blocks: 144,
+        }
+    }
+}
+
 /// What `moip.toml` may hold.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -137,6 +159,7 @@ struct FileSettings {
     mine_every_secs: Option<u64>,
     ports: Ports,
     community: CommunitySettings,
+    supply: SupplySettings,
 }
 
 /// The settings in force, after file, environment and flags.
@@ -149,6 +172,7 @@ struct Settings {
     token: TokenInfo,
     founders: Vec<AccountId>,
     rules: Rules,
+    supply: SupplySettings,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -212,6 +236,7 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
                 .unwrap_or(Rules::default().challenge_window),
             ..Rules::default()
         },
+        supply: file.supply.clone(),
     })
 }
 
@@ -339,6 +364,38 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     .await?
     .context("starting the Lightning node")?;
 
+    // L4: the supply's commitments, paid by the node's operations wallet. A fresh embedded
+    // regtest chain gets a matured coinbase for that wallet and one for the Lightning node, so
+    // a new community can commit and open channels at once.
+    let committer = {
+        let config = CommitConfig {
+            dir: s.data_dir.join("operations"),
+            password: password.clone(),
+            network,
+            electrum_url: format!("tcp://{electrum_tcp}"),
+            collateral: s.supply.collateral.clone(),
+            every: s.supply.commit_every_blocks.max(1),
+        };
+        Arc::new(
+            tokio::task::spawn_blocking(move || Committer::open(config))
+                .await?
+                .context("opening the operations wallet")?,
+        )
+    };
+    if let Chain::Embedded { node, .. } = &chain {
+        if source.tip()?.height < 101 {
+            let operations = committer.address()?.script_pubkey();
+            let ln = lightning.new_address()?.script_pubkey();
+            let node = node.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                node.generate(1, &operations)?;
+                node.generate(100, &ln)?;
+                Ok(())
+            })
+            .await??;
+        }
+    }
+
     // L3: the Moneysocket relay.
     let moneysocket = MoneysocketRelay::bind(RelayConfig {
         bind: at(s.ports.moneysocket),
@@ -414,6 +471,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let background = vec![
         tokio::spawn(Arc::clone(&deposits).run()),
         tokio::spawn(process_queue(Arc::clone(&pool))),
+        tokio::spawn(commit_supply(
+            Arc::clone(&committer),
+            Arc::clone(&source),
+            Arc::clone(&ledger),
+        )),
     ];
 
     // L3: the node's Moneysocket account, served on the beacons the operator makes.
@@ -433,6 +495,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         ledger: Arc::clone(&ledger),
         pool,
         deposits,
+        commitments: committer,
         node: NodeProbe {
             chain: Arc::clone(&source),
             electrum: electrum.status(),
@@ -550,6 +613,27 @@ async fn process_queue(pool: Arc<RedemptionPool<SqliteJournal>>) {
         interval.tick().await;
         for (id, status) in pool.process().await {
             tracing::info!("redemption {id}: {status:?}");
+        }
+    }
+}
+
+/// Commits the supply root once an epoch, and checks the commitments as they confirm.
+async fn commit_supply(
+    committer: Arc<Committer>,
+    source: Arc<dyn ChainSource>,
+    ledger: SharedLedger,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        let Ok(tip) = source.tip() else { continue };
+        let commitment: SupplyCommitment = ledger.supply_root().into();
+        let committer = Arc::clone(&committer);
+        match tokio::task::spawn_blocking(move || committer.round(tip.height, &commitment)).await {
+            Ok(Ok(Some(txid))) => tracing::info!("supply root committed in {txid}"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!("the supply commitment: {e}"),
+            Err(e) => tracing::warn!("the supply commitment stopped: {e}"),
         }
     }
 }

@@ -451,3 +451,46 @@ pub fn node(hub: &Hub) -> NodeView {
         nwc_connections: hub.nwc.connections().iter().filter(|c| !c.revoked).count(),
     }
 }
+
+/// The supply now and its commitments.
+pub fn supply(hub: &Hub) -> crate::api::SupplyView {
+    let root = hub.ledger.supply_root();
+    let records = hub.commitments.records();
+    let collateral = hub.commitments.collateral().map(str::to_owned);
+    let verify_with = match (records.last(), &collateral) {
+        (Some(last), Some(descriptor)) => Some(format!(
+            "moip verify-supply --network {} --server {} --commitment {} --collateral '{}'",
+            match hub.node.chain.network() {
+                bitcoin::Network::Bitcoin => "bitcoin".to_owned(),
+                other => other.to_string(),
+            },
+            hub.node.electrum_url,
+            last.txid,
+            descriptor
+        )),
+        _ => None,
+    };
+    crate::api::SupplyView {
+        root: root.hash.to_string(),
+        sum: root.sum,
+        commitments: records.iter().rev().take(20).rev().cloned().collect(),
+        collateral,
+        verify_with,
+    }
+}
+
+/// `account`'s balance proven against the supply root.
+pub fn balance_proof(hub: &Hub, account: &AccountId) -> crate::api::BalanceProof {
+    let ledger = hub.ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let root = ledger.supply_root();
+    let (leaf, proof) = ledger.state().proof(account);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    crate::api::BalanceProof {
+        pubkey: account.to_string(),
+        root: root.hash.to_string(),
+        supply: root.sum,
+        leaf_value: hex(&leaf.value),
+        leaf_sum: leaf.sum,
+        proof: hex(&proof.compress().encode()),
+    }
+}

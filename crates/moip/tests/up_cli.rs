@@ -28,6 +28,22 @@ fn up_runs_every_service_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("node");
     let config = dir.path().join("moip.toml");
+    // The guardians' 2-of-3 multisig the supply commitments are checked against.
+    let key = |b: u8| {
+        let mnemonic = bip39::Mnemonic::from_entropy(&[b; 16]).expect("entropy");
+        moip_wallet::collateral::collateral_key(&mnemonic, "", bitcoin::Network::Regtest)
+            .expect("key")
+            .0
+            .to_string()
+    };
+    let descriptor = moip_wallet::CollateralPolicy {
+        threshold: 2,
+        guardians: vec![key(61), key(62), key(63)],
+        recovery: key(64),
+        recovery_blocks: 144,
+    }
+    .descriptor()
+    .expect("descriptor");
     std::fs::write(
         &config,
         r#"
@@ -47,7 +63,12 @@ id = "from-the-file"
 name = "Bakery hours"
 symbol = "BKH"
 founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
-"#,
+
+[supply]
+commit_every_blocks = 2
+"#
+        .to_owned()
+            + &format!("collateral = \"{descriptor}\"\n"),
     )
     .expect("write settings");
     let args = [
@@ -153,10 +174,10 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
     });
     assert_eq!(lines[7].len(), 64, "the Work service's key: {}", lines[7]);
     let operator = std::fs::read_to_string(&lines[9]).expect("the operator token");
-    check_api(
-        lines[8].trim_end_matches("/api/openapi.json"),
-        operator.trim(),
-    );
+    let operator = operator.trim();
+    let base = lines[8].trim_end_matches("/api/openapi.json");
+    check_api(base, operator);
+    check_supply_commitment(base);
 
     // SIGTERM stops everything and the process exits cleanly.
     let status = Command::new("kill")
@@ -209,6 +230,8 @@ fn check_api(base: &str, operator: &str) {
         "/api/identities",
         "/api/identities/{pubkey}",
         "/api/node",
+        "/api/supply",
+        "/api/proof/{pubkey}",
         "/api/events",
         "/api/prepare",
         "/api/redemptions",
@@ -434,7 +457,12 @@ fn up_runs_over_a_users_bitcoind() {
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path().join("node"))
-        .args(["--bitcoind-rpc", &bitcoind.url, "--bitcoind-user", &bitcoind.user])
+        .args([
+            "--bitcoind-rpc",
+            &bitcoind.url,
+            "--bitcoind-user",
+            &bitcoind.user,
+        ])
         .env("MOIP_BITCOIND_PASSWORD", &bitcoind.password)
         .env("MOIP_PASSWORD", "correct horse")
         .env("MOIP_LOG", "warn")
@@ -451,7 +479,9 @@ fn up_runs_over_a_users_bitcoind() {
     });
     let mut lines = Vec::new();
     loop {
-        let line = rx.recv_timeout(WAIT).expect("moip up printed its endpoints");
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("moip up printed its endpoints");
         let ready = line.starts_with("moip up: ready in");
         lines.push(line);
         if ready {
@@ -462,7 +492,9 @@ fn up_runs_over_a_users_bitcoind() {
         !lines.iter().any(|l| l.starts_with("RPC and REST:")),
         "no RPC of its own: {lines:?}"
     );
-    assert!(lines.iter().any(|l| l == &format!("  bitcoind: {}", bitcoind.url)));
+    assert!(lines
+        .iter()
+        .any(|l| l == &format!("  bitcoind: {}", bitcoind.url)));
     let value = |prefix: &str| {
         lines
             .iter()
@@ -503,4 +535,52 @@ fn up_runs_over_a_users_bitcoind() {
     assert!(status.success());
     let exit = wait_until(WAIT, "moip up to exit", || up.try_wait().expect("wait"));
     assert!(exit.success(), "{exit:?}");
+}
+
+/// The node commits the supply root from its operations wallet (funded when the regtest chain
+/// was new) and checks the confirmed commitment against the guardians' collateral, from the
+/// chain alone; each member's balance comes with its proof against the root.
+fn check_supply_commitment(base: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into();
+    let get = |path: &str| {
+        let mut response = agent.get(format!("{base}{path}")).call().expect("get");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (status, body)
+    };
+    let (supply, last) = wait_until(WAIT, "a commitment checked from the chain", || {
+        let (_, supply) = get("/api/supply");
+        let last = supply["commitments"].as_array()?.last()?.clone();
+        (last["covered"] == true).then_some((supply, last))
+    });
+    assert_eq!(last["root"], supply["root"], "{supply}");
+    assert_eq!(last["sum"], 0);
+    assert!(
+        last["confirmed_at"].as_u64() > last["made_at"].as_u64(),
+        "{last}"
+    );
+    let command = supply["verify_with"]
+        .as_str()
+        .expect("a command to check it");
+    assert!(
+        command.contains(last["txid"].as_str().expect("txid")),
+        "{command}"
+    );
+    let mut overview = agent.get(format!("{base}/")).call().expect("overview");
+    let page = overview.body_mut().read_to_string().expect("page");
+    assert!(
+        page.contains(last["txid"].as_str().expect("txid")),
+        "the overview shows it"
+    );
+
+    let (status, proof) = get(&format!("/api/proof/{}", "4f".repeat(32)));
+    assert_eq!(status, 200);
+    assert_eq!(proof["leaf_sum"], 0);
+    assert_eq!(proof["root"], supply["root"]);
+    assert_eq!(get("/api/proof/nope").0, 400);
 }

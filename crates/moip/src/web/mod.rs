@@ -118,12 +118,47 @@ async fn overview(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Strin
         body,
         "<section><h2>Collateral against supply</h2>{chart}</section>\
          <section><h2>Supply commitment</h2><p>Supply root <span class=\"mono\" id=\"supply-root\">{}</span> \
-         (a Merkle-sum tree over every balance and escrow; its sum is the supply).</p>\
-         <p>Last on-chain commitment: none from this node — the guardians commit the root from \
-         their collateral wallet, and anyone checks it with <code>moip verify-supply</code>. \
-         Every member can check their own balance against the root.</p></section>",
+         — a Merkle-sum tree over every balance and escrow; its sum is the supply. Each member can \
+         check their balance in it: <a href=\"/api/proof/&lt;your key&gt;\">/api/proof/…</a>.</p>",
         esc(&c.supply_root)
     );
+    let supply = views::supply(&hub);
+    match supply.commitments.last() {
+        None => body.push_str(
+            "<p id=\"commitment\">Not committed on chain yet: the node commits the root once an epoch, \
+             when its operations wallet can pay the fee.</p>",
+        ),
+        Some(last) => {
+            let state = match (last.confirmed_at, last.covered) {
+                (None, _) => "waiting for a confirmation".to_owned(),
+                (Some(h), None) => format!("confirmed at height {h}; not checked (no collateral descriptor set)"),
+                (Some(h), Some(true)) => format!(
+                    "confirmed at height {h}; checked from the chain: covered by {} sat of collateral",
+                    num(last.collateral_sats.unwrap_or(0))
+                ),
+                (Some(h), Some(false)) => format!(
+                    "confirmed at height {h}; checked from the chain: NOT covered ({} sat of collateral)",
+                    num(last.collateral_sats.unwrap_or(0))
+                ),
+            };
+            let _ = write!(
+                body,
+                "<p id=\"commitment\">Last on-chain commitment: <span class=\"mono\">{}</span>, {} tokens, {}. \
+                 <a href=\"/api/supply\">Its proof</a></p>",
+                esc(&last.txid),
+                num(last.sum),
+                esc(&state)
+            );
+            if let Some(command) = &supply.verify_with {
+                let _ = write!(
+                    body,
+                    "<p>Check it yourself: <code class=\"mono\">{}</code></p>",
+                    esc(command)
+                );
+            }
+        }
+    }
+    body.push_str("</section>");
     let _ = write!(
         body,
         "<section><h2>Redemption pool</h2><table>\
