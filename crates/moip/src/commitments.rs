@@ -175,11 +175,12 @@ impl Committer {
         tip: u32,
         commitment: &SupplyCommitment,
     ) -> Result<Option<Txid>, CommitError> {
+        // The records' lock is never held across the network: the dashboard reads them.
         let mut wallet = lock(&self.wallet);
         wallet.sync()?;
         let history = wallet.history();
-        let mut records = lock(&self.records);
-        if let Some(last) = records.last_mut() {
+        let mut last = lock(&self.records).last().cloned();
+        if let Some(last) = &mut last {
             if last.confirmed_at.is_none() {
                 last.confirmed_at = history
                     .iter()
@@ -201,7 +202,7 @@ impl Committer {
                 }
             }
         }
-        let due = records.last().is_none_or(|last| {
+        let due = last.as_ref().is_none_or(|last| {
             last.confirmed_at.is_some()
                 && tip >= last.made_at.saturating_add(self.config.every)
                 && last.root != commitment.root.to_string()
@@ -214,20 +215,26 @@ impl Committer {
                 );
             } else {
                 let fee = Fee::Rate(FeeRate::from_sat_per_vb(2).unwrap_or(FeeRate::BROADCAST_MIN));
-                let txid = commit_supply(&mut wallet, commitment, fee)?;
-                records.push(CommitmentRecord {
-                    txid: txid.to_string(),
-                    root: commitment.root.to_string(),
-                    sum: commitment.sum,
-                    made_at: tip,
-                    confirmed_at: None,
-                    covered: None,
-                    collateral_sats: None,
-                });
-                if records.len() > MAX_RECORDS {
-                    records.remove(0);
-                }
-                made = Some(txid);
+                made = Some(commit_supply(&mut wallet, commitment, fee)?);
+            }
+        }
+        drop(wallet);
+        let mut records = lock(&self.records);
+        if let (Some(updated), Some(slot)) = (last, records.last_mut()) {
+            *slot = updated;
+        }
+        if let Some(txid) = made {
+            records.push(CommitmentRecord {
+                txid: txid.to_string(),
+                root: commitment.root.to_string(),
+                sum: commitment.sum,
+                made_at: tip,
+                confirmed_at: None,
+                covered: None,
+                collateral_sats: None,
+            });
+            if records.len() > MAX_RECORDS {
+                records.remove(0);
             }
         }
         let text =

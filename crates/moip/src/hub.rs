@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use moip_assets::ledger::{Ledger, SqliteJournal};
+use moip_assets::ledger::{AnyJournal, Ledger};
 use moip_assets::pool::RedemptionPool;
 use moip_chain::ChainSource;
 use moip_electrum::ServerStatus;
@@ -21,7 +21,7 @@ use crate::history::History;
 use crate::web::session::Sessions;
 
 /// The community's ledger, shared by the Work service, the pool and the deposits.
-pub type SharedLedger = Arc<Mutex<Ledger<SqliteJournal>>>;
+pub type SharedLedger = Arc<Mutex<Ledger<AnyJournal>>>;
 
 /// Read-only handles on the lower layers.
 pub struct NodeProbe {
@@ -48,9 +48,9 @@ pub struct Hub {
     /// The ledger.
     pub ledger: SharedLedger,
     /// The redemption pool.
-    pub pool: Arc<RedemptionPool<SqliteJournal>>,
+    pub pool: Arc<RedemptionPool<AnyJournal>>,
     /// Deposits that mint.
-    pub deposits: Arc<Deposits<SqliteJournal>>,
+    pub deposits: Arc<Deposits<AnyJournal>>,
     /// The supply root's commitments on chain.
     pub commitments: Arc<Committer>,
     /// The lower layers.

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use moip_assets::ledger::{AccountId, Ledger, SqliteJournal, TokenInfo, TokenLedger};
+use moip_assets::ledger::{
+    AccountId, AnyJournal, Ledger, PostgresJournal, SqliteJournal, TokenInfo, TokenLedger,
+};
 use moip_chain::rpc::{RpcAuth, RpcConfig, RpcServer};
 use moip_chain::{ChainSource, EmbeddedNode, NodeConfig};
 use moip_electrum::{ElectrumServer, ServerConfig};
@@ -86,6 +88,10 @@ pub(crate) struct UpArgs {
     /// Password of the seeds at rest (prefer the environment variable; asked when absent)
     #[arg(long, env = "MOIP_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// PostgreSQL for the ledger and the Work log instead of SQLite files
+    /// (postgres://user:password@host/db)
+    #[arg(long, env = "MOIP_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     /// A user's bitcoind instead of the embedded regtest node (then nothing is mined)
     #[command(flatten)]
     bitcoind: BitcoindArgs,
@@ -160,6 +166,7 @@ struct FileSettings {
     ports: Ports,
     community: CommunitySettings,
     supply: SupplySettings,
+    database: Option<String>,
 }
 
 /// The settings in force, after file, environment and flags.
@@ -173,6 +180,7 @@ struct Settings {
     founders: Vec<AccountId>,
     rules: Rules,
     supply: SupplySettings,
+    database: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -237,6 +245,19 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
             ..Rules::default()
         },
         supply: file.supply.clone(),
+        database: match args.database.clone().or(file.database.clone()) {
+            Some(url)
+                if !(url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.contains('=')) =>
+            {
+                bail!(
+                    "database: PostgreSQL is given as postgres://… or host=… dbname=…, not {:?}",
+                    redacted(&url)
+                )
+            }
+            other => other,
+        },
     })
 }
 
@@ -249,18 +270,59 @@ fn password(args: &UpArgs) -> anyhow::Result<String> {
     }
 }
 
-/// The ledger in `path`, created for `token` when new; an existing ledger must be for it.
-fn open_ledger(path: &Path, token: &TokenInfo) -> anyhow::Result<Ledger<SqliteJournal>> {
-    let ledger = Ledger::open(SqliteJournal::open(path)?)?;
+/// The ledger — in PostgreSQL at `database` when given, else in the SQLite file `path` —
+/// created for `token` when new; an existing ledger must be for it.
+fn open_ledger(
+    database: Option<&str>,
+    path: &Path,
+    token: &TokenInfo,
+) -> anyhow::Result<Ledger<AnyJournal>> {
+    let (store, place) = match database {
+        Some(url) => (
+            AnyJournal::Postgres(Box::new(
+                PostgresJournal::connect(url, &token.id).context("connecting to PostgreSQL")?,
+            )),
+            format!("the database's ledger {:?}", token.id),
+        ),
+        None => (
+            AnyJournal::Sqlite(SqliteJournal::open(path)?),
+            path.display().to_string(),
+        ),
+    };
+    let ledger = Ledger::open(store)?;
     match ledger.token() {
         Some(existing) if existing.id == token.id => Ok(ledger),
         Some(existing) => bail!(
-            "{} is the ledger of community {:?}, not {:?}",
-            path.display(),
+            "{place} is the ledger of community {:?}, not {:?}",
             existing.id,
             token.id
         ),
         None => Ok(Ledger::create(ledger.into_store(), token.clone())?),
+    }
+}
+
+/// A database address with its password hidden, for printing: `postgres://user:***@host/db`
+/// or `host=… password=*** …`.
+fn redacted(url: &str) -> String {
+    if !url.contains("://") {
+        return url
+            .split_whitespace()
+            .map(|pair| match pair.split_once('=') {
+                Some(("password", _)) => "password=***".to_owned(),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -423,13 +485,21 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .context("starting the NWC service")?;
 
-    let ledger = Arc::new(Mutex::new(open_ledger(
-        &s.data_dir.join("ledger.sqlite"),
-        &s.token,
-    )?));
+    let ledger = {
+        let (database, path, token) = (
+            s.database.clone(),
+            s.data_dir.join("ledger.sqlite"),
+            s.token.clone(),
+        );
+        let ledger =
+            tokio::task::spawn_blocking(move || open_ledger(database.as_deref(), &path, &token))
+                .await??;
+        Arc::new(Mutex::new(ledger))
+    };
     let keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("work.seed"), &password)?;
     let mut work_config = ServiceConfig::new(relays.clone(), keys);
     work_config.log = Some(s.data_dir.join("work.sqlite"));
+    work_config.database = s.database.clone();
     if s.founders.is_empty() {
         tracing::warn!("no community.founders set: nobody can certify physical verifiers");
     }
@@ -578,6 +648,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("  nwc service: {}", nwc.public_key());
     println!("  work service: {}", work.public_key());
+    if let Some(url) = &s.database {
+        println!("  database: {}", redacted(url));
+    }
     println!("  dashboard: http://{api_addr}/");
     println!("  api: http://{api_addr}/api/openapi.json");
     println!("  operator token: {}", token_path.display());
@@ -607,7 +680,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Pays the redemption queue's head whenever the pool's limits allow it again.
-async fn process_queue(pool: Arc<RedemptionPool<SqliteJournal>>) {
+async fn process_queue(pool: Arc<RedemptionPool<AnyJournal>>) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
         interval.tick().await;
@@ -800,6 +873,26 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         assert_eq!(s.token.id, "mill");
         assert_eq!(s.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(s.mine_every.is_zero());
+    }
+
+    #[test]
+    fn database_passwords_are_never_printed() {
+        assert_eq!(
+            redacted("postgres://moip:s3cret@127.0.0.1:5432/moip"),
+            "postgres://moip:***@127.0.0.1:5432/moip"
+        );
+        assert_eq!(
+            redacted("postgres://127.0.0.1/moip"),
+            "postgres://127.0.0.1/moip"
+        );
+        let refused = settings_for("database = \"mysql://u:pw@h/db\"\n", &[])
+            .err()
+            .expect("refused");
+        let text = format!("{refused:#}");
+        assert!(
+            text.contains("postgres://") && !text.contains("pw"),
+            "{text}"
+        );
     }
 
     #[test]

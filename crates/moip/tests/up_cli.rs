@@ -180,14 +180,17 @@ commit_every_blocks = 2
     check_supply_commitment(base);
 
     // SIGTERM stops everything and the process exits cleanly.
+    stop_with_sigterm(&mut node.child);
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop_with_sigterm(child: &mut std::process::Child) {
     let status = Command::new("kill")
-        .args(["-TERM", &node.child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = wait_until(WAIT, "moip up to exit", || {
-        node.child.try_wait().expect("wait")
-    });
+    let exit = wait_until(WAIT, "moip up to exit", || child.try_wait().expect("wait"));
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -528,13 +531,7 @@ fn up_runs_over_a_users_bitcoind() {
     });
     assert_eq!(height(), start + 3, "the node mined nothing of its own");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &up.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = wait_until(WAIT, "moip up to exit", || up.try_wait().expect("wait"));
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigterm(&mut up);
 }
 
 /// The node commits the supply root from its operations wallet (funded when the regtest chain
@@ -583,4 +580,103 @@ fn check_supply_commitment(base: &str) {
     assert_eq!(proof["leaf_sum"], 0);
     assert_eq!(proof["root"], supply["root"]);
     assert_eq!(get("/api/proof/nope").0, 400);
+}
+
+/// With `--database postgres://…` the ledger's journal and the Work log live in PostgreSQL:
+/// nothing of them in the data directory, and a restart reads them back from the database.
+#[test]
+fn up_keeps_the_ledger_and_the_work_log_in_postgresql() {
+    let pg = moip_testkit::postgres::TempPostgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let founder = nostr_sdk::Keys::generate();
+    let config = dir.path().join("moip.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mine_every_secs = 0\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\n\
+             lightning = 0\nmoneysocket = 0\nnostr = 0\napi = 0\n[community]\nid = \"mill\"\n\
+             founders = [\"{}\"]\n",
+            founder.public_key().to_hex()
+        ),
+    )
+    .expect("write settings");
+    let data_dir = dir.path().join("node");
+    let args = [
+        "up".to_owned(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ];
+    let url = pg.url();
+    let envs = [
+        ("MOIP_PASSWORD", "correct horse"),
+        ("MOIP_DATABASE", url.as_str()),
+    ];
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into();
+    let last_seq = |base: &str| {
+        let text = agent
+            .get(format!("{base}/api/community"))
+            .call()
+            .expect("community")
+            .body_mut()
+            .read_to_string()
+            .expect("body");
+        let community: serde_json::Value = serde_json::from_str(&text).expect("json");
+        community["last_seq"].as_u64().expect("last_seq")
+    };
+
+    let (mut node, lines) =
+        NodeProcess::spawn_with_env(&args, &envs, &data_dir, &["  database: ", "  dashboard: "]);
+    assert!(lines[0].contains("dbname="), "{}", lines[0]);
+    let base = lines[1].trim_end_matches('/').to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let vouch = moip_work::events::Message::Vouch {
+        subject: moip::actions::parse_key(&"4f".repeat(32)).expect("key"),
+    };
+    let event = moip_work::events::encode(&founder, "mill", &vouch, now).expect("sign");
+    let response = agent
+        .post(format!("{base}/api/events"))
+        .send(nostr_sdk::JsonUtil::as_json(&event))
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(last_seq(&base), 1);
+    stop_with_sigterm(&mut node.child);
+
+    assert!(!data_dir.join("ledger.sqlite").exists());
+    assert!(!data_dir.join("work.sqlite").exists());
+    let mut db = moip_assets::ledger::PgClient::connect(&url).expect("connect");
+    let count = |db: &mut moip_assets::ledger::PgClient, sql: &str| -> i64 {
+        db.query_one(sql, &[&"mill"]).expect("query").get(0)
+    };
+    assert!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM moip_journal WHERE ledger = $1"
+        ) >= 1
+    );
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM moip_work_log WHERE community = $1"
+        ),
+        1
+    );
+    drop(db);
+
+    let (mut node, lines) =
+        NodeProcess::spawn_with_env(&args, &envs, &data_dir, &["  dashboard: "]);
+    assert_eq!(
+        last_seq(lines[0].trim_end_matches('/')),
+        1,
+        "read back from the database"
+    );
+    stop_with_sigterm(&mut node.child);
 }

@@ -1,4 +1,6 @@
-//! The service's local copy of its log: every receipt with the event it decided on, in SQLite.
+//! The service's local copy of its log: every receipt with the event it decided on, in SQLite
+//! or in PostgreSQL (one table shared by communities, keyed by the community and the sequence
+//! number).
 //!
 //! A restart replays it without waiting for relays. It is a cache, not the record — the
 //! receipts and events on the relays are — so when it is lost the service rebuilds it from
@@ -7,6 +9,8 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use moip_assets::ledger::{postgres_call, PgClient};
 
 use crate::receipt::Receipt;
 
@@ -22,9 +26,26 @@ fn err(e: impl std::fmt::Display) -> LogError {
 const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, receipt TEXT NOT NULL, event TEXT);";
 
+const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS moip_work_log (
+    community TEXT   NOT NULL,
+    seq       BIGINT NOT NULL,
+    receipt   TEXT   NOT NULL,
+    event     TEXT,
+    PRIMARY KEY (community, seq)
+)";
+
 /// Receipts and their events, by sequence number.
 pub struct WorkLog {
-    conn: Connection,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Connection),
+    Postgres {
+        // Boxed: the client is large, and a log is opened once.
+        client: Box<PgClient>,
+        community: String,
+    },
 }
 
 impl WorkLog {
@@ -37,7 +58,27 @@ impl WorkLog {
         conn.execute_batch("PRAGMA journal_mode = WAL;")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(WorkLog { conn })
+        Ok(WorkLog {
+            backend: Backend::Sqlite(conn),
+        })
+    }
+
+    /// Connects to the PostgreSQL database at `url` and opens `community`'s log there
+    /// (creating the table if needed).
+    ///
+    /// # Errors
+    /// [`LogError`] when the database cannot be reached or refuses.
+    pub fn connect(url: &str, community: &str) -> Result<WorkLog, LogError> {
+        postgres_call(|| {
+            let mut client = PgClient::connect(url).map_err(err)?;
+            client.batch_execute(PG_SCHEMA).map_err(err)?;
+            Ok(WorkLog {
+                backend: Backend::Postgres {
+                    client: Box::new(client),
+                    community: community.to_owned(),
+                },
+            })
+        })
     }
 
     /// A log in memory (tests, or a node told to keep nothing).
@@ -47,7 +88,9 @@ impl WorkLog {
     pub fn in_memory() -> Result<WorkLog, LogError> {
         let conn = Connection::open_in_memory().map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(WorkLog { conn })
+        Ok(WorkLog {
+            backend: Backend::Sqlite(conn),
+        })
     }
 
     /// Appends `receipt` with its event's JSON.
@@ -57,12 +100,25 @@ impl WorkLog {
     pub fn append(&mut self, receipt: &Receipt, event: Option<&str>) -> Result<(), LogError> {
         let body = serde_json::to_string(receipt).map_err(err)?;
         let seq = i64::try_from(receipt.seq).map_err(err)?;
-        self.conn
-            .execute(
-                "INSERT INTO log (seq, receipt, event) VALUES (?1, ?2, ?3)",
-                params![seq, body, event],
-            )
-            .map_err(err)?;
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                conn.execute(
+                    "INSERT INTO log (seq, receipt, event) VALUES (?1, ?2, ?3)",
+                    params![seq, body, event],
+                )
+                .map_err(err)?;
+            }
+            Backend::Postgres { client, community } => {
+                postgres_call(|| {
+                    client.execute(
+                        "INSERT INTO moip_work_log (community, seq, receipt, event) \
+                         VALUES ($1, $2, $3, $4)",
+                        &[&*community, &seq, &body, &event],
+                    )
+                })
+                .map_err(err)?;
+            }
+        }
         Ok(())
     }
 
@@ -70,13 +126,23 @@ impl WorkLog {
     ///
     /// # Errors
     /// [`LogError`] on a read failure.
-    pub fn last_seq(&self) -> Result<u64, LogError> {
-        let last: Option<i64> = self
-            .conn
-            .query_row("SELECT MAX(seq) FROM log", [], |row| row.get(0))
-            .optional()
+    pub fn last_seq(&mut self) -> Result<u64, LogError> {
+        let last: Option<i64> = match &mut self.backend {
+            Backend::Sqlite(conn) => conn
+                .query_row("SELECT MAX(seq) FROM log", [], |row| row.get(0))
+                .optional()
+                .map_err(err)?
+                .flatten(),
+            Backend::Postgres { client, community } => postgres_call(|| {
+                client.query_one(
+                    "SELECT MAX(seq) FROM moip_work_log WHERE community = $1",
+                    &[&*community],
+                )
+            })
             .map_err(err)?
-            .flatten();
+            .try_get(0)
+            .map_err(err)?,
+        };
         Ok(last.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
     }
 
@@ -84,21 +150,33 @@ impl WorkLog {
     ///
     /// # Errors
     /// [`LogError`] on a read failure or an entry that does not parse.
-    pub fn entries(&self) -> Result<Vec<(Receipt, Option<String>)>, LogError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT receipt, event FROM log ORDER BY seq")
-            .map_err(err)?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+    pub fn entries(&mut self) -> Result<Vec<(Receipt, Option<String>)>, LogError> {
+        let rows: Vec<(String, Option<String>)> = match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                let mut statement = conn
+                    .prepare("SELECT receipt, event FROM log ORDER BY seq")
+                    .map_err(err)?;
+                let rows = statement
+                    .query_map([], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                    })
+                    .map_err(err)?;
+                rows.collect::<Result<_, _>>().map_err(err)?
+            }
+            Backend::Postgres { client, community } => postgres_call(|| {
+                client.query(
+                    "SELECT receipt, event FROM moip_work_log WHERE community = $1 ORDER BY seq",
+                    &[&*community],
+                )
             })
-            .map_err(err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (receipt, event) = row.map_err(err)?;
-            out.push((serde_json::from_str(&receipt).map_err(err)?, event));
-        }
-        Ok(out)
+            .map_err(err)?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(err)?,
+        };
+        rows.into_iter()
+            .map(|(receipt, event)| Ok((serde_json::from_str(&receipt).map_err(err)?, event)))
+            .collect()
     }
 }

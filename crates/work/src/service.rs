@@ -87,6 +87,8 @@ pub struct ServiceConfig {
     pub keys: Keys,
     /// The local log's file; `None` keeps it in memory (every start rebuilds from relays).
     pub log: Option<PathBuf>,
+    /// A PostgreSQL database for the log instead (`postgres://…`); it wins over `log`.
+    pub database: Option<String>,
     /// How often challenge windows are checked.
     pub tick: Duration,
     /// How often changed scores are published.
@@ -102,6 +104,7 @@ impl ServiceConfig {
             relays,
             keys,
             log: None,
+            database: None,
             tick: Duration::from_secs(1),
             scores_every: Duration::from_secs(10),
             fetch_timeout: Duration::from_secs(10),
@@ -286,9 +289,10 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         }
         client.connect().await;
         client.wait_for_connection(Duration::from_secs(5)).await;
-        let log = match &config.log {
-            Some(path) => WorkLog::open(path)?,
-            None => WorkLog::in_memory()?,
+        let log = match (&config.database, &config.log) {
+            (Some(url), _) => WorkLog::connect(url, community.id())?,
+            (None, Some(path)) => WorkLog::open(path)?,
+            (None, None) => WorkLog::in_memory()?,
         };
         let (receipts, _) = broadcast::channel(4_096);
         let inner = Arc::new(Inner {

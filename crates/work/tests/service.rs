@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use common::{account, now, publish, publisher, relay, send, sign, COMMUNITY, WAIT};
 use moip_assets::ledger::{
-    CollateralSource, Ledger, MemoryJournal, SqliteJournal, TaskId, TokenInfo, TokenLedger,
+    CollateralSource, Ledger, MemoryJournal, PostgresJournal, SqliteJournal, TaskId, TokenInfo,
+    TokenLedger,
 };
 use moip_work::community::Community;
 use moip_work::events::{encode, Message, TaskBody, KIND_SUBMIT};
@@ -553,4 +554,55 @@ async fn an_empty_log_with_no_relay_reachable_is_an_error_not_a_fresh_start() {
         Err(e) => panic!("another error: {e}"),
         Ok(_) => panic!("started without its log or a relay"),
     }
+}
+
+/// With a PostgreSQL database, the log lives there beside the ledger's journal: a service
+/// restarted on an empty relay reads its whole state back from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_in_postgresql_outlives_the_relay() {
+    let pg = moip_testkit::postgres::TempPostgres::start();
+    let url = pg.url();
+    let founders = [Keys::generate(), Keys::generate()];
+    let founder_ids: Vec<AccountId> = founders.iter().map(account).collect();
+    let subject = Keys::generate();
+    let service_keys = Keys::generate();
+    let open_ledger = || {
+        let journal = PostgresJournal::connect(&url, COMMUNITY).expect("journal");
+        let ledger = Ledger::open(journal).expect("ledger");
+        if ledger.token().is_some() {
+            ledger
+        } else {
+            Ledger::create(ledger.into_store(), token()).expect("create")
+        }
+    };
+
+    let first = relay().await;
+    let client = publisher(first.url()).await;
+    let mut cfg = config(first.url(), &service_keys);
+    cfg.database = Some(url.clone());
+    let service = WorkService::start(cfg, community(open_ledger(), &founder_ids))
+        .await
+        .expect("service");
+    for founder in &founders {
+        let certify = Message::Certify {
+            subject: account(&subject),
+        };
+        let receipt = send(&service, &client, founder, certify).await;
+        assert_eq!(receipt.verdict, Verdict::Accepted);
+    }
+    let seq = service.last_seq();
+    assert_eq!(seq, 2);
+    service.shutdown().await;
+    first.shutdown();
+
+    // A new, empty relay: only the database knows what happened.
+    let second = relay().await;
+    let mut cfg = config(second.url(), &service_keys);
+    cfg.database = Some(url.clone());
+    let service = WorkService::start(cfg, community(open_ledger(), &founder_ids))
+        .await
+        .expect("restarted");
+    assert_eq!(service.last_seq(), seq);
+    assert!(service.with_community(|c| c.registry().verifiers(now()).contains(&account(&subject))));
+    service.shutdown().await;
 }

@@ -37,12 +37,12 @@ mod types;
 
 pub use error::{LedgerError, StoreError};
 pub use journal::{entry_hash, Entry, Op, GENESIS_PREV};
-pub use postgres::PostgresJournal;
+pub use postgres::{postgres_call, PgClient, PostgresJournal};
 pub use sqlite::SqliteJournal;
 pub use state::{
     Escrow, PendingRedemption, PendingSwap, Settled, Settlement, State, MAX_COMMUNITY, MAX_PAYOUT,
 };
-pub use store::{JournalStore, MemoryJournal};
+pub use store::{AnyJournal, JournalStore, MemoryJournal};
 pub use types::{
     AccountId, BadId, CollateralSource, TaskId, TokenInfo, MAX_TASK_ID, MAX_TOKEN_TEXT,
 };

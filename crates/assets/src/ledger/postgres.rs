@@ -9,14 +9,63 @@ use postgres::{Client, NoTls};
 use super::error::StoreError;
 use super::store::JournalStore;
 
+/// A blocking PostgreSQL client that may be used, and dropped, anywhere — on a tokio worker
+/// thread too (see [`postgres_call`]): closing the connection blocks like any other call.
+pub struct PgClient(Option<Client>);
+
+impl PgClient {
+    /// Connects to `url` (plain TCP: a Unix socket or a loopback address).
+    ///
+    /// # Errors
+    /// When the database cannot be reached or refuses.
+    pub fn connect(url: &str) -> Result<PgClient, postgres::Error> {
+        postgres_call(|| Client::connect(url, NoTls)).map(|c| PgClient(Some(c)))
+    }
+}
+
+impl std::ops::Deref for PgClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Only `drop` takes the client out.
+        self.0.as_ref().expect("a connected client")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("a connected client")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            postgres_call(move || drop(client));
+        }
+    }
+}
+
 /// A journal in a PostgreSQL database.
 pub struct PostgresJournal {
-    client: Client,
+    client: PgClient,
     ledger: String,
 }
 
 fn backend(e: postgres::Error) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
+}
+
+/// Runs `f`, a call of the blocking `postgres` client, safely from anywhere: the client drives
+/// its connection on a runtime of its own, which cannot start on a tokio worker thread — so
+/// there the call goes through [`tokio::task::block_in_place`], which hands the worker's other
+/// tasks to another thread meanwhile. Elsewhere (plain threads, `spawn_blocking`) it runs as is.
+pub fn postgres_call<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 impl PostgresJournal {
@@ -27,7 +76,11 @@ impl PostgresJournal {
     /// # Errors
     /// [`StoreError::Backend`] when the database cannot be reached or refuses.
     pub fn connect(url: &str, ledger: &str) -> Result<PostgresJournal, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(backend)?;
+        postgres_call(|| Self::connect_here(url, ledger))
+    }
+
+    fn connect_here(url: &str, ledger: &str) -> Result<PostgresJournal, StoreError> {
+        let mut client = PgClient::connect(url).map_err(backend)?;
         client
             .batch_execute(
                 "CREATE TABLE IF NOT EXISTS moip_journal (
@@ -48,6 +101,16 @@ impl PostgresJournal {
 
 impl JournalStore for PostgresJournal {
     fn load(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        postgres_call(|| self.load_here())
+    }
+
+    fn append(&mut self, seq: u64, body: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
+        postgres_call(|| self.append_here(seq, body, hash))
+    }
+}
+
+impl PostgresJournal {
+    fn load_here(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
         let rows = self
             .client
             .query(
@@ -66,7 +129,7 @@ impl JournalStore for PostgresJournal {
             .collect()
     }
 
-    fn append(&mut self, seq: u64, body: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
+    fn append_here(&mut self, seq: u64, body: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
         let position = i64::try_from(seq).map_err(|_| StoreError::Conflict(seq))?;
         let inserted = self.client.execute(
             "INSERT INTO moip_journal (ledger, seq, body, hash) VALUES ($1, $2, $3, $4)",

@@ -39,3 +39,28 @@ impl JournalStore for MemoryJournal {
         Ok(())
     }
 }
+
+/// A journal in the store chosen at run time: SQLite by default, PostgreSQL for larger
+/// communities (`moip up --database postgres://…`).
+pub enum AnyJournal {
+    /// In a SQLite file.
+    Sqlite(super::SqliteJournal),
+    /// In a PostgreSQL database (boxed: its client is large, and the journal is made once).
+    Postgres(Box<super::PostgresJournal>),
+}
+
+impl JournalStore for AnyJournal {
+    fn load(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        match self {
+            AnyJournal::Sqlite(s) => s.load(),
+            AnyJournal::Postgres(p) => p.load(),
+        }
+    }
+
+    fn append(&mut self, seq: u64, body: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
+        match self {
+            AnyJournal::Sqlite(s) => s.append(seq, body, hash),
+            AnyJournal::Postgres(p) => p.append(seq, body, hash),
+        }
+    }
+}
