@@ -15,7 +15,7 @@ VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo
 
-.PHONY: help deps test-deps venv build run test check bench bench-electrum bench-wallet clean-venv
+.PHONY: help deps test-deps venv build run test check bench bench-electrum bench-wallet bench-up clean-venv
 
 help:
 	@echo "make run    install missing packages, build, run moip"
@@ -59,6 +59,11 @@ bench-electrum: venv
 # Wallet full scan (1,000 addresses, 10,000 transactions) through moip's server and ElectrumX.
 bench-wallet: venv
 	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) bench -p moip-wallet --bench full_scan
+
+# moip up: time to ready, and the dashboard under 100 concurrent users (wrk, from Debian).
+bench-up: deps
+	@contrib/install-deps.sh $(BENCH_PACKAGES)
+	$(CARGO) bench -p moip --bench up
 
 clean-venv:
 	rm -rf $(VENV)

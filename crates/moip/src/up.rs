@@ -500,6 +500,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut work_config = ServiceConfig::new(relays.clone(), keys);
     work_config.log = Some(s.data_dir.join("work.sqlite"));
     work_config.database = s.database.clone();
+    // The dashboard shows the scores as last published: keep them fresh.
+    work_config.scores_every = Duration::from_secs(3);
     if s.founders.is_empty() {
         tracing::warn!("no community.founders set: nobody can certify physical verifiers");
     }

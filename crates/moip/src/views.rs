@@ -71,7 +71,7 @@ pub struct PoolView {
 pub struct IdentityView {
     /// The Nostr public key (hex).
     pub pubkey: String,
-    /// Trust score, 0 to 1.
+    /// Trust score, 0 to 1, as last published (a few seconds old at most).
     pub score: f64,
     /// The NIP-85 rank published for it (0–100).
     pub rank: u8,
@@ -260,23 +260,21 @@ pub fn pool(hub: &Hub) -> PoolView {
 /// One identity.
 pub fn identity(hub: &Hub, account: &AccountId) -> IdentityView {
     let at = now();
-    hub.work.with_community(|c| {
-        let score = c.scores(at).get(account);
-        IdentityView {
-            pubkey: hex_of(account),
-            score,
-            rank: rank(score),
-            balance: c.ledger().balance(account),
-            verifier: c.registry().verifiers(at).contains(account),
-        }
+    let score = hub.work.scores().get(account);
+    hub.work.with_community(|c| IdentityView {
+        pubkey: hex_of(account),
+        score,
+        rank: rank(score),
+        balance: c.ledger().balance(account),
+        verifier: c.registry().verifiers(at).contains(account),
     })
 }
 
 /// Everyone with a score or a balance, best score first (at most `max`).
 pub fn identities(hub: &Hub, max: usize) -> Vec<IdentityView> {
     let at = now();
+    let scores = hub.work.scores();
     let mut all: Vec<IdentityView> = hub.work.with_community(|c| {
-        let scores = c.scores(at);
         let verifiers = c.registry().verifiers(at);
         let mut accounts: std::collections::BTreeSet<AccountId> =
             scores.iter().map(|(a, _)| *a).collect();
@@ -331,9 +329,8 @@ fn signal_name(signal: Signal) -> &'static str {
 
 /// The signals around `account` (at most `max` each way).
 pub fn neighbours(hub: &Hub, account: &AccountId, max: usize) -> Vec<Neighbour> {
-    let at = now();
+    let scores = hub.work.scores();
     hub.work.with_community(|c| {
-        let scores = c.scores(at);
         let (gives, receives) = c.graph().around(account, max);
         gives
             .into_iter()

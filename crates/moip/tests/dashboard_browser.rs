@@ -242,7 +242,11 @@ founders = ["{}", "{}"]
     });
     let me = api(&agent, &base, &format!("/api/identities/{worker}"));
     assert_eq!(me["balance"], 50_000);
-    assert!(me["score"].as_f64().expect("score") > 0.0, "{me}");
+    // Scores are shown as last published (every few seconds).
+    wait_until(WAIT, "the worker's trust published", || {
+        let me = api(&agent, &base, &format!("/api/identities/{worker}"));
+        (me["score"].as_f64()? > 0.0).then_some(())
+    });
 
     // The worker redeems the reward to an invoice of the test's node.
     log_in(&browser, &base, "worker");

@@ -30,6 +30,7 @@ use crate::events::{
 };
 use crate::log::{LogError, WorkLog};
 use crate::receipt::{encode_receipt, encode_score, rank, Receipt, Verdict, KIND_RECEIPT};
+use crate::trust::Scores;
 use crate::AccountId;
 
 /// The community's own kinds (with an `h` tag).
@@ -126,6 +127,9 @@ struct Inner<L> {
     node: Mutex<Node<L>>,
     receipts: broadcast::Sender<Receipt>,
     published: Mutex<HashMap<AccountId, u8>>,
+    /// The scores of the last publishing round, for readers that must not score under the
+    /// state's lock (a dashboard with a hundred users).
+    latest: Mutex<Arc<Scores>>,
     fetch_timeout: Duration,
 }
 
@@ -308,6 +312,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             }),
             receipts,
             published: Mutex::new(HashMap::new()),
+            latest: Mutex::new(Arc::new(Scores::default())),
             fetch_timeout: config.fetch_timeout,
         });
         let logged = inner.restore().await?;
@@ -342,6 +347,12 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
     /// Reads the community state.
     pub fn with_community<R>(&self, f: impl FnOnce(&Community<L>) -> R) -> R {
         f(&lock(&self.inner.node).community)
+    }
+
+    /// The trust scores as last published (at most `scores_every` old): cheap to read, where
+    /// [`Community::scores`] may score the whole graph under the state's lock.
+    pub fn scores(&self) -> Arc<Scores> {
+        Arc::clone(&lock(&self.inner.latest))
     }
 
     /// The sequence number of the last decision (0 before the first).
@@ -681,7 +692,9 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
                 scored_at = Some(node.seq);
                 let now = unix_now().max(node.last_at);
                 let scores = node.community.scores(now);
-                scores.iter().map(|(a, s)| (*a, rank(*s))).collect()
+                let ranks = scores.iter().map(|(a, s)| (*a, rank(*s))).collect();
+                *lock(&self.latest) = Arc::new(scores);
+                ranks
             };
             let community = &self.community;
             let changed: Vec<(AccountId, u8)> = {
