@@ -434,6 +434,88 @@ fn check_api(base: &str, operator: &str) {
         let response = agent.get(format!("{base}{path}")).call().expect("page");
         assert_eq!(response.status().as_u16(), status, "{path}");
     }
+    check_nip07_login(base, &keys);
+}
+
+/// A NIP-07 signer logs in by signing a fresh challenge, once; an unsigned form action, a
+/// stale challenge or another key's signature is refused.
+fn check_nip07_login(base: &str, keys: &nostr_sdk::Keys) {
+    // Cookies are handled by hand: the agent keeps none.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into();
+    let form = agent
+        .post(format!("{base}/act"))
+        .content_type("application/x-www-form-urlencoded")
+        .send("action=claim&task=x&csrf=nope")
+        .expect("act");
+    assert_eq!(form.status().as_u16(), 401, "no session, no action");
+
+    let challenge = |agent: &ureq::Agent| -> String {
+        let text = agent
+            .post(format!("{base}/login/challenge"))
+            .send("{}")
+            .expect("challenge")
+            .body_mut()
+            .read_to_string()
+            .expect("body");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v["challenge"].as_str().expect("challenge").to_owned()
+    };
+    let signed = |challenge: &str| {
+        nostr_sdk::EventBuilder::new(nostr_sdk::Kind::from(22_242), "")
+            .tags([nostr_sdk::Tag::custom(
+                nostr_sdk::TagKind::custom("challenge"),
+                [challenge],
+            )])
+            .sign_with_keys(keys)
+            .expect("sign")
+    };
+    let login = |event: &nostr_sdk::Event| {
+        agent
+            .post(format!("{base}/login/nip07"))
+            .send(nostr_sdk::JsonUtil::as_json(event))
+            .expect("login")
+    };
+    let c = challenge(&agent);
+    let event = signed(&c);
+    let response = login(&event);
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let mut wallet = agent
+        .get(format!("{base}/wallet"))
+        .header("Cookie", &session)
+        .call()
+        .expect("wallet");
+    let page = wallet.body_mut().read_to_string().expect("page");
+    assert!(
+        page.contains(&keys.public_key().to_hex()),
+        "the member's own wallet"
+    );
+    assert!(
+        page.contains("data-signer=\"nip07\""),
+        "actions signed in the browser"
+    );
+    assert_eq!(
+        login(&event).status().as_u16(),
+        401,
+        "a challenge serves once"
+    );
+    let forged = signed("not-a-challenge-the-node-made");
+    assert_eq!(login(&forged).status().as_u16(), 401);
 }
 
 /// With `--bitcoind-rpc`, `moip up` runs over the user's node (here `moip node`, which speaks
