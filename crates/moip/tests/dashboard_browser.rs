@@ -10,15 +10,14 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
+use common::payer::payer_with_channel;
 use common::webdriver::Browser;
-use common::{wait_until, NodeProcess, BURN_ADDRESS};
-use moip_lightning::{LightningConfig, LightningNode, Network, PeerAddress, SeedSource};
+use common::{wait_until, NodeProcess};
 use nostr_sdk::{JsonUtil, Keys};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -109,38 +108,14 @@ founders = ["{}", "{}"]
         .build()
         .into();
 
-    // The test's own Lightning node, on the same chain through the node's Electrum server,
-    // with a channel to the community's node.
-    let mut ln_config = LightningConfig::new(
-        Network::Regtest,
-        dir.path().join("payer"),
-        lines[0].clone(),
-        SeedSource::Mnemonic(moip_lightning::ldk_node::generate_entropy_mnemonic(None)),
+    // The test's own Lightning node, with a channel to the community's node.
+    let payer = payer_with_channel(
+        &node,
+        &dir.path().join("payer"),
+        &lines[0],
+        &lines[1],
+        1_000_000,
     );
-    ln_config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, common::free_port()))];
-    ln_config.sync_interval = Some(moip_lightning::MIN_SYNC_INTERVAL);
-    ln_config.alias = Some("payer".into());
-    let payer = LightningNode::start(ln_config).expect("the test's Lightning node");
-    let address = payer.new_address().expect("address").to_string();
-    node.call("generatetoaddress", json!([1, address]));
-    node.call("generatetoaddress", json!([100, BURN_ADDRESS]));
-    payer
-        .wait_for(WAIT, "the coinbase to mature", |n| {
-            n.sync().ok()?;
-            (n.balance().onchain_spendable_sats > 0).then_some(())
-        })
-        .expect("funded");
-    let community: PeerAddress = lines[1].parse().expect("the node's Lightning address");
-    payer
-        .open_channel(&community, 1_000_000, None, true)
-        .expect("open a channel");
-    node.call("generatetoaddress", json!([6, BURN_ADDRESS]));
-    payer
-        .wait_for(WAIT, "the channel to be usable", |n| {
-            n.sync().ok()?;
-            n.channels().iter().any(|c| c.is_usable).then_some(())
-        })
-        .expect("usable");
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     let browser = Browser::start(&shots);

@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real `moip` binary as a separate process.
 #![allow(dead_code)]
 
+pub mod payer;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Write};
