@@ -12,6 +12,7 @@
 
 pub mod bitcoind;
 pub mod embedded;
+pub mod http;
 mod error;
 pub mod rpc;
 mod source;

@@ -751,16 +751,21 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new().nest("/api", api)
 }
 
-/// Serves `router` on `listener` until `stop` resolves.
+/// Serves `router` on `listener` until `stop` resolves, with the limits every moip HTTP
+/// listener has: headers within 10 s, at most 1 024 connections (see [`moip_chain::http`]).
 ///
 /// # Errors
-/// When the server fails.
+/// When the listener fails for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
+    moip_chain::http::serve(
+        listener,
+        router,
+        moip_chain::http::HttpLimits::default(),
+        stop,
+    )
+    .await
 }

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::HttpLimits;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -127,9 +128,10 @@ impl RpcServer {
         let shutdown = Arc::new(Notify::new());
         let signal = Arc::clone(&shutdown);
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { signal.notified().await })
-                .await;
+            let served = crate::http::serve(listener, app, HttpLimits::default(), async move {
+                signal.notified().await
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!("RPC server stopped: {e}");
             }

@@ -1,0 +1,108 @@
+//! Slow clients against `moip up`'s listeners (slowloris): a connection that starts a request
+//! and never finishes its headers is closed by the node's RPC, the dashboard, the Moneysocket
+//! relay and Electrum's WebSocket listener within their header or handshake timeouts, and
+//! honest clients are served meanwhile. Fifty slow connections are held against each.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::NodeProcess;
+
+const SLOW_PER_LISTENER: usize = 50;
+
+fn addr(line: &str) -> SocketAddr {
+    let hostport = line.rsplit("://").next().expect("an address");
+    hostport
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// Whether the server closed `stream` (reading gives EOF or a reset) before `deadline`.
+fn closed_by(stream: &mut TcpStream, deadline: Instant) -> bool {
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_honest_ones_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("moip.toml");
+    std::fs::write(
+        &config,
+        "mine_every_secs = 0\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\nlightning = 0\n\
+         moneysocket = 0\nnostr = 0\napi = 0\n",
+    )
+    .expect("settings");
+    let data = dir.path().join("node");
+    let args = [
+        "up".to_owned(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    let (node, lines) = NodeProcess::spawn_with_env(
+        &args,
+        &[("MOIP_PASSWORD", "correct horse")],
+        &data,
+        &["  electrum ws: ", "  moneysocket relay: ", "  dashboard: "],
+    );
+    let listeners = [
+        ("rpc", addr(&node.url)),
+        ("electrum ws", addr(&lines[0])),
+        ("moneysocket", addr(&lines[1])),
+        ("dashboard", addr(&lines[2])),
+    ];
+    let partial = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let mut slow: Vec<(&str, TcpStream)> = Vec::new();
+    for (name, at) in listeners {
+        for _ in 0..SLOW_PER_LISTENER {
+            let mut stream = TcpStream::connect(at).expect("connect");
+            stream.write_all(partial).expect("a partial request");
+            slow.push((name, stream));
+        }
+    }
+
+    // Honest clients are served while the slow ones hang on.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let base = lines[2].trim_end_matches('/');
+    let status = agent
+        .get(format!("{base}/api/community"))
+        .call()
+        .expect("the dashboard serves honest clients")
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    assert!(node.height() > 0, "the RPC serves honest clients");
+
+    // Every slow connection is closed by the server.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    for (name, stream) in &mut slow {
+        assert!(
+            closed_by(stream, deadline),
+            "{name} kept a connection whose headers never came"
+        );
+    }
+}
