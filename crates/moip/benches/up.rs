@@ -4,8 +4,9 @@
 //! - **ready**: `moip up` started as its own process, from spawn to its `ready` line — on a new
 //!   data directory (seeds sealed, the chain's first 101 blocks mined, every service started)
 //!   and again on the same directory (everything reopened);
-//! - **load**: the community is first given members (follow lists over the API: a trust graph
-//!   of 300 identities), tasks are not needed for the pages' work; then `wrk` (Debian's, `make
+//! - **load**: the community is first given members — two founders (the physical verifiers,
+//!   whose view the trust scores take) follow twenty members, and 300 members follow twenty
+//!   others each, all over the API: a trust graph of 300 scored identities; then `wrk` (Debian's, `make
 //!   bench-up` installs it) runs 100 connections on 2 threads for 10 s against each page and
 //!   API call on loopback, and its latency distribution is read back.
 //!
@@ -22,6 +23,12 @@ use nostr_sdk::{JsonUtil, Keys};
 const MEMBERS: usize = 300;
 const FOLLOWS: usize = 20;
 
+/// The founders' secret keys (fixed, so the settings can name them).
+const FOUNDERS: [&str; 2] = [
+    "0000000000000000000000000000000000000000000000000000000000000001",
+    "0000000000000000000000000000000000000000000000000000000000000002",
+];
+
 const SETTINGS: &str = "mine_every_secs = 10
 [ports]
 rpc = 0
@@ -35,6 +42,14 @@ api = 0
 id = \"bench\"
 ";
 
+fn settings() -> String {
+    let founders: Vec<String> = FOUNDERS
+        .iter()
+        .map(|k| format!("\"{}\"", Keys::parse(k).expect("key").public_key().to_hex()))
+        .collect();
+    format!("{SETTINGS}founders = [{}]\n", founders.join(", "))
+}
+
 /// A running `moip up` and its dashboard's address.
 struct Up {
     child: Child,
@@ -44,7 +59,7 @@ struct Up {
 
 fn start(dir: &Path) -> Up {
     let config = dir.join("moip.toml");
-    std::fs::write(&config, SETTINGS).expect("settings");
+    std::fs::write(&config, settings()).expect("settings");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
         .arg("up")
@@ -108,8 +123,19 @@ fn populate(base: &str) {
         .iter()
         .map(|k| moip::actions::parse_key(&k.public_key().to_hex()).expect("key"))
         .collect();
-    for (i, keys) in members.iter().enumerate() {
-        let subjects = (1..=FOLLOWS).map(|d| ids[(i + d * 7) % MEMBERS]).collect();
+    let founders: Vec<Keys> = FOUNDERS
+        .iter()
+        .map(|k| Keys::parse(k).expect("key"))
+        .collect();
+    let lists = founders.iter().map(|k| (k, ids[..FOLLOWS].to_vec())).chain(
+        members.iter().enumerate().map(|(i, k)| {
+            (
+                k,
+                (1..=FOLLOWS).map(|d| ids[(i + d * 7) % MEMBERS]).collect(),
+            )
+        }),
+    );
+    for (i, (keys, subjects)) in lists.enumerate() {
         let event =
             encode(keys, "bench", &Message::Follows { subjects }, now()).expect("sign follows");
         let status = agent
@@ -189,9 +215,30 @@ fn main() {
     let seeded = Instant::now();
     populate(&up.dashboard);
     println!(
-        "{MEMBERS} follow lists of {FOLLOWS} through POST /api/events in {:.1} s",
+        "{MEMBERS} follow lists of {FOLLOWS} (and the founders') through POST /api/events in {:.1} s",
         seeded.elapsed().as_secs_f64()
     );
+    // Wait until the scores are published, so /identities lists the whole graph.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let started = Instant::now();
+    let scored = loop {
+        let text = agent
+            .get(format!("{}/api/identities", up.dashboard))
+            .call()
+            .expect("identities")
+            .body_mut()
+            .read_to_string()
+            .expect("body");
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json");
+        if listed.len() >= MEMBERS || started.elapsed() > Duration::from_secs(60) {
+            break listed.len();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    println!("identities with a score: {scored}");
     println!("| page | requests/s | p50 | p99 | errors |");
     println!("|---|---|---|---|---|");
     for path in [
