@@ -15,13 +15,14 @@ VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo
 
-.PHONY: help deps test-deps venv build run test check bench bench-electrum bench-wallet bench-up clean-venv
+.PHONY: help deps test-deps venv build run test check bench bench-electrum bench-wallet bench-up fuzz clean-venv
 
 help:
 	@echo "make run    install missing packages, build, run moip"
 	@echo "make test   install missing packages and test tools, run the whole test suite"
 	@echo "make check  fmt and clippy, as CI expects them"
 	@echo "make bench  run the benchmarks recorded in docs/benchmarks.md"
+	@echo "make fuzz   run every fuzz target for FUZZ_SECS seconds (docs/reliability.md)"
 
 deps:
 	@contrib/install-deps.sh $(APT_PACKAGES)
@@ -64,6 +65,30 @@ bench-wallet: venv
 bench-up: deps
 	@contrib/install-deps.sh $(BENCH_PACKAGES)
 	$(CARGO) bench -p moip --bench up
+
+# Fuzzing (docs/reliability.md): each target of fuzz/ for FUZZ_SECS seconds, on the stable
+# toolchain without a sanitizer (moip forbids unsafe code; see the doc for why). With
+# FUZZ_SANITIZER=address the stable compiler is unlocked for -Zsanitizer (RUSTC_BOOTSTRAP=1),
+# which works here but rebuilds everything. New inputs go to fuzz/target/corpus, the committed
+# seeds in fuzz/corpus stay as they are; a crash stops the run and leaves its input in
+# fuzz/artifacts/<target>/. Not part of `make test`: each crash found becomes a regression test
+# in the crate that owns the decoder.
+FUZZ_SECS ?= 60
+FUZZ_SANITIZER ?= none
+FUZZ_TARGETS ?= electrum_request chain_rpc moneysocket_v0 moneysocket_v1 moneysocket_secure \
+	nwc_request work_event mssmt_proof api_bodies
+FUZZ_CARGO := $(if $(filter none,$(FUZZ_SANITIZER)),,RUSTC_BOOTSTRAP=1) $(CARGO) fuzz
+FUZZ_FLAGS := --sanitizer $(FUZZ_SANITIZER)
+
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(FUZZ_CARGO) build $(FUZZ_FLAGS)
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/corpus/$$t && \
+		$(FUZZ_CARGO) run $(FUZZ_FLAGS) $$t target/corpus/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			|| exit 1; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)

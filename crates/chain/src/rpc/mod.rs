@@ -27,7 +27,7 @@ use axum::Router;
 use tokio::sync::{Notify, Semaphore};
 
 pub use auth::{read_cookie, RpcAuth, COOKIE_USER};
-pub use methods::METHODS;
+pub use methods::{decode_hex, decode_tx, descriptor_script, METHODS};
 
 use crate::{ChainError, EmbeddedNode};
 

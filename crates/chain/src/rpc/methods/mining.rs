@@ -31,7 +31,7 @@ fn address_script(s: &str) -> Result<ScriptBuf, RpcError> {
 
 /// A single-script descriptor's output script. `addr()` and `raw()` are Core's own descriptors,
 /// which miniscript does not parse; the rest goes to miniscript.
-fn descriptor_script(s: &str) -> Result<ScriptBuf, RpcError> {
+pub fn descriptor_script(s: &str) -> Result<ScriptBuf, RpcError> {
     let invalid = |m: String| RpcError::new(INVALID_ADDRESS_OR_KEY, m);
     let body = match s.split_once('#') {
         Some((body, sum)) => {

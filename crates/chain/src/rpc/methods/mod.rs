@@ -10,6 +10,8 @@ use serde_json::Value;
 
 pub(crate) use blockchain::{block_json, chain_info_json, header_context};
 pub(crate) use mempool::{mempool_info_json, mempool_txids_json, verbose_mempool};
+pub use mining::descriptor_script;
+pub use rawtx::{decode_hex, decode_tx};
 
 use super::error::{RpcError, METHOD_NOT_FOUND};
 use super::jsonrpc::Call;

@@ -15,7 +15,7 @@ use crate::rpc::RpcContext;
 use crate::ChainSource;
 
 /// Decodes a hex transaction as Core's `DecodeHexTx`, with its error.
-pub(crate) fn decode_tx(hex: &str) -> Result<Transaction, RpcError> {
+pub fn decode_tx(hex: &str) -> Result<Transaction, RpcError> {
     let bytes = decode_hex(hex).ok_or_else(|| {
         RpcError::new(
             DESERIALIZATION_ERROR,
@@ -31,7 +31,7 @@ pub(crate) fn decode_tx(hex: &str) -> Result<Transaction, RpcError> {
 }
 
 /// Strict hex: even length, hex digits only.
-pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
