@@ -42,7 +42,8 @@ impl FromStr for ScriptHash {
     type Err = BadScriptHash;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BadScriptHash(s.chars().take(80).collect());
-        if s.len() != 64 {
+        // `from_str_radix` alone would take a sign ("+f" reads as 0x0f).
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut out = [0u8; 32];
@@ -96,6 +97,17 @@ mod tests {
         assert_eq!(sh.to_string().parse::<ScriptHash>(), Ok(sh));
         assert!("zz".parse::<ScriptHash>().is_err());
         assert!("g".repeat(64).parse::<ScriptHash>().is_err());
+    }
+
+    #[test]
+    fn script_hash_refuses_signs_found_by_fuzzing() {
+        // fuzz/artifacts electrum_request: a '+' inside the digits parsed, as 0x0f for "+f".
+        let signed = "8b01df4e368ea28f8d+0423bcf7a4923e3a12d307c875e47a0cfbf90b5c39161";
+        assert_eq!(
+            signed.parse::<ScriptHash>(),
+            Err(BadScriptHash(signed.to_owned()))
+        );
+        assert!("+f".repeat(32).parse::<ScriptHash>().is_err());
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub fn decode_tx(hex: &str) -> Result<Transaction, RpcError> {
 
 /// Strict hex: even length, hex digits only.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    // `from_str_radix` alone would take a sign ("+f" reads as 0x0f).
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -263,4 +264,22 @@ pub(super) fn submitpackage(ctx: &RpcContext, p: &Params) -> Result<Value, RpcEr
                 .collect::<Vec<_>>()),
         ),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_with_a_sign_is_refused_found_by_fuzzing() {
+        // fuzz/artifacts chain_rpc: "+2" decoded as the byte 0x02.
+        assert_eq!(decode_hex("+2"), None);
+        assert_eq!(decode_hex("0a"), Some(vec![0x0a]));
+        // A valid transaction with one "00" written "+0" is not hex, as in Core.
+        let genesis = bitcoin::constants::genesis_block(Network::Bitcoin);
+        let hex = bitcoin::consensus::encode::serialize_hex(&genesis.txdata[0]);
+        assert!(decode_tx(&hex).is_ok());
+        let err = decode_tx(&hex.replacen("00", "+0", 1)).expect_err("not hex");
+        assert_eq!(err.code, DESERIALIZATION_ERROR);
+    }
 }
