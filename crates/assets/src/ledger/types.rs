@@ -35,7 +35,8 @@ pub struct BadId(pub String);
 
 fn parse_hex32(s: &str) -> Result<[u8; 32], BadId> {
     let bad = || BadId(s.chars().take(80).collect());
-    if s.len() != 64 {
+    // `from_str_radix` alone would take a sign ("+f" reads as 0x0f).
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut out = [0u8; 32];
@@ -149,5 +150,20 @@ impl fmt::Display for CollateralSource {
             CollateralSource::OnChain { outpoint } => write!(f, "on-chain {outpoint}"),
             CollateralSource::Lightning { payment_hash } => write!(f, "lightning {payment_hash}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_refuse_signs_found_by_fuzzing() {
+        // fuzz/artifacts api_bodies: a '+' inside the digits parsed, as 0x00 for "+0".
+        let signed = "79be667ef9dcbbac55+06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        assert_eq!(signed.parse::<AccountId>(), Err(BadId(signed.to_owned())));
+        let plain = signed.replace('+', "0");
+        let account: AccountId = plain.parse().expect("hex");
+        assert_eq!(account.to_string(), plain);
     }
 }
