@@ -39,7 +39,8 @@ macro_rules! hex32 {
                     reason: reason.to_string(),
                 };
                 let s = s.trim();
-                if s.len() != 64 || !s.is_ascii() {
+                // `from_str_radix` alone would take a sign ("+f" reads as 0x0f).
+                if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(malformed("expected 64 hex digits"));
                 }
                 let mut out = [0u8; 32];
@@ -387,4 +388,23 @@ pub trait PaymentRail: Send + Sync {
     /// A new subscription to the node's events, starting now. A subscriber that falls more
     /// than the channel's capacity behind gets `Lagged` and should reread the history.
     fn events(&self) -> tokio::sync::broadcast::Receiver<LightningEvent>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_preimages_refuse_signs() {
+        // Found by review after fuzzing found the same sign in three other hex parsers: "+a"
+        // read as 0x0a, so 64 characters that are not hex named a payment.
+        let signed = "+a".repeat(32);
+        assert!(matches!(
+            signed.parse::<PaymentHash>(),
+            Err(LightningError::Malformed { .. })
+        ));
+        assert!(signed.parse::<Preimage>().is_err());
+        let hash: PaymentHash = "0a".repeat(32).parse().expect("hex");
+        assert_eq!(hash.to_string(), "0a".repeat(32));
+    }
 }

@@ -280,7 +280,8 @@ fn minted_after<S: JournalStore>(
 }
 
 fn parse_hash(text: &str) -> Option<PaymentHash> {
-    if text.len() != 64 {
+    // `from_str_radix` alone would take a sign ("+f" reads as 0x0f).
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut bytes = [0u8; 32];
@@ -336,5 +337,7 @@ mod tests {
         assert_eq!(parse_hash(&"0a".repeat(32)), Some(PaymentHash([10; 32])));
         assert_eq!(parse_hash("0a"), None);
         assert_eq!(parse_hash(&"zz".repeat(32)), None);
+        // Found by review after fuzzing found the same sign in three other hex parsers.
+        assert_eq!(parse_hash(&"+a".repeat(32)), None);
     }
 }
