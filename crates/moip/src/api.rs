@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use moip_assets::ledger::AccountId;
 use moip_assets::pool::PoolError;
 use moip_moneysocket::provider::SpendingLimit;
 use moip_nwc::Budget;
@@ -242,10 +243,7 @@ pub async fn redeem_event(hub: &Hub, event: &Event) -> Result<RedemptionView, Fa
     let (account, request) = decode_redeem(event, &community, now)
         .map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     {
-        let mut seen = hub
-            .redemptions_seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::util::lock(&hub.redemptions_seen);
         seen.retain(|_, at| at.abs_diff(now) <= actions::REDEEM_FRESHNESS_SECS);
         if seen
             .insert(event.id.to_bytes(), event.created_at.as_secs())
@@ -343,11 +341,16 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A key as the API takes it (hex or npub).
-fn public_key(text: &str) -> Result<PublicKey, Failure> {
+/// A member's key as the API takes it (hex or npub).
+fn account(text: &str) -> Result<AccountId, Failure> {
     actions::parse_key(text.trim())
-        .and_then(|a| PublicKey::from_slice(a.as_bytes()).ok())
         .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))
+}
+
+/// The same, as a Nostr public key.
+fn public_key(text: &str) -> Result<PublicKey, Failure> {
+    PublicKey::from_slice(account(text)?.as_bytes())
+        .map_err(|_| bad_request("a public key is 64 hex digits or npub1…"))
 }
 
 #[utoipa::path(get, path = "/api/community", responses((status = 200, body = CommunityView)))]
@@ -409,8 +412,7 @@ async fn identity(
     State(hub): State<Arc<Hub>>,
     Path(pubkey): Path<String>,
 ) -> Result<Json<IdentityDetail>, Failure> {
-    let account = actions::parse_key(&pubkey)
-        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))?;
+    let account = account(&pubkey)?;
     Ok(Json(IdentityDetail {
         identity: views::identity(&hub, &account),
         neighbours: views::neighbours(&hub, &account, 50),
@@ -461,8 +463,7 @@ async fn proof(
     State(hub): State<Arc<Hub>>,
     Path(pubkey): Path<String>,
 ) -> Result<Json<BalanceProof>, Failure> {
-    let account = actions::parse_key(&pubkey)
-        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))?;
+    let account = account(&pubkey)?;
     Ok(Json(views::balance_proof(&hub, &account)))
 }
 
@@ -553,12 +554,8 @@ fn deposit_view(hash: String, d: crate::deposits::Deposit) -> DepositView {
 ///
 /// # Errors
 /// 422 for an amount outside the limits, 503 when too many wait, 502 when the node fails.
-pub async fn deposit(
-    hub: &Hub,
-    account: moip_assets::ledger::AccountId,
-    sats: u64,
-) -> Result<DepositView, Failure> {
-    let deposit = hub
+pub async fn deposit(hub: &Hub, account: AccountId, sats: u64) -> Result<DepositView, Failure> {
+    let (hash, deposit) = hub
         .deposits
         .invoice(account, sats)
         .await
@@ -569,13 +566,7 @@ pub async fn deposit(
             DepositError::Busy => Failure::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             _ => Failure::new(StatusCode::BAD_GATEWAY, e.to_string()),
         })?;
-    let hash = hub
-        .node
-        .lightning
-        .decode_invoice(&deposit.invoice)
-        .map(|i| i.payment_hash.to_string())
-        .map_err(|e| Failure::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    Ok(deposit_view(hash, deposit))
+    Ok(deposit_view(hash.to_string(), deposit))
 }
 
 #[utoipa::path(post, path = "/api/deposits", request_body = DepositRequest,
@@ -587,8 +578,7 @@ async fn deposits(
 ) -> Result<Response, Failure> {
     let body = text_of(body)?;
     let request: DepositRequest = parse_json(&body)?;
-    let account = actions::parse_key(request.pubkey.trim())
-        .ok_or_else(|| bad_request("a public key is 64 hex digits or npub1…"))?;
+    let account = account(&request.pubkey)?;
     let view = deposit(&hub, account, request.sats).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }

@@ -9,7 +9,7 @@
 //! dashboard shows the last one with its proof, and a restart neither loses nor repeats one.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use bitcoin::{Amount, FeeRate, Network, Txid};
 use moip_assets::commitment::SupplyCommitment;
@@ -19,6 +19,8 @@ use moip_wallet::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::util::lock;
 
 /// Why a commitment could not be made or checked.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +85,6 @@ pub struct Committer {
     path: PathBuf,
     server: Server,
     config: CommitConfig,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn record_error(path: &Path, e: impl std::fmt::Display) -> CommitError {

@@ -2,11 +2,13 @@
 //! entry by entry. Incremental — each call replays only the entries written since the last —
 //! so a page view costs the new entries, not the whole journal.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use moip_assets::ledger::{JournalStore, Ledger, LedgerError, State};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::util::lock;
 
 /// Most points kept; older ones are thinned to every other one when it is reached.
 pub const MAX_POINTS: usize = 2_000;
@@ -33,10 +35,6 @@ struct Replay {
     next: u64,
     state: State,
     points: Vec<Point>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl History {

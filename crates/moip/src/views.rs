@@ -1,8 +1,6 @@
 //! The figures a page or an API response shows, read from the running node. The API returns
 //! them as JSON and the dashboard renders them as HTML: one reading, two forms.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use moip_assets::ledger::{AccountId, TokenLedger};
 use moip_assets::pool::Status;
 use moip_work::receipt::rank;
@@ -13,12 +11,7 @@ use utoipa::ToSchema;
 
 use crate::hub::Hub;
 
-/// Now, in Unix seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::util::now;
 
 /// The community's figures.
 #[derive(Serialize, ToSchema)]
@@ -312,7 +305,7 @@ pub fn identities(hub: &Hub, max: usize) -> Vec<IdentityView> {
 impl Hub {
     /// Accounts the ledger knows.
     fn ledger_state_accounts(&self) -> Vec<AccountId> {
-        let ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        let ledger = crate::util::lock(&self.ledger);
         ledger.state().balances().keys().copied().collect()
     }
 }
@@ -457,10 +450,7 @@ pub fn supply(hub: &Hub) -> crate::api::SupplyView {
     let verify_with = match (records.last(), &collateral) {
         (Some(last), Some(descriptor)) => Some(format!(
             "moip verify-supply --network {} --server {} --commitment {} --collateral '{}'",
-            match hub.node.chain.network() {
-                bitcoin::Network::Bitcoin => "bitcoin".to_owned(),
-                other => other.to_string(),
-            },
+            hub.node.chain.network(),
             hub.node.electrum_url,
             last.txid,
             descriptor
@@ -478,7 +468,7 @@ pub fn supply(hub: &Hub) -> crate::api::SupplyView {
 
 /// `account`'s balance proven against the supply root.
 pub fn balance_proof(hub: &Hub, account: &AccountId) -> crate::api::BalanceProof {
-    let ledger = hub.ledger.lock().unwrap_or_else(|e| e.into_inner());
+    let ledger = crate::util::lock(&hub.ledger);
     let root = ledger.supply_root();
     let (leaf, proof) = ledger.state().proof(account);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();

@@ -11,10 +11,12 @@
 //! Each form carries the session's CSRF token as well; the cookie alone never acts.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use moip_assets::ledger::AccountId;
 use nostr_sdk::Keys;
+
+use crate::util::lock;
 
 /// The cookie's name.
 pub const COOKIE: &str = "moip_session";
@@ -69,10 +71,6 @@ pub struct Session {
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     challenges: Mutex<HashMap<String, u64>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// 32 random bytes, hex.
