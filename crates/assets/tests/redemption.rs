@@ -4,8 +4,9 @@
 //! and verified from the chain; the worker redeems over a real Lightning payment, and the
 //! supply verifies again. Then the pool's other paths: a redemption held by the account cap
 //! (queued, paid in the next epoch), one whose payment fails (cancelled, tokens back), an
-//! amountless invoice, refusals that lock nothing, and a crash between paying and recording
-//! (recovered from the node's payment record, paid once); and an on-chain payout.
+//! amountless invoice, refusals that lock nothing, a crash between paying and recording
+//! (recovered from the node's payment record, paid once), a crash whose retry the node cannot
+//! send yet (held, not cancelled, then paid once); and an on-chain payout.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -307,7 +308,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         .pay(&crash.bolt11, None, Default::default(), WAIT)
         .expect("paid before the crash");
     let restarted =
-        RedemptionPool::new(Arc::clone(&ledger), Arc::clone(&rail), config).expect("pool");
+        RedemptionPool::new(Arc::clone(&ledger), Arc::clone(&rail), config.clone()).expect("pool");
     let outcomes = rt.block_on(restarted.recover());
     assert!(outcomes.contains(&(id, Status::Paid)), "{outcomes:?}");
     let payments: Vec<_> = rt
@@ -326,6 +327,62 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         assert!(l.state().redemptions().is_empty());
     }
     commit_and_verify(&mut ops, 220_000);
+
+    // A crash after the journal write, and after the restart the node cannot send (no route
+    // to the stranger yet). That refusal is no answer — the crash may have come after an HTLC
+    // left, whose record the node had not written — so the tokens stay locked, and a second
+    // redemption to the same invoice is refused. Once a route exists the retry pays it, once.
+    let later = stranger
+        .create_invoice(Some(9_900_000), "later", 3600)
+        .expect("invoice");
+    let id = {
+        let mut l = ledger.lock().expect("ledger");
+        let id = l.state().next_redemption();
+        l.commit(Op::Redeem {
+            id,
+            from: worker,
+            amount: 10_000,
+            sats_out: 9_900,
+            payout: later.bolt11.clone(),
+        })
+        .expect("redeem");
+        id
+    };
+    let retrying = RedemptionPool::new(
+        Arc::clone(&ledger),
+        Arc::clone(&rail),
+        // A recovered redemption has no caller's trust (the floor, a tenth of the cap): a
+        // cap that is not the point here.
+        PoolConfig {
+            account_cap: 10_000_000,
+            ..config.clone()
+        },
+    )
+    .expect("pool");
+    let outcomes = rt.block_on(retrying.recover());
+    assert!(outcomes.contains(&(id, Status::InFlight)), "{outcomes:?}");
+    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 110_000);
+    assert!(matches!(
+        rt.block_on(retrying.redeem(&worker, 10_000, &later.bolt11, 1.0)),
+        Err(PoolError::Invoice(_))
+    ));
+    open_usable(&env, &pool_node, &stranger, 500_000, None);
+    wait_until(WAIT, "the retry to pay", || {
+        let outcomes = rt.block_on(retrying.process());
+        outcomes.contains(&(id, Status::Paid)).then_some(())
+    });
+    let received = stranger
+        .payment_by_hash(later.payment_hash)
+        .expect("received");
+    assert_eq!(
+        (received.state, received.amount_msat),
+        (PaymentState::Succeeded, Some(9_900_000))
+    );
+    {
+        let l = ledger.lock().expect("ledger");
+        assert_eq!(l.balance(&worker), 110_000);
+        assert!(l.state().redemptions().is_empty());
+    }
 
     // An on-chain payout, from a payout wallet given to the pool: the address receives the
     // amount after the fee, and a pool without such a wallet refuses `bitcoin:` payouts.
@@ -366,7 +423,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         receiver.sync().expect("sync");
         (receiver.balance().confirmed == Amount::from_sat(9_900)).then_some(())
     });
-    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 110_000);
+    assert_eq!(ledger.lock().expect("ledger").balance(&worker), 100_000);
 
     for node in [pool_node, worker_node, stranger] {
         node.stop().expect("stop");

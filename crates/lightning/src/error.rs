@@ -61,6 +61,14 @@ pub enum LightningError {
     /// This invoice was already paid or is being paid.
     #[error("the invoice was already paid or is being paid")]
     DuplicatePayment,
+    /// The node refused the payment before sending anything: no route within the limits, or
+    /// LDK refused the parameters. It says nothing of an earlier attempt to pay the same
+    /// invoice, which may still be in flight.
+    #[error("the payment was not sent: {reason}")]
+    NotSent {
+        /// Why.
+        reason: String,
+    },
     /// The payment was sent and failed (no route, recipient rejected, retries exhausted…).
     #[error("payment failed: {reason}")]
     PaymentFailed {

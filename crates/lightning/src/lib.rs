@@ -26,6 +26,7 @@ mod error;
 mod node;
 mod rail;
 mod rail_impl;
+mod sent;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -35,7 +36,9 @@ pub use error::{LightningError, NodeError, Result};
 pub use ldk_node;
 pub use ldk_node::bitcoin::secp256k1::PublicKey;
 pub use ldk_node::bitcoin::Network;
-pub use node::{parse_node_id, peer_address, ChannelInfo, LightningNode, PeerAddress};
+pub use node::{
+    parse_node_id, peer_address, read_invoice, ChannelInfo, LightningNode, PeerAddress,
+};
 pub use rail::{
     Balance, ChannelRef, Invoice, LightningEvent, NodeInfo, PayRequest, PaymentHash, PaymentId,
     PaymentOutcome, PaymentRail, PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,

@@ -41,6 +41,7 @@ use crate::rail::{
     Balance, ChannelRef, Invoice, LightningEvent, NodeInfo, PaymentHash, PaymentId, PaymentOutcome,
     PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
 };
+use crate::sent::SentLog;
 
 /// Subscribers that fall further behind than this many events get `Lagged`.
 const EVENT_CAPACITY: usize = 1024;
@@ -136,6 +137,8 @@ struct Shared {
     held: Mutex<HashMap<[u8; 32], u64>>,
     /// Failure reasons of outgoing payments, by payment id.
     failures: Mutex<HashMap<[u8; 32], String>>,
+    /// Outbound successes ldk-node's store has no record of (see [`crate::sent`]).
+    sent: SentLog,
 }
 
 /// A poisoned lock only means another thread panicked while holding it; the maps inside stay
@@ -272,6 +275,9 @@ impl LightningNode {
             builder.set_node_alias(alias.clone())?;
         }
 
+        let sent = SentLog::open(&config.data_dir).map_err(|e| {
+            LightningError::Config(format!("cannot read the record of sent payments: {e}"))
+        })?;
         let ldk = off_runtime(|| -> Result<Arc<ldk_node::Node>> {
             let node = Arc::new(builder.build()?);
             node.start()?;
@@ -284,6 +290,7 @@ impl LightningNode {
             changed: Condvar::new(),
             held: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            sent,
         });
         let (stop_pump, stop_rx) = tokio::sync::watch::channel(false);
         runtime.spawn(pump(Arc::clone(&ldk), Arc::clone(&shared), stop_rx));
@@ -922,8 +929,31 @@ impl LightningNode {
     pub fn payment_by_hash(&self, payment_hash: PaymentHash) -> Option<PaymentRecord> {
         // BOLT11 and keysend payments (hold invoices included) are stored under their hash:
         // one lookup. Only BOLT12 payments have random ids and need the scan.
-        if let Some(details) = self.inner.ldk.payment(&LdkPaymentId(payment_hash.0)) {
-            return Some(record(&details));
+        let stored = self
+            .inner
+            .ldk
+            .payment(&LdkPaymentId(payment_hash.0))
+            .map(|d| record(&d));
+        if let Some(preimage) = self.inner.shared.sent.preimage(&payment_hash) {
+            if stored
+                .as_ref()
+                .is_none_or(|r| r.state != PaymentState::Succeeded)
+            {
+                return Some(PaymentRecord {
+                    id: PaymentId(payment_hash.0),
+                    kind: PaymentType::Bolt11,
+                    inbound: false,
+                    state: PaymentState::Succeeded,
+                    amount_msat: stored.as_ref().and_then(|r| r.amount_msat),
+                    fee_paid_msat: None,
+                    payment_hash: Some(payment_hash),
+                    preimage: Some(preimage),
+                    updated_at: stored.map_or_else(now_secs, |r| r.updated_at),
+                });
+            }
+        }
+        if stored.is_some() {
+            return stored;
         }
         self.payments()
             .into_iter()
@@ -967,12 +997,26 @@ fn send_error(e: NodeError) -> LightningError {
         },
         NodeError::InvalidAmount => LightningError::InvalidAmount("rejected by ldk-node".into()),
         // LDK found no route within the limits (or refused the parameters) before sending.
-        NodeError::PaymentSendingFailed => LightningError::PaymentFailed {
-            reason: "no route within the fee limit, or the payment was refused before sending"
-                .into(),
+        NodeError::PaymentSendingFailed => LightningError::NotSent {
+            reason: "no route within the fee limit, or LDK refused the parameters".into(),
         },
         other => LightningError::Node(other),
     }
+}
+
+/// Reads a BOLT11 invoice without judging it: no network or expiry check. For the books of
+/// invoices accepted earlier, which may have expired since (use
+/// [`LightningNode::decode_invoice`] to decide whether to pay one).
+///
+/// # Errors
+/// [`LightningError::Malformed`] when `text` is not a BOLT11 invoice.
+pub fn read_invoice(text: &str) -> Result<Invoice> {
+    Bolt11Invoice::from_str(text.trim())
+        .map(|i| invoice_info(&i))
+        .map_err(|e| LightningError::Malformed {
+            what: "invoice",
+            reason: e.to_string(),
+        })
 }
 
 fn bolt11_description(text: &str) -> Result<Bolt11InvoiceDescription> {
@@ -1125,6 +1169,23 @@ impl Shared {
     }
 }
 
+/// The preimage of an outbound success that ldk-node's store did not record (its payment's
+/// record was never written: see [`crate::sent`]).
+fn unrecorded_success(ldk: &ldk_node::Node, event: &Event) -> Option<Preimage> {
+    let Event::PaymentSuccessful {
+        payment_id: Some(id),
+        payment_preimage: Some(preimage),
+        ..
+    } = event
+    else {
+        return None;
+    };
+    let recorded = ldk
+        .payment(id)
+        .is_some_and(|d| d.status == PaymentStatus::Succeeded);
+    (!recorded).then_some(Preimage(preimage.0))
+}
+
 /// The single reader of ldk-node's event queue (see the module docs).
 async fn pump(
     ldk: Arc<ldk_node::Node>,
@@ -1136,6 +1197,14 @@ async fn pump(
             _ = stop.changed() => return,
             event = ldk.next_event_async() => event,
         };
+        if let Some(preimage) = unrecorded_success(&ldk, &event) {
+            if let Err(e) = shared.sent.record(preimage) {
+                // Not marked handled: the event comes again, and so does this write.
+                tracing::error!("cannot record a sent payment: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
         if let Some(ours) = shared.absorb(event) {
             // No subscriber is fine: the history keeps the record.
             let _ = shared.events.send(ours);

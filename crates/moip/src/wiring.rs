@@ -51,7 +51,9 @@ fn backend_error(e: LightningError) -> BackendError {
         LightningError::InvalidAmount(_) => ErrorCode::AMOUNT_MISMATCH,
         LightningError::InsufficientBalance { .. } => ErrorCode::INSUFFICIENT_BALANCE,
         LightningError::DuplicatePayment => ErrorCode::INVALID_REQUEST,
-        LightningError::PaymentFailed { .. } => ErrorCode::PAYMENT_FAILED,
+        LightningError::PaymentFailed { .. } | LightningError::NotSent { .. } => {
+            ErrorCode::PAYMENT_FAILED
+        }
         _ => ErrorCode::NOT_READY,
     };
     BackendError::new(code, e.to_string())

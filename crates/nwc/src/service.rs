@@ -169,9 +169,9 @@ fn nip47_error(code: ErrorCode, message: impl Into<String>) -> NIP47Error {
 fn rail_error(e: LightningError) -> NIP47Error {
     let code = match &e {
         LightningError::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
-        LightningError::PaymentFailed { .. } | LightningError::Timeout { .. } => {
-            ErrorCode::PaymentFailed
-        }
+        LightningError::PaymentFailed { .. }
+        | LightningError::NotSent { .. }
+        | LightningError::Timeout { .. } => ErrorCode::PaymentFailed,
         LightningError::UnknownPayment(_) | LightningError::HoldInvoiceNotAccepted(_) => {
             ErrorCode::NotFound
         }

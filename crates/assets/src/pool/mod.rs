@@ -9,10 +9,19 @@
 //! [`Op::RedeemCancelled`] (tokens back). A crash between paying and recording loses nothing:
 //! [`RedemptionPool::recover`] asks the node how each pending payment ended. Every step goes
 //! through the ledger's rules, so `collateral ≥ supply` holds throughout.
+//!
+//! A payment is never sent twice nor counted failed while it may still succeed. A redemption
+//! the pool may have tried to pay before — one pending at start (the crash may have come after
+//! the node sent it), or one whose attempt ended without an answer — is a *retry*: the node's
+//! record is asked first, and a retry the node refuses before sending (no route yet, say) is no
+//! answer, because LDK may still hold the earlier attempt's HTLC while its record is missing.
+//! Only a success, or a failure of a payment sent by the retry itself, ends it; a retry of an
+//! invoice that expired more than [`IN_FLIGHT_HORIZON_SECS`] ago with no success on record is
+//! cancelled, since no HTLC of it can be pending that long.
 
 pub mod limits;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use moip_lightning::{LightningError, PayRequest, PaymentHash, PaymentRail, PaymentState};
@@ -21,6 +30,11 @@ use moip_wallet::{Fee, MoipWallet, SendRequest};
 use crate::ledger::{AccountId, JournalStore, Ledger, LedgerError, Op, TokenLedger};
 use crate::util::{lock, unix_now as now};
 pub use limits::{Hold, Limiter, PoolConfig, TRUST_FLOOR};
+
+/// How long after its invoice expired a retried redemption waits for an earlier attempt's
+/// HTLC to resolve before it is cancelled: past LDK's default CLTV limit (1,008 blocks, a week)
+/// with room for an on-chain resolution.
+pub const IN_FLIGHT_HORIZON_SECS: u64 = 14 * 24 * 3600;
 
 /// Prefix of an on-chain payout destination.
 pub const ONCHAIN_PREFIX: &str = "bitcoin:";
@@ -101,6 +115,8 @@ pub struct RedemptionPool<S> {
     limiter: Mutex<Limiter>,
     trust: Mutex<HashMap<u64, f64>>,
     last_hold: Mutex<Option<Hold>>,
+    /// Redemptions the pool may have tried to pay already (see the module docs).
+    attempted: Mutex<HashSet<u64>>,
     busy: tokio::sync::Mutex<()>,
 }
 
@@ -142,6 +158,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             limiter: Mutex::new(limiter),
             trust: Mutex::new(HashMap::new()),
             last_hold: Mutex::new(None),
+            attempted: Mutex::new(HashSet::new()),
             busy: tokio::sync::Mutex::new(()),
         })
     }
@@ -201,6 +218,13 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                     });
                 }
             }
+            // A second redemption to the same invoice would find "already paid" and burn its
+            // tokens for nothing.
+            if self.invoice_in_use(invoice.payment_hash).await {
+                return Err(PoolError::Invoice(
+                    "this node has paid it, is paying it, or has it queued".into(),
+                ));
+            }
         }
         let id = {
             let mut ledger = lock(&self.ledger);
@@ -226,6 +250,24 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             fee,
             status,
         })
+    }
+
+    /// Whether a pending redemption pays the invoice with `hash`, or the node has a payment
+    /// for it that did not fail.
+    async fn invoice_in_use(&self, hash: PaymentHash) -> bool {
+        let queued = {
+            let ledger = lock(&self.ledger);
+            ledger.state().redemptions().values().any(|r| {
+                moip_lightning::read_invoice(&r.payout).is_ok_and(|i| i.payment_hash == hash)
+            })
+        };
+        queued
+            || match self.rail.payment_by_hash(hash).await {
+                Ok(Some(record)) => record.state != PaymentState::Failed,
+                Ok(None) => false,
+                // Cannot tell: refuse rather than risk it.
+                Err(_) => true,
+            }
     }
 
     fn queued_status(&self, id: u64) -> Status {
@@ -275,7 +317,8 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             let attempt = if let Some(address) = pending.payout.strip_prefix(ONCHAIN_PREFIX) {
                 self.pay_onchain(address, pending.sats_out).await
             } else {
-                self.pay_lightning(&pending.payout, pending.sats_out).await
+                self.pay_lightning(id, &pending.payout, pending.sats_out)
+                    .await
             };
             match self.conclude(id, &pending.from, pending.amount, attempt) {
                 Some(status) => outcomes.push((id, status)),
@@ -315,6 +358,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         match ledger.commit(op) {
             Ok(_) => {
                 lock(&self.trust).remove(&id);
+                lock(&self.attempted).remove(&id);
                 true
             }
             Err(e) => {
@@ -324,9 +368,28 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
     }
 
-    async fn pay_lightning(&self, invoice: &str, sats_out: u64) -> Attempt {
+    /// Pays redemption `id`'s invoice — or, on a retry, first learns whether an earlier
+    /// attempt paid it (see the module docs).
+    async fn pay_lightning(&self, id: u64, invoice: &str, sats_out: u64) -> Attempt {
+        let summary = match moip_lightning::read_invoice(invoice) {
+            Ok(summary) => summary,
+            Err(e) => return Attempt::Failed(e.to_string()),
+        };
+        let hash = summary.payment_hash;
+        let retry = !lock(&self.attempted).insert(id);
+        if retry {
+            if let Attempt::Paid = self.outcome_of(hash, true).await {
+                return Attempt::Paid;
+            }
+            if summary.expires_at.saturating_add(IN_FLIGHT_HORIZON_SECS) < now() {
+                return Attempt::Failed(
+                    "the invoice expired long ago and no payment to it succeeded".into(),
+                );
+            }
+        }
         let decoded = match self.rail.decode_invoice(invoice) {
             Ok(decoded) => decoded,
+            Err(_) if retry => return Attempt::Unknown,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
         let mut request = PayRequest::new(invoice);
@@ -335,26 +398,29 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
         match self.rail.pay(request).await {
             Ok(_) => Attempt::Paid,
-            Err(LightningError::DuplicatePayment) => self.outcome_of(decoded.payment_hash).await,
+            // LDK's last word on the payment this call sent.
+            Err(e @ LightningError::PaymentFailed { .. }) => Attempt::Failed(e.to_string()),
+            // Refused before sending: the end of a first attempt, no answer for a retry.
             Err(
-                e @ (LightningError::PaymentFailed { .. }
+                e @ (LightningError::NotSent { .. }
                 | LightningError::InsufficientBalance { .. }
                 | LightningError::InvoiceExpired { .. }
                 | LightningError::Malformed { .. }
                 | LightningError::WrongNetwork { .. }
                 | LightningError::InvalidAmount(_)),
-            ) => Attempt::Failed(e.to_string()),
-            Err(_) => self.outcome_of(decoded.payment_hash).await,
+            ) if !retry => Attempt::Failed(e.to_string()),
+            Err(_) => self.outcome_of(hash, retry).await,
         }
     }
 
-    /// What the node knows of the payment for `hash`.
-    async fn outcome_of(&self, hash: PaymentHash) -> Attempt {
+    /// What the node knows of the payment for `hash`. On a retry a failed record is no answer:
+    /// it may be the record of a refused retry while the first attempt is still out.
+    async fn outcome_of(&self, hash: PaymentHash, retry: bool) -> Attempt {
         match self.rail.payment_by_hash(hash).await {
             Ok(Some(record)) => match record.state {
                 PaymentState::Succeeded => Attempt::Paid,
-                PaymentState::Failed => Attempt::Failed("the payment failed".into()),
-                PaymentState::Pending => Attempt::Unknown,
+                PaymentState::Failed if !retry => Attempt::Failed("the payment failed".into()),
+                PaymentState::Failed | PaymentState::Pending => Attempt::Unknown,
             },
             _ => Attempt::Unknown,
         }
@@ -387,8 +453,9 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
     }
 
-    /// After a restart: settles every pending Lightning redemption whose payment the node saw
-    /// end, then processes the queue.
+    /// After a restart: settles every pending Lightning redemption the node saw paid, then
+    /// processes the queue. Every redemption pending now is a retry from here on, since the
+    /// crash may have come after the node sent its payment.
     pub async fn recover(&self) -> Vec<(u64, Status)> {
         let pending: Vec<(u64, String, AccountId, u64)> = {
             let ledger = lock(&self.ledger);
@@ -404,12 +471,14 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             if payout.starts_with(ONCHAIN_PREFIX) {
                 continue;
             }
-            let Ok(invoice) = self.rail.decode_invoice(&payout) else {
+            lock(&self.attempted).insert(id);
+            let Ok(invoice) = moip_lightning::read_invoice(&payout) else {
                 continue;
             };
-            let attempt = self.outcome_of(invoice.payment_hash).await;
-            if let Some(status) = self.conclude(id, &from, amount, attempt) {
-                outcomes.push((id, status));
+            if let Attempt::Paid = self.outcome_of(invoice.payment_hash, true).await {
+                if let Some(status) = self.conclude(id, &from, amount, Attempt::Paid) {
+                    outcomes.push((id, status));
+                }
             }
         }
         outcomes.extend(self.process().await);
