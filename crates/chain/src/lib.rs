@@ -12,8 +12,8 @@
 
 pub mod bitcoind;
 pub mod embedded;
-pub mod http;
 mod error;
+pub mod http;
 pub mod rpc;
 mod source;
 mod types;

@@ -183,11 +183,7 @@ impl TrustGraph {
     /// The signals around `who`: those it gives (ratee, signal) and those it receives
     /// (rater, signal), at most `max` of each, strongest first — what a picture of one
     /// member's neighbourhood shows.
-    pub fn around(
-        &self,
-        who: &AccountId,
-        max: usize,
-    ) -> (Vec<Signalled>, Vec<Signalled>) {
+    pub fn around(&self, who: &AccountId, max: usize) -> (Vec<Signalled>, Vec<Signalled>) {
         let mut gives: Vec<Signalled> = self
             .edges
             .get(who)
