@@ -8,7 +8,7 @@
 //! whose keys the node never holds. Each commitment is remembered in a small file, so the
 //! dashboard shows the last one with its proof, and a restart neither loses nor repeats one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use bitcoin::{Amount, FeeRate, Network, Txid};
@@ -20,6 +20,7 @@ use moip_wallet::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::state::{Document, StateError};
 use crate::util::lock;
 
 /// Why a commitment could not be made or checked.
@@ -32,11 +33,11 @@ pub enum CommitError {
     /// Committing or checking failed.
     #[error(transparent)]
     Reserves(#[from] ReservesError),
-    /// The record file.
-    #[error("{path}: {reason}")]
+    /// The record of commitments.
+    #[error("{place}: {reason}")]
     Record {
-        /// The file.
-        path: String,
+        /// The file or database row.
+        place: String,
         /// What failed.
         reason: String,
     },
@@ -76,21 +77,31 @@ pub struct CommitConfig {
     pub collateral: Option<String>,
     /// Blocks between commitments (an epoch).
     pub every: u32,
+    /// Where the record of past commitments is kept.
+    pub record: Document,
 }
 
 /// The committer.
 pub struct Committer {
     wallet: Mutex<MoipWallet>,
     records: Mutex<Vec<CommitmentRecord>>,
-    path: PathBuf,
     server: Server,
     config: CommitConfig,
 }
 
-fn record_error(path: &Path, e: impl std::fmt::Display) -> CommitError {
+fn record_error(place: &str, e: impl std::fmt::Display) -> CommitError {
     CommitError::Record {
-        path: path.display().to_string(),
+        place: place.to_owned(),
         reason: e.to_string(),
+    }
+}
+
+impl From<StateError> for CommitError {
+    fn from(e: StateError) -> CommitError {
+        CommitError::Record {
+            place: e.place,
+            reason: e.reason,
+        }
     }
 }
 
@@ -118,7 +129,8 @@ impl Committer {
                 config.network,
                 WalletKind::Bip86,
                 Keys::Seed {
-                    mnemonic: generate_mnemonic(12).map_err(|e| record_error(&config.dir, e))?,
+                    mnemonic: generate_mnemonic(12)
+                        .map_err(|e| record_error(&config.dir.display().to_string(), e))?,
                     passphrase: String::new(),
                     password: config.password.clone(),
                 },
@@ -127,16 +139,15 @@ impl Committer {
             )?,
             Err(e) => return Err(e.into()),
         };
-        let path = config.dir.join("commitments.json");
-        let records = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| record_error(&path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(record_error(&path, e)),
+        let records = match config.record.read()? {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| record_error(&config.record.place(), e))?
+            }
+            None => Vec::new(),
         };
         Ok(Committer {
             wallet: Mutex::new(wallet),
             records: Mutex::new(records),
-            path,
             server,
             config,
         })
@@ -187,7 +198,10 @@ impl Committer {
             }
             if last.confirmed_at.is_some() && last.covered.is_none() {
                 if let Some(descriptor) = &self.config.collateral {
-                    let txid: Txid = last.txid.parse().map_err(|e| record_error(&self.path, e))?;
+                    let txid: Txid = last
+                        .txid
+                        .parse()
+                        .map_err(|e| record_error(&self.config.record.place(), e))?;
                     let report = verify_supply(
                         &self.server,
                         self.config.network,
@@ -235,11 +249,9 @@ impl Committer {
                 records.remove(0);
             }
         }
-        let text =
-            serde_json::to_string_pretty(&*records).map_err(|e| record_error(&self.path, e))?;
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| record_error(&self.path, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| record_error(&self.path, e))?;
+        let text = serde_json::to_string_pretty(&*records)
+            .map_err(|e| record_error(&self.config.record.place(), e))?;
+        self.config.record.write(&text)?;
         Ok(made)
     }
 }

@@ -10,7 +10,6 @@
 //! deposit is minted exactly once whatever happens, and the book only speeds things up.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use moip_assets::ledger::{
@@ -20,6 +19,7 @@ use moip_lightning::{LightningEvent, PaymentHash, PaymentRail, PaymentState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::state::Document;
 use crate::util::{lock, now};
 
 /// Smallest deposit, in sat (below it the fee of paying it is most of it).
@@ -52,10 +52,10 @@ pub enum DepositError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// The book could not be written.
-    #[error("the deposit book {path}: {reason}")]
+    #[error("the deposit book {place}: {reason}")]
     Book {
-        /// The file.
-        path: String,
+        /// The file or database row.
+        place: String,
         /// What failed.
         reason: String,
     },
@@ -81,31 +81,32 @@ pub struct Deposits<S> {
     rail: Arc<dyn PaymentRail>,
     ledger: Arc<Mutex<Ledger<S>>>,
     book: Mutex<BTreeMap<String, Deposit>>,
-    path: Option<PathBuf>,
+    document: Option<Document>,
 }
 
 impl<S: JournalStore + Send + 'static> Deposits<S> {
-    /// Deposits kept in the book at `path` (read when present; `None`: in memory).
+    /// Deposits kept in the book `document` (read when present; `None`: in memory).
     ///
     /// # Errors
     /// [`DepositError::Book`] when the book cannot be read.
     pub fn open(
         rail: Arc<dyn PaymentRail>,
         ledger: Arc<Mutex<Ledger<S>>>,
-        path: Option<PathBuf>,
+        document: Option<Document>,
     ) -> Result<Deposits<S>, DepositError> {
-        let book = match &path {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p).map_err(|e| book_error(p, e))?;
-                serde_json::from_str(&text).map_err(|e| book_error(p, e))?
-            }
+        let text = match &document {
+            Some(d) => d.read().map_err(|e| book_error(d, e.reason))?,
+            None => None,
+        };
+        let book = match (text, &document) {
+            (Some(text), Some(d)) => serde_json::from_str(&text).map_err(|e| book_error(d, e))?,
             _ => BTreeMap::new(),
         };
         Ok(Deposits {
             rail,
             ledger,
             book: Mutex::new(book),
-            path,
+            document,
         })
     }
 
@@ -247,13 +248,13 @@ impl<S: JournalStore + Send + 'static> Deposits<S> {
     }
 
     fn save(&self, book: &BTreeMap<String, Deposit>) -> Result<(), DepositError> {
-        let Some(path) = &self.path else {
+        let Some(document) = &self.document else {
             return Ok(());
         };
-        let text = serde_json::to_string_pretty(book).map_err(|e| book_error(path, e))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| book_error(path, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| book_error(path, e))
+        let text = serde_json::to_string_pretty(book).map_err(|e| book_error(document, e))?;
+        document
+            .write(&text)
+            .map_err(|e| book_error(document, e.reason))
     }
 }
 
@@ -271,9 +272,9 @@ fn minted_after<S: JournalStore>(
         .is_some_and(|next| matches!(next.op, Op::Mint { .. })))
 }
 
-fn book_error(path: &std::path::Path, e: impl std::fmt::Display) -> DepositError {
+fn book_error(document: &Document, e: impl std::fmt::Display) -> DepositError {
     DepositError::Book {
-        path: path.display().to_string(),
+        place: document.place(),
         reason: e.to_string(),
     }
 }

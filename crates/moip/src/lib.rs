@@ -11,6 +11,7 @@ pub mod history;
 pub mod hub;
 pub mod pairing;
 pub mod secrets;
+pub mod state;
 mod util;
 pub mod views;
 pub mod web;

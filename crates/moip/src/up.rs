@@ -2,8 +2,9 @@
 //! the Electrum server, the community's Lightning node, the Moneysocket relay, a Nostr relay
 //! (or the relays given), Nostr Wallet Connect on the Lightning node, and the Work service over
 //! the community's token ledger with its redemption pool and Lightning deposits, and the web
-//! dashboard with the REST API — until Ctrl-C or SIGTERM, then each stopped in turn. On regtest a block is mined on a timer (to the
-//! Lightning node's wallet), so confirmations happen by themselves.
+//! dashboard with the REST API — until Ctrl-C or SIGTERM, then each stopped in turn. On regtest
+//! a block is mined on a timer (to the Lightning node's wallet), so confirmations happen by
+//! themselves.
 //!
 //! Settings come from a TOML file (`--config`, or `moip.toml` in the data directory when
 //! present), then the environment (`MOIP_…`), then flags, each overriding the one before.
@@ -26,6 +27,9 @@
 //! users/NAME.seed local users' Nostr keys, each sealed under that user's own password
 //! moip.toml       settings, optional
 //! ```
+//!
+//! With `--database`, the ledger's journal, the Work log, the deposit book, the commitment
+//! record and the NWC connections live in PostgreSQL instead ([`moip::state`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -45,7 +49,7 @@ use moip_lightning::PaymentRail;
 use crate::bitcoind::BitcoindArgs;
 use moip_lightning::{LightningConfig, LightningNode, Network, SeedSource};
 use moip_moneysocket::relay::{Relay as MoneysocketRelay, RelayConfig, RelayHandle};
-use moip_nwc::{NwcConfig, NwcService};
+use moip_nwc::{NwcConfig, NwcService, StoreLocation};
 use moip_work::community::Community;
 use moip_work::identity::VerifierRules;
 use moip_work::relay::Relay as NostrRelay;
@@ -59,6 +63,7 @@ use moip::commitments::{CommitConfig, Committer};
 use moip::deposits::Deposits;
 use moip::history::History;
 use moip::hub::{Hub, NodeProbe, SharedLedger};
+use moip::state::StateStore;
 use moip::web::session::Sessions;
 use moip::wiring::RailProvider;
 use moip_assets::commitment::SupplyCommitment;
@@ -429,6 +434,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // L4: the supply's commitments, paid by the node's operations wallet. A fresh embedded
     // regtest chain gets a matured coinbase for that wallet and one for the Lightning node, so
     // a new community can commit and open channels at once.
+    // The node's small documents live where its ledger does (files, or the database).
+    let state = StateStore::open(s.database.as_deref(), &s.token.id, &s.data_dir)
+        .context("opening the node's state")?;
     let committer = {
         let config = CommitConfig {
             dir: s.data_dir.join("operations"),
@@ -437,6 +445,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             electrum_url: format!("tcp://{electrum_tcp}"),
             collateral: s.supply.collateral.clone(),
             every: s.supply.commit_every_blocks.max(1),
+            record: state.document("operations/commitments.json"),
         };
         Arc::new(
             tokio::task::spawn_blocking(move || Committer::open(config))
@@ -479,7 +488,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // L3: Nostr Wallet Connect on the community's node, on the same relays.
     let nwc_keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
     let mut nwc_config = NwcConfig::new(relays.clone());
-    nwc_config.store = Some(s.data_dir.join("nwc-connections.json"));
+    nwc_config.store = Some(StoreLocation::Custom(Arc::new(
+        state.document("nwc-connections.json"),
+    )));
     let nwc_rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
     let nwc = NwcService::start(nwc_rail, nwc_keys, nwc_config)
         .await
@@ -536,7 +547,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Deposits::open(
             Arc::clone(&rail),
             Arc::clone(&ledger),
-            Some(s.data_dir.join("deposits.json")),
+            Some(state.document("deposits.json")),
         )
         .context("opening the deposit book")?,
     );

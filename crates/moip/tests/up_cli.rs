@@ -664,10 +664,12 @@ fn check_supply_commitment(base: &str) {
     assert_eq!(get("/api/proof/nope").0, 400);
 }
 
-/// With `--database postgres://…` the ledger's journal and the Work log live in PostgreSQL:
-/// nothing of them in the data directory, and a restart reads them back from the database.
+/// With `--database postgres://…` the application's state lives in PostgreSQL — the ledger's
+/// journal, the Work log, the deposit book, the record of supply commitments and the NWC
+/// connections: none of it in the data directory, and a restart reads it all back from the
+/// database.
 #[test]
-fn up_keeps_the_ledger_and_the_work_log_in_postgresql() {
+fn up_keeps_the_application_state_in_postgresql() {
     let pg = moip_testkit::postgres::TempPostgres::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let founder = nostr_sdk::Keys::generate();
@@ -700,17 +702,19 @@ fn up_keeps_the_ledger_and_the_work_log_in_postgresql() {
         .timeout_global(Some(WAIT))
         .build()
         .into();
-    let last_seq = |base: &str| {
-        let text = agent
-            .get(format!("{base}/api/community"))
-            .call()
-            .expect("community")
-            .body_mut()
-            .read_to_string()
-            .expect("body");
-        let community: serde_json::Value = serde_json::from_str(&text).expect("json");
-        community["last_seq"].as_u64().expect("last_seq")
+    let get = |base: &str, path: &str| -> (u16, serde_json::Value) {
+        let mut response = agent.get(format!("{base}{path}")).call().expect("get");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        (status, serde_json::from_str(&text).expect("json"))
     };
+    let last_seq = |base: &str| {
+        get(base, "/api/community").1["last_seq"]
+            .as_u64()
+            .expect("last_seq")
+    };
+    let nwc_apps = |base: &str| get(base, "/api/node").1["nwc_connections"].as_u64();
+    let commitments = |base: &str| get(base, "/api/supply").1["commitments"].clone();
 
     let (mut node, lines) =
         NodeProcess::spawn_with_env(&args, &envs, &data_dir, &["  database: ", "  dashboard: "]);
@@ -730,10 +734,38 @@ fn up_keeps_the_ledger_and_the_work_log_in_postgresql() {
         .expect("post");
     assert_eq!(response.status().as_u16(), 202);
     assert_eq!(last_seq(&base), 1);
+    // A deposit invoice, an NWC app, and the first supply commitment (made at start).
+    let mut response = agent
+        .post(format!("{base}/api/deposits"))
+        .send(json!({"pubkey": "4f".repeat(32), "sats": 5_000}).to_string())
+        .expect("deposit");
+    assert_eq!(response.status().as_u16(), 201);
+    let deposit: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("json");
+    let hash = deposit["payment_hash"].as_str().expect("hash").to_owned();
+    let operator = std::fs::read_to_string(data_dir.join("api.token")).expect("operator token");
+    let response = agent
+        .post(format!("{base}/api/pairing/nwc"))
+        .header("Authorization", &format!("Bearer {}", operator.trim()))
+        .send(json!({"name": "till", "budget_sat": 1_000}).to_string())
+        .expect("pair");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(nwc_apps(&base), Some(1));
+    let committed = wait_until(WAIT, "the first supply commitment", || {
+        let records = commitments(&base);
+        (records.as_array()?.len() == 1).then_some(records)
+    });
     stop_with_sigterm(&mut node.child);
 
-    assert!(!data_dir.join("ledger.sqlite").exists());
-    assert!(!data_dir.join("work.sqlite").exists());
+    for file in [
+        "ledger.sqlite",
+        "work.sqlite",
+        "deposits.json",
+        "nwc-connections.json",
+        "operations/commitments.json",
+    ] {
+        assert!(!data_dir.join(file).exists(), "{file} is in the data dir");
+    }
     let mut db = moip_assets::ledger::PgClient::connect(&url).expect("connect");
     let count = |db: &mut moip_assets::ledger::PgClient, sql: &str| -> i64 {
         db.query_one(sql, &[&"mill"]).expect("query").get(0)
@@ -751,14 +783,32 @@ fn up_keeps_the_ledger_and_the_work_log_in_postgresql() {
         ),
         1
     );
+    let names: Vec<String> = db
+        .query(
+            "SELECT name FROM moip_state WHERE community = $1 ORDER BY name",
+            &[&"mill"],
+        )
+        .expect("query")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "deposits.json",
+            "nwc-connections.json",
+            "operations/commitments.json"
+        ]
+    );
     drop(db);
 
     let (mut node, lines) =
         NodeProcess::spawn_with_env(&args, &envs, &data_dir, &["  dashboard: "]);
-    assert_eq!(
-        last_seq(lines[0].trim_end_matches('/')),
-        1,
-        "read back from the database"
-    );
+    let base = lines[0].trim_end_matches('/');
+    assert_eq!(last_seq(base), 1, "read back from the database");
+    let (status, book) = get(base, &format!("/api/deposits/{hash}"));
+    assert_eq!((status, &book["sats"]), (200, &json!(5_000)), "{book}");
+    assert_eq!(nwc_apps(base), Some(1));
+    assert_eq!(commitments(base)[0]["txid"], committed[0]["txid"]);
     stop_with_sigterm(&mut node.child);
 }

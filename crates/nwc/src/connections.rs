@@ -6,10 +6,13 @@
 //! the secret lives in the URI the user hands to the app.
 //!
 //! The store is plain data with the budget arithmetic in it, so it is tested without relays; the
-//! service persists it as JSON after every change (it holds no secrets).
+//! service persists it as JSON after every change (it holds no secrets) — to a file, or to
+//! wherever the application keeps its state ([`StoreLocation::Custom`]: a database row, say).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nostr_sdk::PublicKey;
 use serde::{Deserialize, Serialize};
@@ -56,12 +59,77 @@ pub enum SpendRefusal {
     },
 }
 
+/// A place an application keeps one document of its own (the store's JSON) between runs.
+pub trait DocumentStore: Send + Sync {
+    /// The document, or `None` if none was saved yet.
+    ///
+    /// # Errors
+    /// Why it cannot be read.
+    fn load(&self) -> Result<Option<Vec<u8>>, String>;
+
+    /// Replaces the document, atomically: a crash leaves the old or the new version.
+    ///
+    /// # Errors
+    /// Why it cannot be written.
+    fn save(&self, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// Where a connection store is kept between runs.
+#[derive(Clone)]
+pub enum StoreLocation {
+    /// A JSON file, replaced atomically on each save.
+    File(PathBuf),
+    /// A document the application keeps (in its database, say).
+    Custom(Arc<dyn DocumentStore>),
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::File(path) => f.debug_tuple("File").field(path).finish(),
+            StoreLocation::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+impl From<PathBuf> for StoreLocation {
+    fn from(path: PathBuf) -> StoreLocation {
+        StoreLocation::File(path)
+    }
+}
+
+impl DocumentStore for PathBuf {
+    fn load(&self) -> Result<Option<Vec<u8>>, String> {
+        match std::fs::read(self) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.display())),
+        }
+    }
+
+    fn save(&self, bytes: &[u8]) -> Result<(), String> {
+        let tmp = self.with_extension("tmp");
+        let io = |e: std::io::Error| format!("{}: {e}", self.display());
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, self).map_err(io)
+    }
+}
+
+impl StoreLocation {
+    fn document(&self) -> &dyn DocumentStore {
+        match self {
+            StoreLocation::File(path) => path,
+            StoreLocation::Custom(store) => store.as_ref(),
+        }
+    }
+}
+
 /// Every connection of a service, by client key.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ConnectionStore {
     connections: BTreeMap<String, Connection>,
     #[serde(skip)]
-    path: Option<PathBuf>,
+    location: Option<StoreLocation>,
 }
 
 impl ConnectionStore {
@@ -75,30 +143,35 @@ impl ConnectionStore {
     /// # Errors
     /// [`NwcError::Store`] when the file cannot be read or is not a store.
     pub fn open(path: &Path) -> Result<ConnectionStore, NwcError> {
-        let mut store = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice::<ConnectionStore>(&bytes).map_err(|e| {
-                NwcError::Store(format!("{} is not a connection store: {e}", path.display()))
+        ConnectionStore::open_at(StoreLocation::File(path.to_path_buf()))
+    }
+
+    /// The store kept at `location`, or an empty one if nothing was saved there yet.
+    ///
+    /// # Errors
+    /// [`NwcError::Store`] when it cannot be read or is not a store.
+    pub fn open_at(location: StoreLocation) -> Result<ConnectionStore, NwcError> {
+        let mut store = match location.document().load().map_err(NwcError::Store)? {
+            Some(bytes) => serde_json::from_slice::<ConnectionStore>(&bytes).map_err(|e| {
+                NwcError::Store(format!("{location:?} is not a connection store: {e}"))
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConnectionStore::default(),
-            Err(e) => return Err(NwcError::Store(format!("{}: {e}", path.display()))),
+            None => ConnectionStore::default(),
         };
-        store.path = Some(path.to_path_buf());
+        store.location = Some(location);
         Ok(store)
     }
 
-    /// Writes the store to its file (atomically: a crash leaves the old or the new version).
+    /// Writes the store where it is kept (atomically: a crash leaves the old or the new
+    /// version).
     ///
     /// # Errors
-    /// [`NwcError::Store`] on an I/O failure.
+    /// [`NwcError::Store`] on a failure to write.
     pub fn save(&self) -> Result<(), NwcError> {
-        let Some(path) = &self.path else {
+        let Some(location) = &self.location else {
             return Ok(());
         };
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| NwcError::Store(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        let io = |e: std::io::Error| NwcError::Store(format!("{}: {e}", path.display()));
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        location.document().save(&bytes).map_err(NwcError::Store)
     }
 
     /// Adds a connection for `client`.

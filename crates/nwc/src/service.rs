@@ -8,7 +8,6 @@
 //! method (`NOT_IMPLEMENTED`), within the budget for payments (`QUOTA_EXCEEDED`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +30,7 @@ use nostr_sdk::{
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::connections::{Budget, Connection, ConnectionStore, SpendRefusal};
+use crate::connections::{Budget, Connection, ConnectionStore, SpendRefusal, StoreLocation};
 use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
 use crate::error::NwcError;
 
@@ -57,7 +56,7 @@ pub struct NwcConfig {
     /// Relays to listen and answer on (the URIs name them to the apps).
     pub relays: Vec<String>,
     /// Where connections are kept; `None` keeps them in memory only.
-    pub store: Option<PathBuf>,
+    pub store: Option<StoreLocation>,
     /// Requests carried out at once over all connections.
     pub max_concurrent: usize,
     /// Requests one connection may make per minute.
@@ -203,7 +202,7 @@ impl NwcService {
             .map(|u| RelayUrl::parse(u).map_err(|e| NwcError::Relay(format!("{u}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let store = match &config.store {
-            Some(path) => ConnectionStore::open(path)?,
+            Some(location) => ConnectionStore::open_at(location.clone())?,
             None => ConnectionStore::in_memory(),
         };
         let client = Client::builder().signer(keys.clone()).build();

@@ -170,7 +170,7 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
     let relay_url: RelayUrl = rt.block_on(relay.url());
     let mut config = NwcConfig::new(vec![relay_url.to_string()]);
     let store = root.path().join("connections.json");
-    config.store = Some(store.clone());
+    config.store = Some(store.clone().into());
     let service = rt
         .block_on(NwcService::start(
             Arc::new(wallet.clone()),

@@ -343,7 +343,7 @@ fn run_node(
         Some(setup) => {
             let keys = nwc_keys(&setup).context("the NWC service key")?;
             let mut config = NwcConfig::new(setup.relays);
-            config.store = Some(setup.store);
+            config.store = Some(setup.store.into());
             let rail: Arc<dyn PaymentRail> = Arc::new(node.clone());
             let service = runtime
                 .block_on(NwcService::start(rail, keys, config))
