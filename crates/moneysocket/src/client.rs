@@ -28,6 +28,7 @@
 //! ```
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Bytes, Message as WsMessage};
@@ -63,6 +64,10 @@ pub struct ClientConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Whether the consumer and provider layers negotiate the authenticated layer.
     pub security: Security,
+    /// The local address to connect from (a host with several, or a load test spreading its
+    /// connections over loopback addresses to stay under a relay's per-IP limit); `None` lets
+    /// the system choose.
+    pub local_address: Option<IpAddr>,
 }
 
 /// Whether to use the authenticated-encryption layer ([`crate::secure`]) with the peer.
@@ -85,6 +90,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(30),
             tls: None,
             security: Security::default(),
+            local_address: None,
         }
     }
 }
@@ -212,6 +218,26 @@ pub async fn connect(
     Ok(socket)
 }
 
+/// Connects to `host:port` from `local` (the first of the host's addresses in its family).
+async fn connect_from(local: IpAddr, host: &str, port: u16) -> io::Result<TcpStream> {
+    let remote = tokio::net::lookup_host((host, port))
+        .await?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{host} has no address of the family of {local}"),
+            )
+        })?;
+    let socket = if local.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(remote).await
+}
+
 impl OutgoingSocket {
     /// Opens the WebSocket (TLS for `wss://`), without rendezvousing yet.
     ///
@@ -250,9 +276,11 @@ impl OutgoingSocket {
             .max_message_size(Some(config.max_frame_len))
             .max_frame_size(Some(config.max_frame_len));
         let opening = async {
-            let tcp = TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(ClientError::Connect)?;
+            let tcp = match config.local_address {
+                None => TcpStream::connect((host.as_str(), port)).await,
+                Some(local) => connect_from(local, &host, port).await,
+            }
+            .map_err(ClientError::Connect)?;
             let _ = tcp.set_nodelay(true);
             let stream = if tls {
                 let tls_config = match &config.tls {
