@@ -1,7 +1,8 @@
 //! Slow clients against `moip up`'s listeners (slowloris): a connection that starts a request
 //! and never finishes its headers is closed by the node's RPC, the dashboard, the Moneysocket
-//! relay and Electrum's WebSocket listener within their header or handshake timeouts, and
-//! honest clients are served meanwhile. Fifty slow connections are held against each.
+//! relay, Electrum's WebSocket listener and the Nostr relay within their header or handshake
+//! timeouts, and honest clients are served meanwhile. Fifty slow connections are held against
+//! each.
 
 mod common;
 
@@ -64,13 +65,19 @@ fn slow_clients_are_cut_off_and_honest_ones_served() {
         &args,
         &[("MOIP_PASSWORD", "correct horse")],
         &data,
-        &["  electrum ws: ", "  moneysocket relay: ", "  dashboard: "],
+        &[
+            "  electrum ws: ",
+            "  moneysocket relay: ",
+            "  dashboard: ",
+            "  nostr relay: ",
+        ],
     );
     let listeners = [
         ("rpc", addr(&node.url)),
         ("electrum ws", addr(&lines[0])),
         ("moneysocket", addr(&lines[1])),
         ("dashboard", addr(&lines[2])),
+        ("nostr relay", addr(&lines[3])),
     ];
     let partial = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     let mut slow: Vec<(&str, TcpStream)> = Vec::new();
@@ -96,6 +103,22 @@ fn slow_clients_are_cut_off_and_honest_ones_served() {
         .status();
     assert_eq!(status.as_u16(), 200);
     assert!(node.height() > 0, "the RPC serves honest clients");
+    let relay = lines[3].clone();
+    let (mut socket, _) = tokio_tungstenite::tungstenite::connect(relay.as_str())
+        .expect("the Nostr relay serves honest clients");
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            r#"["REQ","honest",{"limit":1}]"#,
+        ))
+        .expect("a subscription");
+    // At most the one event asked for, then the end of stored events.
+    let eose = (0..2).any(|_| {
+        let reply = socket.read().expect("an answer");
+        reply
+            .to_text()
+            .is_ok_and(|t| t.starts_with(r#"["EOSE","honest""#))
+    });
+    assert!(eose, "the relay answered the subscription");
 
     // Every slow connection is closed by the server.
     let deadline = Instant::now() + Duration::from_secs(40);

@@ -2,11 +2,23 @@
 //! `nostr-relay-builder`, events in memory): on loopback unless told otherwise, with limits
 //! sized for one community — a burst of events from one connection (a node publishing its
 //! receipts) is normal here, so the per-connection rate is far above a public relay's.
+//!
+//! The relay builder's own listener waits for ever on a connection that never finishes its
+//! WebSocket upgrade request, so one client could hold hundreds of sockets for nothing. This
+//! module accepts the connections itself instead: the upgrade request must arrive whole within
+//! [`HANDSHAKE_TIMEOUT`] and fit in [`MAX_UPGRADE_REQUEST`] bytes, at most [`MAX_PENDING`]
+//! connections may be in that state at once, and only then is the socket handed to the relay.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +34,20 @@ pub const MAX_SUBSCRIPTIONS: usize = 500;
 /// Most connections.
 pub const MAX_CONNECTIONS: usize = 1_000;
 
+/// Time a connection has to send its whole WebSocket upgrade request.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest upgrade request read (browsers send well under 2 KiB).
+pub const MAX_UPGRADE_REQUEST: usize = 8 * 1024;
+
+/// Connections that may be in their upgrade at once; more are closed at once.
+pub const MAX_PENDING: usize = 256;
+
 /// A running relay and its `ws://` URL.
 pub struct Relay {
     relay: LocalRelay,
     url: String,
+    stop: watch::Sender<bool>,
 }
 
 impl Relay {
@@ -34,22 +56,26 @@ impl Relay {
     /// # Errors
     /// [`RelayError`] when it cannot bind.
     pub async fn start(addr: SocketAddr) -> Result<Relay, RelayError> {
-        let mut builder = RelayBuilder::default()
-            .addr(addr.ip())
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| RelayError(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| RelayError(e.to_string()))?;
+        let builder = RelayBuilder::default()
+            .addr(local.ip())
+            .port(local.port())
             .max_connections(MAX_CONNECTIONS)
             .rate_limit(RateLimit {
                 max_reqs: MAX_SUBSCRIPTIONS,
                 notes_per_minute: NOTES_PER_MINUTE,
             });
-        // Without a port the builder picks a free one and reports it in `url`; an explicit 0
-        // would be reported as 0.
-        if addr.port() != 0 {
-            builder = builder.port(addr.port());
-        }
+        // Not `run`: the connections come from the accept loop below.
         let relay = LocalRelay::new(builder);
-        relay.run().await.map_err(|e| RelayError(e.to_string()))?;
         let url = relay.url().await.to_string();
-        Ok(Relay { relay, url })
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(accept(listener, relay.clone(), stopped));
+        Ok(Relay { relay, url, stop })
     }
 
     /// Its `ws://host:port` URL.
@@ -59,12 +85,157 @@ impl Relay {
 
     /// Stops it.
     pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
         self.relay.shutdown();
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.relay.shutdown();
+        self.shutdown();
+    }
+}
+
+/// Accepts connections until `stopped`, each upgraded within the limits, then handed over.
+async fn accept(listener: TcpListener, relay: LocalRelay, mut stopped: watch::Receiver<bool>) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tracing::warn!("nostr relay: cannot accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            tracing::debug!("nostr relay: too many upgrades under way; closed {peer}");
+            continue;
+        };
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            let upgraded = tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(stream)).await;
+            drop(permit);
+            match upgraded {
+                Ok(Ok(stream)) => {
+                    if let Err(e) = relay.take_connection(stream, peer).await {
+                        tracing::debug!("nostr relay: {peer}: {e}");
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!("nostr relay: {peer}: {e}"),
+                Err(_) => tracing::debug!("nostr relay: {peer} did not finish its upgrade in time"),
+            }
+        });
+    }
+}
+
+/// Reads the upgrade request (whole, bounded) and answers it; the stream is then a WebSocket.
+async fn upgrade(mut stream: TcpStream) -> Result<TcpStream, String> {
+    let mut request = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let end = loop {
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed during the upgrade".into());
+        }
+        request.extend_from_slice(&chunk[..n]);
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if request.len() > MAX_UPGRADE_REQUEST {
+            return Err("upgrade request too large".into());
+        }
+    };
+    let answer = match upgrade_response(&request[..end]) {
+        // A client may not send frames before it has the answer.
+        Ok(_) if end != request.len() => Err("data before the upgrade was answered"),
+        answer => answer,
+    };
+    match answer {
+        Ok(response) => {
+            stream
+                .write_all(response.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(stream)
+        }
+        Err(reason) => {
+            let refusal =
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+            let _ = stream.write_all(refusal.as_bytes()).await;
+            Err(reason.into())
+        }
+    }
+}
+
+/// The `101 Switching Protocols` answer to a WebSocket upgrade request (RFC 6455 §4.2), or why
+/// the request is not one.
+fn upgrade_response(request: &[u8]) -> Result<String, &'static str> {
+    let text = std::str::from_utf8(request).map_err(|_| "the request is not text")?;
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    if !request_line.starts_with("GET ") || !request_line.ends_with(" HTTP/1.1") {
+        return Err("not a GET over HTTP/1.1");
+    }
+    let (mut upgrade, mut connection, mut version, mut key) = (false, false, false, None);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').ok_or("a header without a colon")?;
+        let value = value.trim();
+        let has = |token: &str| {
+            value
+                .split(',')
+                .any(|v| v.trim().eq_ignore_ascii_case(token))
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "upgrade" => upgrade |= has("websocket"),
+            "connection" => connection |= has("upgrade"),
+            "sec-websocket-version" => version |= value == "13",
+            "sec-websocket-key" => key = Some(value),
+            _ => {}
+        }
+    }
+    let key = key.ok_or("no Sec-WebSocket-Key")?;
+    if !(upgrade && connection && version) {
+        return Err("not a WebSocket upgrade (version 13)");
+    }
+    Ok(format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+                           Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+    #[test]
+    fn answers_an_upgrade_with_the_rfc_6455_accept_key() {
+        let answer = upgrade_response(UPGRADE.as_bytes()).expect("an upgrade");
+        assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+        // RFC 6455 §1.3's worked example.
+        assert!(answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_upgrade() {
+        for bad in [
+            UPGRADE.replace("GET", "POST"),
+            UPGRADE.replace("Upgrade: websocket", "Upgrade: h2c"),
+            UPGRADE.replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"),
+            UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+            UPGRADE.replace("Host: 127.0.0.1", "no colon here"),
+            "\u{0}\u{ff}".into(),
+        ] {
+            assert!(upgrade_response(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 }
