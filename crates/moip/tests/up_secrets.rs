@@ -92,6 +92,31 @@ fn no_secret_reaches_a_log() {
         ))
         .expect("login");
     assert_eq!(login.status().as_u16(), 303);
+    // Guessing ana's password: the free wrong guesses are refused (403), then further guesses
+    // must wait, longer each time (429 with Retry-After); after the wait the right password
+    // gets in.
+    let try_login = |password: &str| {
+        agent
+            .post(format!("{base}/login"))
+            .content_type("application/x-www-form-urlencoded")
+            .send(format!(
+                "name=ana&password={}",
+                password.replace(' ', "+").replace('\'', "%27")
+            ))
+            .expect("login")
+    };
+    for _ in 0..moip::web::throttle::FREE_FAILURES {
+        assert_eq!(try_login("not the password").status().as_u16(), 403);
+    }
+    // The waits double (1 s, 2 s, …): one of the next guesses comes within one.
+    let held = (0..3)
+        .map(|_| try_login("not the password"))
+        .find(|r| r.status().as_u16() == 429)
+        .expect("a guess held back");
+    assert!(held.headers().get("retry-after").is_some());
+    wait_until(WAIT, "the wait after wrong passwords to end", || {
+        (try_login(USER_PASSWORD).status().as_u16() == 303).then_some(())
+    });
     let cookie = login
         .headers()
         .get("set-cookie")

@@ -10,6 +10,7 @@
 pub mod charts;
 pub mod html;
 pub mod session;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -32,6 +33,7 @@ use crate::pairing::qr_svg;
 use crate::views::{self, now};
 use html::{action_form, esc, input, key_link, num, page, when};
 use session::{token_in, Session, Signer, COOKIE, SESSION_SECS};
+use throttle::Throttled;
 
 /// The kind a NIP-07 signer signs to log in (NIP-42's authentication kind).
 pub const KIND_LOGIN: u16 = 22_242;
@@ -79,6 +81,15 @@ fn render_with(
 
 fn csrf_of(hub: &Hub, headers: &HeaderMap) -> String {
     session(hub, headers).map_or_else(String::new, |(_, s)| s.csrf)
+}
+
+/// A login not tried now: 429 with the seconds to wait.
+fn throttled(hub: &Hub, headers: &HeaderMap, retry_after: u64, text: &str) -> Response {
+    let mut response = refused(hub, headers, StatusCode::TOO_MANY_REQUESTS, text);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_after.into());
+    response
 }
 
 fn refused(hub: &Hub, headers: &HeaderMap, status: StatusCode, text: &str) -> Response {
@@ -823,6 +834,25 @@ async fn login_local(
             "The password needs at least 8 characters.",
         );
     }
+    let slot = match hub.sessions.logins.admit(&name, now()) {
+        Ok(slot) => slot,
+        Err(Throttled::Busy) => {
+            return throttled(
+                &hub,
+                &headers,
+                1,
+                "Too many logins are being checked right now. Try again in a moment.",
+            )
+        }
+        Err(Throttled::Wait(secs)) => {
+            return throttled(
+                &hub,
+                &headers,
+                secs,
+                &format!("Too many wrong passwords for {name}. Try again in {secs} s."),
+            )
+        }
+    };
     let path = hub.users.join(format!("{name}.seed"));
     let keys = tokio::task::spawn_blocking(move || {
         if let Some(dir) = path.parent() {
@@ -832,6 +862,8 @@ async fn login_local(
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
+    drop(slot);
+    hub.sessions.logins.record(&name, keys.is_ok(), now());
     let keys = match keys {
         Ok(keys) => keys,
         Err(_) => {

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use moip_assets::ledger::AccountId;
 use nostr_sdk::Keys;
 
+use super::throttle::LoginThrottle;
 use crate::util::lock;
 
 /// The cookie's name.
@@ -66,11 +67,13 @@ pub struct Session {
     pub expires: u64,
 }
 
-/// The sessions and the outstanding login challenges.
+/// The sessions, the outstanding login challenges and the limits on local logins.
 #[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     challenges: Mutex<HashMap<String, u64>>,
+    /// How fast local users' passwords may be tried.
+    pub logins: LoginThrottle,
 }
 
 /// 32 random bytes, hex.
