@@ -16,7 +16,7 @@ use bitcoin::{Amount, FeeRate, Network};
 use moip_assets::collateral::{credit_lightning_deposit, credit_onchain_deposits};
 use moip_assets::commitment::SupplyCommitment;
 use moip_assets::ledger::{
-    AccountId, Ledger, LedgerError, Op, SqliteJournal, TokenInfo, TokenLedger,
+    AccountId, JournalStore, Ledger, LedgerError, Op, SqliteJournal, TokenInfo, TokenLedger,
 };
 use moip_assets::pool::{Hold, PoolConfig, PoolError, RedemptionPool, Status};
 use moip_assets::reserves::{commit_supply, verify_supply};
@@ -47,6 +47,28 @@ fn seed_wallet(dir: &std::path::Path, kind: WalletKind, byte: u8, server: &Serve
         KdfParams::INSECURE_FAST,
     )
     .expect("wallet")
+}
+
+/// A redemption written to the journal with nothing paid yet: what a crash right after the
+/// journal write leaves.
+fn journal_redemption<S: JournalStore>(
+    ledger: &Mutex<Ledger<S>>,
+    from: AccountId,
+    amount: u64,
+    sats_out: u64,
+    payout: &str,
+) -> u64 {
+    let mut l = ledger.lock().expect("ledger");
+    let id = l.state().next_redemption();
+    l.commit(Op::Redeem {
+        id,
+        from,
+        amount,
+        sats_out,
+        payout: payout.to_owned(),
+    })
+    .expect("redeem");
+    id
 }
 
 #[test]
@@ -291,19 +313,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let crash = worker_node
         .create_invoice(Some(19_800_000), "crash", 3600)
         .expect("invoice");
-    let id = {
-        let mut l = ledger.lock().expect("ledger");
-        let id = l.state().next_redemption();
-        l.commit(Op::Redeem {
-            id,
-            from: worker,
-            amount: 20_000,
-            sats_out: 19_800,
-            payout: crash.bolt11.clone(),
-        })
-        .expect("redeem");
-        id
-    };
+    let id = journal_redemption(&ledger, worker, 20_000, 19_800, &crash.bolt11);
     pool_node
         .pay(&crash.bolt11, None, Default::default(), WAIT)
         .expect("paid before the crash");
@@ -335,19 +345,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let later = stranger
         .create_invoice(Some(9_900_000), "later", 3600)
         .expect("invoice");
-    let id = {
-        let mut l = ledger.lock().expect("ledger");
-        let id = l.state().next_redemption();
-        l.commit(Op::Redeem {
-            id,
-            from: worker,
-            amount: 10_000,
-            sats_out: 9_900,
-            payout: later.bolt11.clone(),
-        })
-        .expect("redeem");
-        id
-    };
+    let id = journal_redemption(&ledger, worker, 10_000, 9_900, &later.bolt11);
     let retrying = RedemptionPool::new(
         Arc::clone(&ledger),
         Arc::clone(&rail),

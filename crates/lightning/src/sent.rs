@@ -13,7 +13,7 @@
 //! write torn by a crash, whose event is then delivered again), is skipped.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,65 +26,68 @@ pub(crate) const FILE_NAME: &str = "moip_sent";
 /// The successes ldk-node's store may lack, read at start and appended to as they happen.
 pub(crate) struct SentLog {
     path: PathBuf,
-    entries: Mutex<HashMap<PaymentHash, Preimage>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    entries: HashMap<PaymentHash, Preimage>,
+    /// The file may end in a torn line (found so at start, or a write failed): the next line
+    /// starts on a fresh one, or the torn rest would swallow it.
+    torn: bool,
 }
 
 impl SentLog {
     /// Reads the log in `dir` (none yet is an empty log).
     pub(crate) fn open(dir: &Path) -> io::Result<SentLog> {
         let path = dir.join(FILE_NAME);
-        let entries = match std::fs::read_to_string(&path) {
-            Ok(text) => parse(&text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
+        };
+        let state = State {
+            entries: parse(&text),
+            torn: !text.is_empty() && !text.ends_with('\n'),
         };
         Ok(SentLog {
             path,
-            entries: Mutex::new(entries),
+            state: Mutex::new(state),
         })
     }
 
     /// Records that the payment for `preimage`'s hash succeeded; durable when this returns.
     pub(crate) fn record(&self, preimage: Preimage) -> io::Result<()> {
         let hash = preimage.payment_hash();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.contains_key(&hash) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.entries.contains_key(&hash) {
             return Ok(());
         }
-        let mut file = OpenOptions::new()
+        let lead = if state.torn { "\n" } else { "" };
+        let line = format!("{lead}{hash} {preimage}\n");
+        let written = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)?;
-        // A line torn by an earlier crash would swallow this one: start on a fresh line.
-        let len = file.metadata()?.len();
-        let lead = if len > 0 && !ends_with_newline(&self.path, len)? {
-            "\n"
-        } else {
-            ""
-        };
-        file.write_all(format!("{lead}{hash} {preimage}\n").as_bytes())?;
-        file.sync_data()?;
-        entries.insert(hash, preimage);
+            .open(&self.path)
+            .and_then(|mut file| {
+                file.write_all(line.as_bytes())?;
+                file.sync_data()
+            });
+        // A failed write may have left part of a line.
+        state.torn = written.is_err();
+        written?;
+        state.entries.insert(hash, preimage);
         Ok(())
     }
 
     /// The preimage of a payment recorded here.
     pub(crate) fn preimage(&self, hash: &PaymentHash) -> Option<Preimage> {
-        self.entries
+        self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .entries
             .get(hash)
             .copied()
     }
-}
-
-fn ends_with_newline(path: &Path, len: u64) -> io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
 }
 
 /// The valid lines of a log: each a preimage that proves its hash.

@@ -19,7 +19,7 @@ use moip_lightning::{LightningEvent, PaymentHash, PaymentRail, PaymentState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::state::Document;
+use crate::state::{Document, StateError};
 use crate::util::{lock, now};
 
 /// Smallest deposit, in sat (below it the fee of paying it is most of it).
@@ -94,13 +94,12 @@ impl<S: JournalStore + Send + 'static> Deposits<S> {
         ledger: Arc<Mutex<Ledger<S>>>,
         document: Option<Document>,
     ) -> Result<Deposits<S>, DepositError> {
-        let text = match &document {
-            Some(d) => d.read().map_err(|e| book_error(d, e.reason))?,
-            None => None,
-        };
-        let book = match (text, &document) {
-            (Some(text), Some(d)) => serde_json::from_str(&text).map_err(|e| book_error(d, e))?,
-            _ => BTreeMap::new(),
+        let book = match &document {
+            Some(d) => match d.read()? {
+                Some(text) => serde_json::from_str(&text).map_err(|e| book_error(d, e))?,
+                None => BTreeMap::new(),
+            },
+            None => BTreeMap::new(),
         };
         Ok(Deposits {
             rail,
@@ -252,9 +251,7 @@ impl<S: JournalStore + Send + 'static> Deposits<S> {
             return Ok(());
         };
         let text = serde_json::to_string_pretty(book).map_err(|e| book_error(document, e))?;
-        document
-            .write(&text)
-            .map_err(|e| book_error(document, e.reason))
+        Ok(document.write(&text)?)
     }
 }
 
@@ -270,6 +267,15 @@ fn minted_after<S: JournalStore>(
     Ok(at
         .and_then(|i| entries.get(i + 1))
         .is_some_and(|next| matches!(next.op, Op::Mint { .. })))
+}
+
+impl From<StateError> for DepositError {
+    fn from(e: StateError) -> DepositError {
+        DepositError::Book {
+            place: e.place,
+            reason: e.reason,
+        }
+    }
 }
 
 fn book_error(document: &Document, e: impl std::fmt::Display) -> DepositError {

@@ -10,7 +10,7 @@
 //!   gets slower and slower while the user, who knows the password, waits at most that long.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -46,14 +46,14 @@ struct Failures {
 
 /// The login limits of a node.
 pub struct LoginThrottle {
-    unseals: std::sync::Arc<Semaphore>,
+    unseals: Arc<Semaphore>,
     failures: Mutex<HashMap<String, Failures>>,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
         LoginThrottle {
-            unseals: std::sync::Arc::new(Semaphore::new(MAX_UNSEALS)),
+            unseals: Arc::new(Semaphore::new(MAX_UNSEALS)),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -81,7 +81,7 @@ impl LoginThrottle {
                 return Err(Throttled::Wait(wait));
             }
         }
-        std::sync::Arc::clone(&self.unseals)
+        Arc::clone(&self.unseals)
             .try_acquire_owned()
             .map_err(|_| Throttled::Busy)
     }
