@@ -5,6 +5,7 @@
 //! closed, so slow writers (slowloris) cannot hold connections open; and at most
 //! [`HttpLimits::max_connections`] connections are served at once, the next ones being closed
 //! as they arrive, so memory stays bounded (request bodies are bounded by each router).
+//! [`serve_tls`] is the same loop behind TLS, the handshake bounded by the header timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +49,32 @@ pub async fn serve(
     limits: HttpLimits,
     stop: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_with(listener, router, limits, None, stop).await
+}
+
+/// [`serve`] over TLS (HTTPS): each connection's handshake must end within
+/// `limits.header_timeout`, so a client that stalls it is cut off as a slow writer is.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    tls: Arc<rustls::ServerConfig>,
+    stop: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_with(listener, router, limits, Some(acceptor), stop).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -76,9 +103,35 @@ pub async fn serve(
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake failed: {e}");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not finished in time");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("HTTP connection ended: {e}");
             }
             drop(slot);

@@ -634,8 +634,14 @@ pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<PairingView, Fai
     let limit = SpendingLimit {
         max_msat: limit_sat.map(|sat| sat.saturating_mul(1_000)),
     };
-    let beacon = crate::pairing::new_beacon(&hub.node.moneysocket_url, &hub.moneysocket, limit)
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let node = &hub.node;
+    let beacon = crate::pairing::new_beacon(
+        &node.moneysocket_url,
+        &node.moneysocket_local_url,
+        &hub.moneysocket,
+        limit,
+    )
+    .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(PairingView { uri: beacon })
 }
 
@@ -742,20 +748,20 @@ pub fn router(hub: Arc<Hub>) -> Router {
 }
 
 /// Serves `router` on `listener` until `stop` resolves, with the limits every moip HTTP
-/// listener has: headers within 10 s, at most 1 024 connections (see [`moip_chain::http`]).
+/// listener has: headers (and the TLS handshake) within 10 s, at most 1 024 connections (see
+/// [`moip_chain::http`]); over HTTPS with `tls`.
 ///
 /// # Errors
 /// When the listener fails for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    moip_chain::http::serve(
-        listener,
-        router,
-        moip_chain::http::HttpLimits::default(),
-        stop,
-    )
-    .await
+    let limits = moip_chain::http::HttpLimits::default();
+    match tls {
+        Some(tls) => moip_chain::http::serve_tls(listener, router, limits, tls, stop).await,
+        None => moip_chain::http::serve(listener, router, limits, stop).await,
+    }
 }

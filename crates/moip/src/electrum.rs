@@ -18,9 +18,14 @@ pub(crate) struct ElectrumArgs {
     /// Data directory: the index in <dir>/electrum, the embedded chain in <dir>/chain [default: ~/.moip]
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Address the listeners bind to
+    /// Address the listeners bind to; beyond loopback only TLS and WSS do, the plain ones (TCP,
+    /// WS, metrics, the node's RPC) staying on 127.0.0.1 unless --allow-plain
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// Bind the plain listeners to --bind too (behind a proxy that terminates TLS, or on a
+    /// network you trust)
+    #[arg(long)]
+    allow_plain: bool,
     /// Electrum over TCP (0 picks a free port)
     #[arg(long, default_value_t = 50001)]
     tcp_port: u16,
@@ -66,6 +71,13 @@ pub(crate) async fn run(args: ElectrumArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::default_data_dir);
+    let plain = moip::tls::plain_bind(args.bind, args.allow_plain);
+    if plain != args.bind {
+        tracing::info!(
+            "beyond loopback only TLS and WSS listen on {}; plain listeners on {plain}",
+            args.bind
+        );
+    }
     let mut node_parts = None;
     let source: Arc<dyn ChainSource> = match args.bitcoind.connect().await? {
         Some(rpc) => Arc::new(rpc),
@@ -76,7 +88,7 @@ pub(crate) async fn run(args: ElectrumArgs) -> anyhow::Result<()> {
                     .await?
                     .context("opening the embedded node")?;
             let rpc_config = RpcConfig {
-                bind: SocketAddr::new(args.bind, args.rpc_port),
+                bind: SocketAddr::new(plain, args.rpc_port),
                 auth: RpcAuth::Cookie {
                     path: node.data_dir().join(".cookie"),
                 },
@@ -95,12 +107,13 @@ pub(crate) async fn run(args: ElectrumArgs) -> anyhow::Result<()> {
     };
 
     let addr = |port: u16| Some(SocketAddr::new(args.bind, port));
+    let plain_addr = |port: u16| Some(SocketAddr::new(plain, port));
     let mut config = ServerConfig::new(data_dir.join("electrum"));
-    config.tcp = addr(args.tcp_port);
+    config.tcp = plain_addr(args.tcp_port);
     config.tls = addr(args.tls_port);
-    config.ws = addr(args.ws_port);
+    config.ws = plain_addr(args.ws_port);
     config.wss = addr(args.wss_port);
-    config.metrics = args.metrics_port.and_then(addr);
+    config.metrics = args.metrics_port.and_then(plain_addr);
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
     config.public_host = args.public_host;

@@ -29,15 +29,17 @@ pub struct NodeProbe {
     pub chain: Arc<dyn ChainSource>,
     /// The Electrum server.
     pub electrum: ServerStatus,
-    /// Its address for wallets (`tcp://host:port`).
+    /// Its address for wallets: `tcp://host:port` on loopback, `ssl://host:port` with TLS.
     pub electrum_url: String,
     /// The community's Lightning node.
     pub lightning: LightningNode,
     /// The Moneysocket relay.
     pub moneysocket: MetricsSource,
-    /// Its URL.
+    /// Its URL for wallets (what beacons name).
     pub moneysocket_url: String,
-    /// The Nostr relays the Work service and NWC use.
+    /// Its URL on this machine, where the node's own providers connect.
+    pub moneysocket_local_url: String,
+    /// The Nostr relays of the Work service and NWC, as apps and members reach them.
     pub nostr_relays: Vec<String>,
 }
 
@@ -63,6 +65,8 @@ pub struct Hub {
     pub admin_token: String,
     /// Logged-in browsers.
     pub sessions: Sessions,
+    /// Whether the dashboard is served over HTTPS (its cookies are then `Secure`).
+    pub https: bool,
     /// Where local users' keys are sealed, one file each, under their own passwords.
     pub users: PathBuf,
     /// Collateral and supply over time, replayed from the journal.

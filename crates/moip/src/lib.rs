@@ -12,6 +12,7 @@ pub mod hub;
 pub mod pairing;
 pub mod secrets;
 pub mod state;
+pub mod tls;
 mod util;
 pub mod views;
 pub mod web;

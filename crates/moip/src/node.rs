@@ -16,9 +16,13 @@ pub(crate) struct NodeArgs {
     /// Port of the JSON-RPC and REST interface (0 picks a free one)
     #[arg(long, default_value_t = 18443)]
     rpc_port: u16,
-    /// Address to listen on; anything but loopback exposes the node to the network
+    /// Address to listen on; anything but loopback exposes the node to the network, in clear
+    /// (bitcoind's RPC has no TLS), so it needs --allow-plain
     #[arg(long, default_value = "127.0.0.1")]
     rpc_bind: IpAddr,
+    /// Allow --rpc-bind beyond loopback (on a network you trust, or behind a TLS proxy)
+    #[arg(long)]
+    allow_plain: bool,
     /// RPC user; without it a cookie file in the data directory is used
     #[arg(long, requires = "rpc_password")]
     rpc_user: Option<String>,
@@ -36,6 +40,13 @@ pub(crate) struct NodeArgs {
 }
 
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    if !args.rpc_bind.is_loopback() && !args.allow_plain {
+        anyhow::bail!(
+            "--rpc-bind {} is beyond loopback and the RPC has no TLS: reach it over SSH, or give \
+             --allow-plain on a network you trust",
+            args.rpc_bind
+        );
+    }
     let data_dir = args
         .data_dir
         .unwrap_or_else(|| crate::default_data_dir().join("chain"));

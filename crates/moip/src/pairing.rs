@@ -64,10 +64,14 @@ pub fn relay_location(url: &str) -> Result<WebSocketLocation, PairingError> {
 /// A fresh beacon on `relay` for `account`, spending at most `limit`, with a provider serving
 /// it on the current tokio runtime for as long as the runtime runs. Returns the beacon.
 ///
+/// The provider reaches the relay at `serve_on`: the same relay as `relay`, at the address this
+/// machine uses (a node's own relay on loopback, where the beacon names its `wss://` URL).
+///
 /// # Errors
 /// [`PairingError`] for a relay URL a beacon cannot carry.
 pub fn new_beacon(
     relay: &str,
+    serve_on: &str,
     account: &Arc<Account>,
     limit: SpendingLimit,
 ) -> Result<String, PairingError> {
@@ -78,8 +82,9 @@ pub fn new_beacon(
     }
     .to_bech32()
     .map_err(|e| PairingError::Beacon(e.to_string()))?;
+    relay_location(serve_on)?;
     tokio::spawn(serve_beacon(
-        relay.to_owned(),
+        serve_on.to_owned(),
         seed,
         Arc::clone(account),
         limit,

@@ -14,6 +14,10 @@ pub(crate) struct RelayArgs {
     /// Address to listen on (loopback unless you choose otherwise; port 0 picks one)
     #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], relay::DEFAULT_PORT)))]
     bind: SocketAddr,
+    /// Serve ws:// beyond loopback (behind a proxy that terminates TLS); else beyond loopback
+    /// the relay needs --tls-cert
+    #[arg(long)]
+    allow_plain: bool,
     /// PEM certificate chain: serve wss:// instead of ws://
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -61,6 +65,13 @@ pub(crate) async fn run(args: RelayArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(relay::server_tls_config_from_pem_files(cert, key)?),
         _ => None,
     };
+    if tls.is_none() && !args.allow_plain && !args.bind.ip().is_loopback() {
+        anyhow::bail!(
+            "{} is beyond loopback: give --tls-cert and --tls-key to serve wss://, or \
+             --allow-plain behind a proxy that terminates TLS",
+            args.bind
+        );
+    }
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let config = RelayConfig {
         bind: args.bind,

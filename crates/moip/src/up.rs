@@ -13,7 +13,9 @@
 //!
 //! ```text
 //! chain/          the embedded node's blocks, chainstate and RPC cookie
-//! electrum/       the Electrum server's index (and its self-signed TLS certificate)
+//! electrum/       the Electrum server's index
+//! tls/            the self-signed certificate of the public listeners (made when TLS is on
+//!                 and no certificate is given)
 //! ln/seed         the Lightning node's seed, encrypted with the password
 //! ln/ldk/         the Lightning node's channels and payments
 //! work.seed       the Work service's Nostr key (as a seed), encrypted with the password
@@ -27,6 +29,11 @@
 //! users/NAME.seed local users' Nostr keys, each sealed under that user's own password
 //! moip.toml       settings, optional
 //! ```
+//!
+//! Listening beyond loopback (`--bind 0.0.0.0`, say) turns TLS on ([`moip::tls`]): the
+//! dashboard is HTTPS, Electrum SSL and WSS, the relays `wss://`; the node's RPC stays on
+//! loopback (bitcoind's RPC has no TLS: reach it over SSH), Lightning is encrypted by its own
+//! protocol, and the node's services reach each other over plain listeners on loopback.
 //!
 //! With `--database`, the ledger's journal, the Work log, the deposit book, the commitment
 //! record and the NWC connections live in PostgreSQL instead ([`moip::state`]).
@@ -56,6 +63,8 @@ use moip_work::relay::Relay as NostrRelay;
 use moip_work::service::{ServiceConfig, WorkService};
 use moip_work::task::Rules;
 use moip_work::trust::Params;
+
+use moip::tls::{NodeCert, TlsMode};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -81,6 +90,20 @@ pub(crate) struct UpArgs {
     /// Address every listener binds to (loopback unless you choose otherwise)
     #[arg(long, env = "MOIP_BIND")]
     bind: Option<IpAddr>,
+    /// TLS on the public listeners: auto (when --bind leaves loopback), on, or off (only
+    /// behind a proxy that terminates TLS)
+    #[arg(long, env = "MOIP_TLS", value_enum)]
+    tls: Option<TlsMode>,
+    /// Host name other machines reach the node by, in the URLs it hands out
+    /// [default: the bind address, or this machine's host name for 0.0.0.0]
+    #[arg(long, env = "MOIP_PUBLIC_HOST")]
+    public_host: Option<String>,
+    /// PEM certificate chain for TLS [default: a self-signed one in <data-dir>/tls]
+    #[arg(long, env = "MOIP_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "MOIP_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The community's id (its token id and the `h` tag of its Work events)
     #[arg(long, env = "MOIP_COMMUNITY")]
     community: Option<String>,
@@ -109,6 +132,10 @@ struct Ports {
     rpc: u16,
     electrum_tcp: u16,
     electrum_ws: u16,
+    /// Electrum over TLS (with TLS on).
+    electrum_ssl: u16,
+    /// Electrum over WebSocket with TLS (with TLS on).
+    electrum_wss: u16,
     lightning: u16,
     moneysocket: u16,
     nostr: u16,
@@ -121,6 +148,8 @@ impl Default for Ports {
             rpc: 18443,
             electrum_tcp: 50001,
             electrum_ws: 50003,
+            electrum_ssl: 50002,
+            electrum_wss: 50004,
             lightning: 9735,
             moneysocket: moip_moneysocket::relay::DEFAULT_PORT,
             nostr: 7777,
@@ -166,6 +195,10 @@ impl Default for SupplySettings {
 #[serde(default, deny_unknown_fields)]
 struct FileSettings {
     bind: Option<IpAddr>,
+    tls: Option<TlsMode>,
+    public_host: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     relays: Vec<String>,
     mine_every_secs: Option<u64>,
     ports: Ports,
@@ -178,6 +211,12 @@ struct FileSettings {
 struct Settings {
     data_dir: PathBuf,
     bind: IpAddr,
+    /// Whether the public listeners speak TLS.
+    tls: bool,
+    /// The host in the URLs handed out.
+    public_host: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     relays: Vec<String>,
     mine_every: Duration,
     ports: Ports,
@@ -227,12 +266,30 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
                 .map_err(|e| anyhow::anyhow!("community.founders: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let bind = args
+        .bind
+        .or(file.bind)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let tls = args.tls.or(file.tls).unwrap_or_default();
+    if tls == TlsMode::Off && !bind.is_loopback() {
+        tracing::warn!("TLS is off on {bind}: only behind a proxy that terminates TLS");
+    }
+    let public_host = args
+        .public_host
+        .clone()
+        .or(file.public_host.clone())
+        .unwrap_or_else(|| default_public_host(bind));
+    let (tls_cert, tls_key) = match (args.tls_cert.clone(), args.tls_key.clone()) {
+        (None, None) => (file.tls_cert.clone(), file.tls_key.clone()),
+        given => given,
+    };
     Ok(Settings {
         data_dir,
-        bind: args
-            .bind
-            .or(file.bind)
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        bind,
+        tls: tls.applies(bind),
+        public_host,
+        tls_cert,
+        tls_key,
         relays: if args.relays.is_empty() {
             file.relays
         } else {
@@ -264,6 +321,28 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
             other => other,
         },
     })
+}
+
+/// The host other machines name: the bind address, or for the unspecified address this
+/// machine's host name (`localhost` where none is known).
+fn default_public_host(bind: IpAddr) -> String {
+    if !bind.is_unspecified() {
+        return bind.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `scheme://host:port`, with an IPv6 host in brackets.
+fn url(scheme: &str, host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
 }
 
 fn password(args: &UpArgs) -> anyhow::Result<String> {
@@ -361,6 +440,21 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let at = |port: u16| SocketAddr::new(s.bind, port);
+    // With TLS the public listeners are TLS-only; the node's own services use plain ones here.
+    let loopback = |port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let cert = if s.tls {
+        let mut names = vec![s.public_host.clone()];
+        if !s.bind.is_unspecified() && s.bind.to_string() != s.public_host {
+            names.push(s.bind.to_string());
+        }
+        names.retain(|n| n != "localhost" && n != "127.0.0.1");
+        let cert = NodeCert::open(&s.data_dir, s.tls_cert.clone(), s.tls_key.clone(), names)
+            .context("preparing TLS")?;
+        Some(cert)
+    } else {
+        None
+    };
+    let tls_config = cert.as_ref().map(|c| Arc::clone(&c.config));
 
     // L1: the chain (embedded, with its RPC, or the user's bitcoind), the Electrum server.
     let (chain, source): (Chain, Arc<dyn ChainSource>) = match args.bitcoind.connect().await? {
@@ -375,7 +469,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             let rpc = RpcServer::start(
                 node.clone(),
                 RpcConfig {
-                    bind: at(s.ports.rpc),
+                    // bitcoind's RPC has no TLS: it stays on this machine when the rest is public.
+                    bind: if s.tls {
+                        loopback(s.ports.rpc)
+                    } else {
+                        at(s.ports.rpc)
+                    },
                     auth: RpcAuth::Cookie {
                         path: node.data_dir().join(".cookie"),
                     },
@@ -390,10 +489,22 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let network = source.network();
     let mut config = ServerConfig::new(s.data_dir.join("electrum"));
-    config.tcp = Some(at(s.ports.electrum_tcp));
-    config.ws = Some(at(s.ports.electrum_ws));
-    config.tls = None;
-    config.wss = None;
+    match &cert {
+        Some(cert) => {
+            config.tcp = Some(loopback(s.ports.electrum_tcp));
+            config.ws = None;
+            config.tls = Some(at(s.ports.electrum_ssl));
+            config.wss = Some(at(s.ports.electrum_wss));
+            config.tls_cert = Some(cert.cert.clone());
+            config.tls_key = Some(cert.key.clone());
+        }
+        None => {
+            config.tcp = Some(at(s.ports.electrum_tcp));
+            config.ws = Some(at(s.ports.electrum_ws));
+            config.tls = None;
+            config.wss = None;
+        }
+    }
     let electrum = ElectrumServer::start(Arc::clone(&source), config)
         .await
         .context("starting the Electrum server")?;
@@ -470,24 +581,33 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // L3: the Moneysocket relay.
     let moneysocket = MoneysocketRelay::bind(RelayConfig {
         bind: at(s.ports.moneysocket),
+        tls: tls_config.clone(),
+        local: tls_config.as_ref().map(|_| loopback(0)),
         ..RelayConfig::default()
     })
     .await
     .context("starting the Moneysocket relay")?;
 
     // L5: Nostr (in process unless relays are given) and the Work service over the ledger.
-    let (nostr, relays) = if s.relays.is_empty() {
-        let relay = NostrRelay::start(at(s.ports.nostr))
-            .await
-            .context("starting the Nostr relay")?;
-        let url = relay.url().to_owned();
-        (Some(relay), vec![url])
+    // `relays` as the node's services reach them, `public_relays` as apps and members do.
+    let (nostr, relays, public_relays) = if s.relays.is_empty() {
+        let relay = match &tls_config {
+            Some(tls) => {
+                let public = at(s.ports.nostr);
+                NostrRelay::start_public(public, Arc::clone(tls), &s.public_host, loopback(0)).await
+            }
+            None => NostrRelay::start(at(s.ports.nostr)).await,
+        }
+        .context("starting the Nostr relay")?;
+        let (url, public) = (relay.url().to_owned(), relay.public_url().to_owned());
+        (Some(relay), vec![url], vec![public])
     } else {
-        (None, s.relays.clone())
+        (None, s.relays.clone(), s.relays.clone())
     };
     // L3: Nostr Wallet Connect on the community's node, on the same relays.
     let nwc_keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
     let mut nwc_config = NwcConfig::new(relays.clone());
+    nwc_config.uri_relays = public_relays.clone();
     nwc_config.store = Some(StoreLocation::Custom(Arc::new(
         state.document("nwc-connections.json"),
     )));
@@ -562,7 +682,20 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     ];
 
     // L3: the node's Moneysocket account, served on the beacons the operator makes.
-    let moneysocket_url = format!("ws://{}", moneysocket.local_addr());
+    let moneysocket_local_url = format!(
+        "ws://{}",
+        moneysocket.plain_addr().unwrap_or(moneysocket.local_addr())
+    );
+    let moneysocket_url = if s.tls {
+        url("wss", &s.public_host, moneysocket.local_addr().port())
+    } else {
+        moneysocket_local_url.clone()
+    };
+    // What wallets are told to connect to.
+    let electrum_public = match electrum.addresses().tls {
+        Some(ssl) if s.tls => url("ssl", &s.public_host, ssl.port()),
+        _ => format!("tcp://{electrum_tcp}"),
+    };
     let account = Account::new(RailProvider::new(Arc::clone(&rail)), Denomination::Bitcoin);
 
     // L5: the dashboard and the REST API.
@@ -582,16 +715,18 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         node: NodeProbe {
             chain: Arc::clone(&source),
             electrum: electrum.status(),
-            electrum_url: format!("tcp://{electrum_tcp}"),
+            electrum_url: electrum_public,
             lightning: lightning.clone(),
             moneysocket: moneysocket.metrics_source(),
             moneysocket_url: moneysocket_url.clone(),
-            nostr_relays: relays.clone(),
+            moneysocket_local_url,
+            nostr_relays: public_relays.clone(),
         },
         nwc: Arc::clone(&nwc),
         moneysocket: account,
         admin_token,
         sessions: Sessions::default(),
+        https: s.tls,
         users: s.data_dir.join("users"),
         history: History::default(),
         redemptions_seen: Mutex::new(HashMap::new()),
@@ -600,6 +735,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let api = tokio::spawn(moip::api::serve(
         listener,
         moip::web::router(hub),
+        tls_config,
         async move {
             let _ = stopped.await;
         },
@@ -649,14 +785,21 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         ),
     }
     println!("  electrum tcp: tcp://{electrum_tcp}");
-    if let Some(ws) = electrum.addresses().ws {
+    let electrum_addresses = electrum.addresses();
+    if let Some(ws) = electrum_addresses.ws {
         println!("  electrum ws: ws://{ws}");
+    }
+    if let Some(ssl) = electrum_addresses.tls {
+        println!("  electrum ssl: {}", url("ssl", &s.public_host, ssl.port()));
+    }
+    if let Some(wss) = electrum_addresses.wss {
+        println!("  electrum wss: {}", url("wss", &s.public_host, wss.port()));
     }
     for address in lightning.peer_addresses() {
         println!("  lightning: {address}");
     }
     println!("  moneysocket relay: {moneysocket_url}");
-    for url in &relays {
+    for url in &public_relays {
         println!("  nostr relay: {url}");
     }
     println!("  nwc service: {}", nwc.public_key());
@@ -664,8 +807,20 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     if let Some(url) = &s.database {
         println!("  database: {}", redacted(url));
     }
-    println!("  dashboard: http://{api_addr}/");
-    println!("  api: http://{api_addr}/api/openapi.json");
+    let dashboard = if s.tls {
+        url("https", &s.public_host, api_addr.port())
+    } else {
+        format!("http://{api_addr}")
+    };
+    println!("  dashboard: {dashboard}/");
+    println!("  api: {dashboard}/api/openapi.json");
+    if let Some(cert) = &cert {
+        println!(
+            "  tls certificate: {} (SHA-256 {})",
+            cert.cert.display(),
+            cert.fingerprint
+        );
+    }
     println!("  operator token: {}", token_path.display());
     println!(
         "moip up: ready in {:.1} s (Ctrl-C stops)",
@@ -886,6 +1041,38 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         assert_eq!(s.token.id, "mill");
         assert_eq!(s.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(s.mine_every.is_zero());
+    }
+
+    #[test]
+    fn tls_comes_on_beyond_loopback_unless_turned_off() {
+        let s = settings_for("", &[]).expect("settings");
+        assert!(!s.tls, "loopback: plain");
+        assert_eq!(s.public_host, "127.0.0.1");
+        let s = settings_for("bind = \"192.168.1.5\"\n", &[]).expect("settings");
+        assert!(s.tls, "a LAN address: TLS");
+        assert_eq!(s.public_host, "192.168.1.5");
+        let s = settings_for("bind = \"0.0.0.0\"\n", &["--public-host", "node.example"])
+            .expect("settings");
+        assert!(s.tls);
+        assert_eq!(s.public_host, "node.example");
+        let s = settings_for("bind = \"0.0.0.0\"\ntls = \"off\"\n", &[]).expect("settings");
+        assert!(!s.tls, "off when told, for a proxy in front");
+        let s = settings_for("tls = \"on\"\n", &[]).expect("settings");
+        assert!(s.tls, "on when told, also on loopback");
+        let s = settings_for("tls = \"sometimes\"\n", &[]);
+        assert!(s.is_err(), "an unknown mode is refused");
+        let s = settings_for("", &["--tls-cert", "/etc/cert.pem"]);
+        assert!(s.is_err(), "a certificate without its key is refused");
+    }
+
+    #[test]
+    fn urls_bracket_ipv6_hosts() {
+        assert_eq!(url("wss", "::1", 7777), "wss://[::1]:7777");
+        assert_eq!(
+            url("ssl", "node.example", 50002),
+            "ssl://node.example:50002"
+        );
+        assert_eq!(url("https", "10.0.0.2", 8080), "https://10.0.0.2:8080");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `moip relay` as its own process: it prints the address it bound, pairs two holders of a
-//! shared seed, forwards their encrypted messages, and stops on Ctrl-C.
+//! shared seed, forwards their encrypted messages, and stops on Ctrl-C; beyond loopback it
+//! wants TLS (as `moip node` wants its RPC kept home).
 
 mod common;
 
@@ -47,4 +48,27 @@ fn the_relay_binary_pairs_and_forwards() {
     wait_until(WAIT, "moip relay to exit", || {
         child.try_wait().expect("wait").map(|_| ())
     });
+}
+
+/// Listeners that cannot speak TLS are refused beyond loopback unless the operator says
+/// otherwise; the refusal comes before anything is bound, and says what to do.
+#[test]
+fn plain_listeners_beyond_loopback_are_refused_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().display().to_string();
+    for (args, hint) in [
+        (vec!["relay", "--bind", "0.0.0.0:0"], "--tls-cert"),
+        (
+            vec!["node", "--data-dir", &data, "--rpc-bind", "0.0.0.0"],
+            "--allow-plain",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_moip"))
+            .args(&args)
+            .output()
+            .expect("run moip");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(stderr.contains(hint), "{args:?}: {stderr}");
+    }
 }

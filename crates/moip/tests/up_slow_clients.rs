@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::NodeProcess;
+use common::{closed_by, NodeProcess};
 
 const SLOW_PER_LISTENER: usize = 50;
 
@@ -20,27 +20,6 @@ fn addr(line: &str) -> SocketAddr {
         .trim_end_matches('/')
         .parse()
         .unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
-/// Whether the server closed `stream` (reading gives EOF or a reset) before `deadline`.
-fn closed_by(stream: &mut TcpStream, deadline: Instant) -> bool {
-    let mut buf = [0u8; 1024];
-    while Instant::now() < deadline {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
 }
 
 #[test]

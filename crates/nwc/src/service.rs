@@ -55,6 +55,10 @@ pub const NOTIFICATIONS: [&str; 3] = ["payment_received", "payment_sent", "hold_
 pub struct NwcConfig {
     /// Relays to listen and answer on (the URIs name them to the apps).
     pub relays: Vec<String>,
+    /// Relays the URIs name instead, when apps reach them at other addresses than the service
+    /// does (a node's own relay: `ws://` on loopback for the service, `wss://` for the apps);
+    /// empty: `relays`.
+    pub uri_relays: Vec<String>,
     /// Where connections are kept; `None` keeps them in memory only.
     pub store: Option<StoreLocation>,
     /// Requests carried out at once over all connections.
@@ -73,6 +77,7 @@ impl NwcConfig {
     pub fn new(relays: Vec<String>) -> NwcConfig {
         NwcConfig {
             relays,
+            uri_relays: Vec::new(),
             store: None,
             max_concurrent: 16,
             requests_per_minute: 120,
@@ -126,7 +131,8 @@ struct Inner {
     keys: Keys,
     client: Client,
     rail: Arc<dyn PaymentRail>,
-    relays: Vec<RelayUrl>,
+    /// The relays connection URIs name.
+    uri_relays: Vec<RelayUrl>,
     config: NwcConfig,
     store: Mutex<ConnectionStore>,
     made: Mutex<HashMap<PaymentHash, Made>>,
@@ -196,11 +202,17 @@ impl NwcService {
         keys: Keys,
         config: NwcConfig,
     ) -> Result<NwcService, NwcError> {
-        let relays = config
-            .relays
-            .iter()
-            .map(|u| RelayUrl::parse(u).map_err(|e| NwcError::Relay(format!("{u}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let parse = |urls: &[String]| {
+            urls.iter()
+                .map(|u| RelayUrl::parse(u).map_err(|e| NwcError::Relay(format!("{u}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let relays = parse(&config.relays)?;
+        let uri_relays = if config.uri_relays.is_empty() {
+            relays.clone()
+        } else {
+            parse(&config.uri_relays)?
+        };
         let store = match &config.store {
             Some(location) => ConnectionStore::open_at(location.clone())?,
             None => ConnectionStore::in_memory(),
@@ -219,7 +231,7 @@ impl NwcService {
             keys,
             client,
             rail,
-            relays,
+            uri_relays,
             store: Mutex::new(store),
             made: Mutex::new(HashMap::new()),
             encryption: Mutex::new(HashMap::new()),
@@ -276,7 +288,7 @@ impl NwcService {
         store.save()?;
         Ok(NostrWalletConnectURI::new(
             self.public_key(),
-            self.inner.relays.clone(),
+            self.inner.uri_relays.clone(),
             client.secret_key().clone(),
             None,
         ))

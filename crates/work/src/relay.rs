@@ -8,6 +8,10 @@
 //! module accepts the connections itself instead: the upgrade request must arrive whole within
 //! [`HANDSHAKE_TIMEOUT`] and fit in [`MAX_UPGRADE_REQUEST`] bytes, at most [`MAX_PENDING`]
 //! connections may be in that state at once, and only then is the socket handed to the relay.
+//!
+//! A relay reachable from other machines ([`Relay::start_public`]) speaks `wss://` there, the
+//! TLS handshake inside the same time limit, and keeps a plain `ws://` listener on loopback for
+//! the node's own services, so they need no certificate to reach it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +19,9 @@ use std::time::Duration;
 
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The relay could not start.
@@ -43,44 +47,96 @@ pub const MAX_UPGRADE_REQUEST: usize = 8 * 1024;
 /// Connections that may be in their upgrade at once; more are closed at once.
 pub const MAX_PENDING: usize = 256;
 
-/// A running relay and its `ws://` URL.
+/// A running relay and its URLs.
 pub struct Relay {
     relay: LocalRelay,
     url: String,
+    public_url: String,
     stop: watch::Sender<bool>,
 }
 
+async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), RelayError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| RelayError(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| RelayError(e.to_string()))?;
+    Ok((listener, local))
+}
+
+fn new_relay(local: SocketAddr) -> LocalRelay {
+    let builder = RelayBuilder::default()
+        .addr(local.ip())
+        .port(local.port())
+        .max_connections(MAX_CONNECTIONS)
+        .rate_limit(RateLimit {
+            max_reqs: MAX_SUBSCRIPTIONS,
+            notes_per_minute: NOTES_PER_MINUTE,
+        });
+    // Not `run`: the connections come from the accept loops below.
+    LocalRelay::new(builder)
+}
+
 impl Relay {
-    /// Starts a relay on `addr` (port 0 for any free port).
+    /// Starts a relay on `addr` (port 0 for any free port), plain `ws://`.
     ///
     /// # Errors
     /// [`RelayError`] when it cannot bind.
     pub async fn start(addr: SocketAddr) -> Result<Relay, RelayError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| RelayError(format!("cannot listen on {addr}: {e}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| RelayError(e.to_string()))?;
-        let builder = RelayBuilder::default()
-            .addr(local.ip())
-            .port(local.port())
-            .max_connections(MAX_CONNECTIONS)
-            .rate_limit(RateLimit {
-                max_reqs: MAX_SUBSCRIPTIONS,
-                notes_per_minute: NOTES_PER_MINUTE,
-            });
-        // Not `run`: the connections come from the accept loop below.
-        let relay = LocalRelay::new(builder);
+        let (listener, local) = listen(addr).await?;
+        let relay = new_relay(local);
         let url = relay.url().await.to_string();
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(accept(listener, relay.clone(), stopped));
-        Ok(Relay { relay, url, stop })
+        tokio::spawn(accept(listener, relay.clone(), None, stopped));
+        Ok(Relay {
+            relay,
+            public_url: url.clone(),
+            url,
+            stop,
+        })
     }
 
-    /// Its `ws://host:port` URL.
+    /// Starts a relay serving `wss://` on `public` with `tls`, named `wss://host:port` to the
+    /// world, and plain `ws://` on `local` (a loopback address) for the node's own services.
+    ///
+    /// # Errors
+    /// [`RelayError`] when it cannot bind either address.
+    pub async fn start_public(
+        public: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        host: &str,
+        local: SocketAddr,
+    ) -> Result<Relay, RelayError> {
+        let (public_listener, public_addr) = listen(public).await?;
+        let (local_listener, local_addr) = listen(local).await?;
+        let relay = new_relay(local_addr);
+        let url = relay.url().await.to_string();
+        let (stop, stopped) = watch::channel(false);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        tokio::spawn(accept(
+            public_listener,
+            relay.clone(),
+            Some(acceptor),
+            stopped.clone(),
+        ));
+        tokio::spawn(accept(local_listener, relay.clone(), None, stopped));
+        Ok(Relay {
+            relay,
+            url,
+            public_url: format!("wss://{}", host_port(host, public_addr.port())),
+            stop,
+        })
+    }
+
+    /// The URL the node's own services use (`ws://` on the address bound).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL other machines use: `wss://` for a public relay, else [`Relay::url`].
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Stops it.
@@ -96,8 +152,23 @@ impl Drop for Relay {
     }
 }
 
-/// Accepts connections until `stopped`, each upgraded within the limits, then handed over.
-async fn accept(listener: TcpListener, relay: LocalRelay, mut stopped: watch::Receiver<bool>) {
+/// `host:port`, with an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Accepts connections until `stopped`, each upgraded (after its TLS handshake, with `tls`)
+/// within the limits, then handed over.
+async fn accept(
+    listener: TcpListener,
+    relay: LocalRelay,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
     loop {
         let (stream, peer) = tokio::select! {
@@ -116,25 +187,47 @@ async fn accept(listener: TcpListener, relay: LocalRelay, mut stopped: watch::Re
             tracing::debug!("nostr relay: too many upgrades under way; closed {peer}");
             continue;
         };
-        let relay = relay.clone();
+        let (relay, tls) = (relay.clone(), tls.clone());
         tokio::spawn(async move {
-            let upgraded = tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(stream)).await;
-            drop(permit);
-            match upgraded {
-                Ok(Ok(stream)) => {
-                    if let Err(e) = relay.take_connection(stream, peer).await {
-                        tracing::debug!("nostr relay: {peer}: {e}");
+            // The TLS handshake and the upgrade share one time limit.
+            let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+            match tls {
+                None => hand_over(stream, peer, relay, permit, deadline).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => hand_over(stream, peer, relay, permit, deadline).await,
+                        Ok(Err(e)) => tracing::debug!("nostr relay: {peer}: TLS: {e}"),
+                        Err(_) => tracing::debug!("nostr relay: {peer}: TLS handshake too slow"),
                     }
                 }
-                Ok(Err(e)) => tracing::debug!("nostr relay: {peer}: {e}"),
-                Err(_) => tracing::debug!("nostr relay: {peer} did not finish its upgrade in time"),
             }
         });
     }
 }
 
+/// Upgrades `stream` by `deadline`, then gives it to the relay (which then owns its lifetime).
+async fn hand_over<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    relay: LocalRelay,
+    permit: OwnedSemaphorePermit,
+    deadline: tokio::time::Instant,
+) {
+    let upgraded = tokio::time::timeout_at(deadline, upgrade(stream)).await;
+    drop(permit);
+    match upgraded {
+        Ok(Ok(stream)) => {
+            if let Err(e) = relay.take_connection(stream, peer).await {
+                tracing::debug!("nostr relay: {peer}: {e}");
+            }
+        }
+        Ok(Err(e)) => tracing::debug!("nostr relay: {peer}: {e}"),
+        Err(_) => tracing::debug!("nostr relay: {peer} did not finish its upgrade in time"),
+    }
+}
+
 /// Reads the upgrade request (whole, bounded) and answers it; the stream is then a WebSocket.
-async fn upgrade(mut stream: TcpStream) -> Result<TcpStream, String> {
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Result<S, String> {
     let mut request = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let end = loop {

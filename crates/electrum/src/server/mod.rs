@@ -4,7 +4,7 @@
 mod limits;
 mod metrics;
 mod session;
-mod tls;
+pub mod tls;
 mod transport;
 
 use std::collections::HashSet;

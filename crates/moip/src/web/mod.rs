@@ -789,12 +789,16 @@ async fn login_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Str
     render(&hub, &headers, "Log in", &body)
 }
 
-fn with_cookie(token: &str, to: &str) -> Response {
+/// The session cookie holding `token` for `max_age` seconds; `Secure` when the dashboard is
+/// served over HTTPS, so the browser never sends it in clear.
+fn session_cookie(hub: &Hub, token: &str, max_age: u64) -> String {
+    let secure = if hub.https { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
+}
+
+fn with_cookie(hub: &Hub, token: &str, to: &str) -> Response {
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECS}"),
-        )],
+        [(header::SET_COOKIE, session_cookie(hub, token, SESSION_SECS))],
         Redirect::to(to),
     )
         .into_response()
@@ -879,7 +883,7 @@ async fn login_local(
     let token = hub
         .sessions
         .start(Some(account), Signer::Local { name, keys }, false, now());
-    with_cookie(&token, "/wallet")
+    with_cookie(&hub, &token, "/wallet")
 }
 
 async fn login_operator(
@@ -897,7 +901,7 @@ async fn login_operator(
         );
     }
     let token = hub.sessions.start(None, Signer::None, true, now());
-    with_cookie(&token, "/pair")
+    with_cookie(&hub, &token, "/pair")
 }
 
 async fn login_challenge(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
@@ -929,7 +933,7 @@ async fn login_nip07(State(hub): State<Arc<Hub>>, body: String) -> Response {
     (
         [(
             header::SET_COOKIE,
-            format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECS}"),
+            session_cookie(&hub, &token, SESSION_SECS),
         )],
         Json(serde_json::json!({ "pubkey": account.to_string() })),
     )
@@ -945,10 +949,7 @@ async fn logout(
         hub.sessions.end(&token);
     }
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )],
+        [(header::SET_COOKIE, session_cookie(&hub, "", 0))],
         Redirect::to("/"),
     )
         .into_response()

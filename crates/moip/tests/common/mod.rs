@@ -4,7 +4,7 @@
 pub mod payer;
 pub mod webdriver;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -334,4 +334,25 @@ impl ElectrumX {
     pub fn connect(&self) -> ElectrumClient {
         ElectrumClient::connect(self.process.addr, "1.6", Duration::from_secs(120))
     }
+}
+
+/// Whether the server closed `stream` (reading gives EOF or a reset) before `deadline`.
+pub fn closed_by(stream: &mut TcpStream, deadline: Instant) -> bool {
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }
