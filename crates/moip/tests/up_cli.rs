@@ -433,6 +433,21 @@ fn check_api(base: &str, operator: &str) {
     ] {
         let response = agent.get(format!("{base}{path}")).call().expect("page");
         assert_eq!(response.status().as_u16(), status, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            header("content-security-policy"),
+            moip::web::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
     }
     check_nip07_login(base, &keys);
 }

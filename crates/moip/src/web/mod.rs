@@ -991,4 +991,28 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(Arc::clone(&hub))
         .merge(api::router(hub))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// What the browser may do with the node's pages: run only `/app.js`, talk only to this origin,
+/// send forms only here. Inline styles stay allowed (the pages and charts use them).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers on every answer, pages and API alike. Framing is refused because a framed pairing
+/// page could be clicked into handing out a beacon or an NWC connection; nothing is sniffed as
+/// another type; no URL leaks to other sites in a `Referer`.
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
