@@ -1,5 +1,5 @@
 //! TLS (self-signed and reloaded), WebSocket and WSS, private servers with a token, per-IP
-//! limits, idle timeouts and metrics.
+//! limits, idle timeouts, slow request lines and metrics.
 
 mod common;
 
@@ -310,6 +310,33 @@ fn limits_per_ip_and_idle_sessions() {
         "{metrics}"
     );
     assert!(metrics.contains("electrum_requests_total{method=\"blockchain.scripthash.subscribe\"}"));
+}
+
+#[test]
+fn a_request_line_trickled_too_slowly_is_cut_off() {
+    let env = Env::with(|c| c.limits.line_timeout = Duration::from_secs(1));
+    let mut quiet = Raw::connect(env.tcp());
+    let mut slow = TcpStream::connect(env.tcp()).expect("connect");
+    slow.write_all(br#"{"jsonrpc":"2.0","id":1,"#)
+        .expect("a partial line");
+    slow.set_read_timeout(Some(Duration::from_millis(250)))
+        .expect("timeout");
+    // Bytes keep coming, a space every quarter second, but the line never ends.
+    let closed = (0..(WAIT.as_millis() / 250)).any(|_| {
+        let _ = slow.write_all(b" ");
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut slow, &mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    });
+    assert!(closed, "a line that never ends keeps its connection");
+    // Silence is not a slow line: the quiet session, as old as the slow one, is served.
+    quiet.ok("server.ping", json!([]));
 }
 
 #[test]

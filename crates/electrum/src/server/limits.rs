@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_sessions: usize,
     /// A session that sends nothing this long is closed.
     pub idle_timeout: Duration,
+    /// A request line begun must end within this long, or the session is closed: a slow
+    /// writer (slowloris) cannot hold a connection and a growing buffer by trickling bytes.
+    pub line_timeout: Duration,
     /// Cost above which requests are delayed.
     pub cost_soft_limit: f64,
     /// Cost at which the session is closed.
@@ -46,6 +49,7 @@ impl Default for Limits {
             max_subscriptions_per_ip: 75_000,
             max_sessions: 20_000,
             idle_timeout: Duration::from_secs(600),
+            line_timeout: Duration::from_secs(30),
             cost_soft_limit: 1_000.0,
             cost_hard_limit: 10_000.0,
             cost_decay_per_sec: 1.0,

@@ -549,11 +549,17 @@ async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send>(
     let mut session = Session::new(Arc::clone(&shared), peer.ip(), authed);
     let mut updates = shared.updates.subscribe();
     let idle = shared.accountant.limits().idle_timeout;
+    let line_timeout = shared.accountant.limits().line_timeout;
     loop {
+        // Silence may last `idle`; a line, once begun, must end within `line_timeout`.
+        let wait = match framed.line_begun() {
+            Some(begun) => line_timeout.min(idle).saturating_sub(begun.elapsed()),
+            None => idle,
+        };
         tokio::select! {
-            message = tokio::time::timeout(idle, framed.recv()) => {
+            message = tokio::time::timeout(wait, framed.recv()) => {
                 let text = match message {
-                    Err(_) => break, // idle
+                    Err(_) => break, // idle, or a line too slow to come
                     Ok(None) => break,
                     Ok(Some(Ok(text))) => text,
                     Ok(Some(Err(e))) => {

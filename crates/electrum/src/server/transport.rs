@@ -2,6 +2,8 @@
 //! message per frame over WebSocket and secure WebSocket. Lines are bounded; an over-long line
 //! is an error, not an allocation.
 
+use std::time::Instant;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
@@ -26,6 +28,8 @@ pub enum Framed<S> {
         writer: tokio::io::WriteHalf<S>,
         max: usize,
         partial: Vec<u8>,
+        /// When the line in `partial` (or still in `reader`) began.
+        begun: Option<Instant>,
     },
     Ws {
         ws: WebSocketStream<S>,
@@ -41,6 +45,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Framed<S> {
             writer: w,
             max,
             partial: Vec::new(),
+            begun: None,
+        }
+    }
+
+    /// When the request line being received began, if one has (line transports only).
+    pub fn line_begun(&self) -> Option<Instant> {
+        match self {
+            Framed::Lines { begun, .. } => *begun,
+            Framed::Ws { .. } => None,
         }
     }
 
@@ -55,6 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Framed<S> {
                 reader,
                 max,
                 partial,
+                begun,
                 ..
             } => {
                 loop {
@@ -65,6 +79,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Framed<S> {
                         Err(e) => return Some(Err(FrameError::Io(e.to_string()))),
                     };
                     if available.is_empty() {
+                        *begun = None;
                         return if partial.is_empty() {
                             None
                         } else {
@@ -79,6 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Framed<S> {
                             }
                             partial.extend_from_slice(&available[..i]);
                             reader.consume(i + 1);
+                            *begun = None;
                             if partial.iter().all(u8::is_ascii_whitespace) {
                                 partial.clear();
                                 continue; // blank lines are not requests
@@ -93,6 +109,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Framed<S> {
                             }
                             partial.extend_from_slice(available);
                             reader.consume(n);
+                            begun.get_or_insert_with(Instant::now);
                         }
                     }
                 }
