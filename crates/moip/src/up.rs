@@ -336,6 +336,23 @@ fn default_public_host(bind: IpAddr) -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// `node_id@host:port` for peers: a listener on every interface is named by `public_host`.
+fn peer_address(address: &moip_lightning::PeerAddress, public_host: &str) -> String {
+    use moip_lightning::ldk_node::lightning::ln::msgs::SocketAddress;
+    let any_port = match &address.address {
+        SocketAddress::TcpIpV4 { addr, port } if *addr == [0; 4] => Some(*port),
+        SocketAddress::TcpIpV6 { addr, port } if *addr == [0; 16] => Some(*port),
+        _ => None,
+    };
+    match any_port {
+        Some(port) => {
+            let hostport = url("tcp", public_host, port);
+            format!("{}@{}", address.node_id, &hostport["tcp://".len()..])
+        }
+        None => address.to_string(),
+    }
+}
+
 /// `scheme://host:port`, with an IPv6 host in brackets.
 fn url(scheme: &str, host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
@@ -796,7 +813,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  electrum wss: {}", url("wss", &s.public_host, wss.port()));
     }
     for address in lightning.peer_addresses() {
-        println!("  lightning: {address}");
+        println!("  lightning: {}", peer_address(&address, &s.public_host));
     }
     println!("  moneysocket relay: {moneysocket_url}");
     for url in &public_relays {
@@ -1063,6 +1080,26 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         assert!(s.is_err(), "an unknown mode is refused");
         let s = settings_for("", &["--tls-cert", "/etc/cert.pem"]);
         assert!(s.is_err(), "a certificate without its key is refused");
+    }
+
+    #[test]
+    fn peers_are_told_the_public_host_for_a_listener_on_every_interface() {
+        let key = "03c2d85a2c7f4873f4ced9b91bc4e9cabc134aed37d5cf1897c7a1b5369a1d70a2";
+        let at = |a: &str| -> moip_lightning::PeerAddress {
+            format!("{key}@{a}").parse().expect("an address")
+        };
+        assert_eq!(
+            peer_address(&at("0.0.0.0:9735"), "node.example"),
+            format!("{key}@node.example:9735")
+        );
+        assert_eq!(
+            peer_address(&at("[::]:9735"), "::1"),
+            format!("{key}@[::1]:9735")
+        );
+        assert_eq!(
+            peer_address(&at("10.0.0.2:9735"), "node.example"),
+            format!("{key}@10.0.0.2:9735")
+        );
     }
 
     #[test]
