@@ -5,16 +5,24 @@
 //! WSS, and its Moneysocket and Nostr relays over `wss://`; the node's own services keep
 //! reaching them over plain listeners on loopback, which never leave the machine. The
 //! certificate is the operator's (from files) or a self-signed one made at first start, whose
-//! fingerprint `moip up` prints so users can check what their wallet is shown.
+//! fingerprint `moip up` prints so users can check what their wallet is shown. Renewed files
+//! are picked up within seconds, without a restart (as the Electrum server does with them).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::hashes::{sha256, Hash};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use serde::Deserialize;
+
+/// How often, at most, a handshake checks whether the certificate files changed.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Whether the public listeners speak TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -68,10 +76,11 @@ pub struct NodeCert {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
-    /// The server configuration built from them.
+    /// The server configuration, presenting the files' current pair.
     pub config: Arc<rustls::ServerConfig>,
-    /// SHA-256 of the leaf certificate, as colon-separated hex (what browsers show).
+    /// SHA-256 of the leaf certificate at start, as colon-separated hex (what browsers show).
     pub fingerprint: String,
+    resolver: Arc<Reloading>,
 }
 
 impl NodeCert {
@@ -101,22 +110,117 @@ impl NodeCert {
             }
             _ => return Err(TlsError::Half),
         };
-        let config = moip_moneysocket::relay::server_tls_config_from_pem_files(&cert, &key)
-            .map_err(|e| TlsError::Certificate(e.to_string()))?;
-        let leaf = CertificateDer::pem_file_iter(&cert)
-            .ok()
-            .and_then(|mut certs| certs.next())
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                TlsError::Certificate(format!("no certificate in {}", cert.display()))
-            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let resolver = Arc::new(Reloading::open(
+            cert.clone(),
+            key.clone(),
+            Arc::clone(&provider),
+        )?);
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Certificate(format!("protocol versions: {e}")))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn ResolvesServerCert>);
+        let fingerprint = fingerprint(&resolver.current().cert[0]);
         Ok(NodeCert {
             cert,
             key,
-            config,
-            fingerprint: fingerprint(&leaf),
+            config: Arc::new(config),
+            fingerprint,
+            resolver,
         })
     }
+
+    /// The leaf certificate presented now (after a reload check).
+    pub fn presented(&self) -> CertificateDer<'static> {
+        self.resolver.refresh(Duration::ZERO);
+        self.resolver.current().cert[0].clone()
+    }
+}
+
+/// The pair in two files, reloaded when either file changes; a bad new pair is refused and
+/// the old one kept, with a warning.
+#[derive(Debug)]
+struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    /// The pair, the files' newest modification time when it was read, the last check.
+    state: RwLock<(Arc<CertifiedKey>, Option<SystemTime>, Instant)>,
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl Reloading {
+    fn open(cert: PathBuf, key: PathBuf, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let stamp = modified(&cert).max(modified(&key));
+        let pair = load(&cert, &key, &provider)?;
+        Ok(Reloading {
+            cert,
+            key,
+            provider,
+            state: RwLock::new((pair, stamp, Instant::now())),
+        })
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.state.read().unwrap_or_else(|e| e.into_inner()).0)
+    }
+
+    /// Reloads when the last check is older than `every` and the files changed since.
+    fn refresh(&self, every: Duration) {
+        {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if state.2.elapsed() < every {
+                return;
+            }
+        }
+        let stamp = modified(&self.cert).max(modified(&self.key));
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.2 = Instant::now();
+        if stamp == state.1 {
+            return;
+        }
+        match load(&self.cert, &self.key, &self.provider) {
+            Ok(pair) => {
+                *state = (pair, stamp, Instant::now());
+                tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
+            }
+            Err(e) => {
+                // Not again until the files change once more.
+                state.1 = stamp;
+                tracing::warn!(
+                    "the TLS certificate changed but cannot be used, keeping the old one: {e}"
+                );
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.refresh(RELOAD_INTERVAL);
+        Some(self.current())
+    }
+}
+
+/// The chain and key in `cert` and `key`, checked to belong together.
+fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, TlsError> {
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        TlsError::Certificate(format!("{}: {e}", what.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad(cert, &"no certificate"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let pair = CertifiedKey::from_der(chain, key_der, provider).map_err(|e| bad(key, &e))?;
+    Ok(Arc::new(pair))
 }
 
 /// SHA-256 of a DER certificate as `AB:CD:…`.
@@ -183,6 +287,35 @@ mod tests {
         )
         .expect("given files");
         assert_eq!(theirs.fingerprint, first.fingerprint);
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_presented_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = NodeCert::open(dir.path(), None, None, vec![]).expect("made");
+        let first = node.presented();
+        // Renewal: a new pair in the same files (and a later modification time, as a
+        // renewal on a real clock gives).
+        let later = SystemTime::now() + Duration::from_secs(60);
+        moip_electrum::server::tls::self_signed(&node.cert, &node.key, vec![]).expect("renewed");
+        for path in [&node.cert, &node.key] {
+            let file = std::fs::File::options()
+                .append(true)
+                .open(path)
+                .expect("open");
+            file.set_modified(later).expect("touch");
+        }
+        let renewed = node.presented();
+        assert_ne!(renewed, first, "the renewed certificate is presented");
+        // A broken renewal keeps the pair that works.
+        std::fs::write(&node.key, "not a key").expect("write");
+        let file = std::fs::File::options()
+            .append(true)
+            .open(&node.key)
+            .expect("open");
+        file.set_modified(later + Duration::from_secs(60))
+            .expect("touch");
+        assert_eq!(node.presented(), renewed);
     }
 
     #[test]
