@@ -449,9 +449,16 @@ pub fn supply(hub: &Hub) -> crate::api::SupplyView {
     let collateral = hub.commitments.collateral().map(str::to_owned);
     let verify_with = match (records.last(), &collateral) {
         (Some(last), Some(descriptor)) => Some(format!(
-            "moip verify-supply --network {} --server {} --commitment {} --collateral '{}'",
+            "moip verify-supply --network {} --server {}{} --commitment {} --collateral '{}'",
             hub.node.chain.network(),
             hub.node.electrum_url,
+            // The node's certificate may be self-signed; the proofs are checked against the
+            // chain's headers whatever the certificate says.
+            if hub.node.electrum_url.starts_with("ssl://") {
+                " --accept-invalid-certs"
+            } else {
+                ""
+            },
             last.txid,
             descriptor
         )),
