@@ -637,7 +637,7 @@ pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<PairingView, Fai
     let node = &hub.node;
     let beacon = crate::pairing::new_beacon(
         &node.moneysocket_url,
-        &node.moneysocket_local_url,
+        crate::pairing::ProviderPath::InProcess(node.moneysocket_relay.clone()),
         &hub.moneysocket,
         limit,
     )

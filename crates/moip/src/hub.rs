@@ -11,7 +11,7 @@ use moip_chain::ChainSource;
 use moip_electrum::ServerStatus;
 use moip_lightning::LightningNode;
 use moip_moneysocket::provider::Account;
-use moip_moneysocket::relay::MetricsSource;
+use moip_moneysocket::relay::{LocalConnector, MetricsSource};
 use moip_nwc::NwcService;
 use moip_work::service::WorkService;
 
@@ -37,8 +37,8 @@ pub struct NodeProbe {
     pub moneysocket: MetricsSource,
     /// Its URL for wallets (what beacons name).
     pub moneysocket_url: String,
-    /// Its URL on this machine, where the node's own providers connect.
-    pub moneysocket_local_url: String,
+    /// The way in for the node's own providers, inside the process.
+    pub moneysocket_relay: LocalConnector,
     /// The Nostr relays of the Work service and NWC, as apps and members reach them.
     pub nostr_relays: Vec<String>,
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use moip_moneysocket::client::ClientConfig;
 use moip_moneysocket::provider::{Account, SpendingLimit};
+use moip_moneysocket::relay::LocalConnector;
 use moip_moneysocket::v0::beacon::Beacon;
 use moip_moneysocket::v0::location::{Location, WebSocketLocation};
 use moip_moneysocket::SharedSeed;
@@ -61,17 +62,24 @@ pub fn relay_location(url: &str) -> Result<WebSocketLocation, PairingError> {
     Ok(location)
 }
 
+/// How a beacon's provider reaches the relay the beacon names.
+#[derive(Clone)]
+pub enum ProviderPath {
+    /// Over the network, at the beacon's own URL (a relay in another process).
+    Url,
+    /// Inside the process: the node's own relay, with no socket, TLS or per-IP limit (a
+    /// community hands out a beacon per member, all served from this one place).
+    InProcess(LocalConnector),
+}
+
 /// A fresh beacon on `relay` for `account`, spending at most `limit`, with a provider serving
 /// it on the current tokio runtime for as long as the runtime runs. Returns the beacon.
-///
-/// The provider reaches the relay at `serve_on`: the same relay as `relay`, at the address this
-/// machine uses (a node's own relay on loopback, where the beacon names its `wss://` URL).
 ///
 /// # Errors
 /// [`PairingError`] for a relay URL a beacon cannot carry.
 pub fn new_beacon(
     relay: &str,
-    serve_on: &str,
+    path: ProviderPath,
     account: &Arc<Account>,
     limit: SpendingLimit,
 ) -> Result<String, PairingError> {
@@ -82,9 +90,9 @@ pub fn new_beacon(
     }
     .to_bech32()
     .map_err(|e| PairingError::Beacon(e.to_string()))?;
-    relay_location(serve_on)?;
     tokio::spawn(serve_beacon(
-        serve_on.to_owned(),
+        relay.to_owned(),
+        path,
         seed,
         Arc::clone(account),
         limit,
@@ -96,16 +104,25 @@ pub fn new_beacon(
 /// drops), the provider rendezvouses again for the next one.
 pub async fn serve_beacon(
     relay: String,
+    path: ProviderPath,
     seed: SharedSeed,
     account: Arc<Account>,
     limit: SpendingLimit,
 ) {
     let config = ClientConfig::default();
     loop {
-        if let Err(e) =
-            moip_moneysocket::provider::serve(&relay, seed, Arc::clone(&account), limit, &config)
-                .await
-        {
+        let account = Arc::clone(&account);
+        let served = match &path {
+            ProviderPath::Url => {
+                moip_moneysocket::provider::serve(&relay, seed, account, limit, &config).await
+            }
+            ProviderPath::InProcess(connector) => {
+                let socket = connector.connect(seed);
+                moip_moneysocket::provider::serve_socket(socket, account, limit, config.security)
+                    .await
+            }
+        };
+        if let Err(e) = served {
             tracing::info!("beacon session ended: {e}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

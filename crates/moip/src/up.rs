@@ -599,7 +599,6 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let moneysocket = MoneysocketRelay::bind(RelayConfig {
         bind: at(s.ports.moneysocket),
         tls: tls_config.clone(),
-        local: tls_config.as_ref().map(|_| loopback(0)),
         ..RelayConfig::default()
     })
     .await
@@ -699,14 +698,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     ];
 
     // L3: the node's Moneysocket account, served on the beacons the operator makes.
-    let moneysocket_local_url = format!(
-        "ws://{}",
-        moneysocket.plain_addr().unwrap_or(moneysocket.local_addr())
-    );
     let moneysocket_url = if s.tls {
         url("wss", &s.public_host, moneysocket.local_addr().port())
     } else {
-        moneysocket_local_url.clone()
+        format!("ws://{}", moneysocket.local_addr())
     };
     // What wallets are told to connect to.
     let electrum_public = match electrum.addresses().tls {
@@ -736,7 +731,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             lightning: lightning.clone(),
             moneysocket: moneysocket.metrics_source(),
             moneysocket_url: moneysocket_url.clone(),
-            moneysocket_local_url,
+            moneysocket_relay: moneysocket.local_connector(),
             nostr_relays: public_relays.clone(),
         },
         nwc: Arc::clone(&nwc),

@@ -3,7 +3,7 @@
 //! speaks TLS with the node's certificate and gives nothing to a client speaking in clear; the
 //! addresses it hands out (the Electrum URL, NWC URIs, beacons) name the TLS endpoints; and a
 //! wallet reaching those meets the node's own services, which connect over plain listeners on
-//! loopback. The session cookie is `Secure`, and a client that never starts its TLS handshake
+//! loopback or, for Moneysocket providers, from inside the relay. The session cookie is `Secure`, and a client that never starts its TLS handshake
 //! is cut off as a slow HTTP client is.
 
 mod common;
@@ -238,10 +238,17 @@ fn public_listeners_speak_tls_and_hand_out_tls_addresses() {
             || nwc_uri.contains(&format!("relay={nostr}")),
         "{nwc_uri} does not name {nostr}"
     );
-    let beacon = post("/api/pairing/beacon", "{}")["uri"]
-        .as_str()
-        .expect("a beacon")
-        .to_owned();
+    // More beacons than the relay lets one address hold connections (64): the node's
+    // providers sit inside the relay, so the last one is served as well as the first.
+    let beacons: Vec<String> = (0..70)
+        .map(|_| {
+            post("/api/pairing/beacon", "{}")["uri"]
+                .as_str()
+                .expect("a beacon")
+                .to_owned()
+        })
+        .collect();
+    let beacon = beacons.last().expect("a beacon").clone();
     let beacon = Beacon::from_bech32(&beacon).expect("a beacon");
     let Some(Location::WebSocket(location)) = beacon.locations.first() else {
         panic!("the beacon has no WebSocket location");
@@ -249,7 +256,7 @@ fn public_listeners_speak_tls_and_hand_out_tls_addresses() {
     assert!(location.use_tls, "the beacon names wss://");
     assert_eq!(location.port.get(), addr(&moneysocket).port());
 
-    // A wallet over the public wss:// relay meets the node's provider, which is on loopback.
+    // A wallet over the public wss:// relay meets the node's provider, inside the node.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let consumer_config = ClientConfig {
         tls: Some(Arc::clone(&client)),

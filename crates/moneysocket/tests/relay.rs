@@ -4,7 +4,6 @@
 //! [`WAIT`]; nothing sleeps and hopes, and no assertion is about timing.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -362,15 +361,11 @@ async fn tls_with_a_self_signed_certificate() {
     .expect("server tls");
     let relay = Relay::bind(RelayConfig {
         tls: Some(server_tls),
-        local: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..test_config()
     })
     .await
     .expect("bind");
     let port = relay.local_addr().port();
-    let local = relay
-        .plain_addr()
-        .expect("a plain listener for this machine");
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(generated.cert.der().clone()).expect("root");
@@ -420,20 +415,22 @@ async fn tls_with_a_self_signed_certificate() {
     );
     wait_metrics(&relay, "handshake failures", |m| m.rejected.handshake == 2).await;
 
-    // The plain listener for this machine reaches the same relay: a peer there pairs with one
-    // over TLS.
-    let (a, b) = within(
-        "rendezvous across the two listeners",
-        futures_util::future::join(
-            connect(&url, seed(13), &config),
-            connect(&format!("ws://{local}"), seed(13), &ClientConfig::default()),
-        ),
+    // A peer inside the process (a node's provider) needs no certificate to meet one over TLS.
+    let connector = relay.local_connector();
+    let mut inside = connector.connect(seed(13));
+    let (rendezvoused, outside) = within(
+        "rendezvous across TLS and the process",
+        futures_util::future::join(inside.rendezvous(), connect(&url, seed(13), &config)),
     )
     .await;
-    let (mut a, mut b) = (a.expect("over tls"), b.expect("in clear on loopback"));
-    b.send(&ping()).await.expect("send");
+    rendezvoused.expect("inside");
+    let mut outside = outside.expect("over tls");
+    inside.send(&ping()).await.expect("send");
     assert_eq!(
-        within("message", a.recv()).await.expect("recv").name(),
+        within("message", outside.recv())
+            .await
+            .expect("recv")
+            .name(),
         "REQUEST_PING"
     );
 }

@@ -579,7 +579,12 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
             };
             let beacon = {
                 let _entered = ms.runtime.enter();
-                moip::pairing::new_beacon(&ms.relay, &ms.relay, &ms.account, limit)?
+                moip::pairing::new_beacon(
+                    &ms.relay,
+                    moip::pairing::ProviderPath::Url,
+                    &ms.account,
+                    limit,
+                )?
             };
             writeln!(out, "{beacon}")?;
             writeln!(out, "{}", moip_wallet::bip21::qr(&beacon.to_uppercase())?)?;

@@ -103,18 +103,17 @@ enum Exit {
     RendezvousFull,
 }
 
-/// Serves one admitted TCP connection to its end, behind the configured TLS when `tls`.
+/// Serves one admitted TCP connection to its end.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: bool,
     admission: Admission,
     shared: Arc<Shared>,
 ) {
     inc(&shared.metrics.connections_open);
     // One deadline covers the TLS and the WebSocket handshakes together.
     let deadline = Instant::now() + shared.config.handshake_timeout;
-    match shared.config.tls.as_ref().filter(|_| tls) {
+    match &shared.config.tls {
         None => accept(stream, deadline, peer, &shared).await,
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));

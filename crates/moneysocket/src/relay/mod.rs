@@ -73,10 +73,6 @@ pub struct RelayConfig {
     /// Serve `wss://` with this configuration instead of `ws://`. See
     /// [`server_tls_config_from_pem`] for one built with the ring provider.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// A second listener, plain `ws://`, for clients on this machine when `bind` serves TLS to
-    /// others: a provider inside the node reaches its own relay without a certificate. Meant
-    /// for a loopback address; both listeners share one relay and its limits.
-    pub local: Option<SocketAddr>,
     /// Largest WebSocket message accepted, in bytes; a larger one closes the connection
     /// (1009). The default fits the largest v0 message once encrypted
     /// ([`MAX_FRAME_LEN`], 64 KiB + 32).
@@ -111,7 +107,6 @@ impl Default for RelayConfig {
         RelayConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             tls: None,
-            local: None,
             max_frame_len: MAX_FRAME_LEN,
             unpaired_timeout: Duration::from_secs(300),
             listen_backlog: 1024,
@@ -152,11 +147,24 @@ impl Relay {
     ///
     /// [`RelayError::Bind`] if the address cannot be bound.
     pub async fn bind(config: RelayConfig) -> Result<RelayHandle, RelayError> {
-        let (listener, local_addr) = listen(config.bind, config.listen_backlog)?;
-        let local = match config.local {
-            Some(addr) => Some(listen(addr, config.listen_backlog)?),
-            None => None,
+        let bind_err = |source| RelayError::Bind {
+            addr: config.bind,
+            source,
         };
+        let socket = if config.bind.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(bind_err)?;
+        // As `TcpListener::bind` does: a restarted relay can rebind at once.
+        socket.set_reuseaddr(true).map_err(bind_err)?;
+        socket.bind(config.bind).map_err(bind_err)?;
+        let listener = socket.listen(config.listen_backlog).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(|source| RelayError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(conn::Shared {
             admissions: Admissions::new(config.max_connections, config.max_connections_per_ip),
@@ -165,21 +173,10 @@ impl Relay {
             metrics: Metrics::default(),
             stop: stop_rx,
         });
-        let tls = shared.config.tls.is_some();
-        let task = tokio::spawn(accept_loop(listener, tls, Arc::clone(&shared)));
-        tracing::info!(%local_addr, tls, "moneysocket relay listening");
-        let (plain_addr, plain_task) = match local {
-            Some((listener, addr)) => {
-                tracing::info!(%addr, "moneysocket relay listening for this machine");
-                let task = tokio::spawn(accept_loop(listener, false, Arc::clone(&shared)));
-                (Some(addr), Some(task))
-            }
-            None => (None, None),
-        };
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        tracing::info!(%local_addr, tls = shared.config.tls.is_some(), "moneysocket relay listening");
         Ok(RelayHandle {
             local_addr,
-            plain_addr,
-            plain_task,
             shared,
             stop: stop_tx,
             task: Some(task),
@@ -198,11 +195,21 @@ impl MetricsSource {
     }
 }
 
+/// Connects to a running relay from inside the process; see [`RelayHandle::local_connector`].
+#[derive(Clone)]
+pub struct LocalConnector(Arc<conn::Shared>);
+
+impl LocalConnector {
+    /// A socket for `seed` inside the relay, as [`RelayHandle::local_connect`] makes. Once the
+    /// relay stops, the socket is closed at once.
+    pub fn connect(&self, seed: SharedSeed) -> OutgoingSocket {
+        local_socket(&self.0, seed)
+    }
+}
+
 /// A running relay. Dropping it stops the relay too (without waiting).
 pub struct RelayHandle {
     local_addr: SocketAddr,
-    plain_addr: Option<SocketAddr>,
-    plain_task: Option<JoinHandle<()>>,
     shared: Arc<conn::Shared>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -214,25 +221,20 @@ impl RelayHandle {
         self.local_addr
     }
 
-    /// The address of the plain listener for this machine ([`RelayConfig::local`]), if any.
-    pub fn plain_addr(&self) -> Option<SocketAddr> {
-        self.plain_addr
-    }
-
     /// Connects to this relay from inside the process, for `seed` (the *OutgoingLocal* layer of
     /// the references): a provider sits inside its own relay this way, and a consumer on the
     /// network meets it as if it had come over a WebSocket. The socket still has to
     /// rendezvous; everything else — limits, forwarding, the END on leaving — is as for a
     /// WebSocket peer.
     pub fn local_connect(&self, seed: SharedSeed) -> OutgoingSocket {
-        let (to_relay, from_client) = mpsc::channel(LOCAL_QUEUE);
-        let (to_client, from_relay) = mpsc::channel(LOCAL_QUEUE);
-        tokio::spawn(conn::serve_local(
-            from_client,
-            to_client,
-            Arc::clone(&self.shared),
-        ));
-        OutgoingSocket::local(to_relay, from_relay, seed)
+        local_socket(&self.shared, seed)
+    }
+
+    /// A handle that connects in process (as [`RelayHandle::local_connect`]) while something
+    /// else owns the relay: a node's providers sit inside its relay this way, with no socket,
+    /// no TLS and no per-IP limit to share with the network's clients.
+    pub fn local_connector(&self) -> LocalConnector {
+        LocalConnector(Arc::clone(&self.shared))
     }
 
     /// A snapshot of the counters.
@@ -249,10 +251,7 @@ impl RelayHandle {
     /// gone, at most a few seconds.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
-        for task in [self.task.take(), self.plain_task.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(task) = self.task.take() {
             if let Err(e) = task.await {
                 tracing::warn!("relay accept task ended abnormally: {e}");
             }
@@ -266,32 +265,24 @@ impl Drop for RelayHandle {
     }
 }
 
+fn local_socket(shared: &Arc<conn::Shared>, seed: SharedSeed) -> OutgoingSocket {
+    let (to_relay, from_client) = mpsc::channel(LOCAL_QUEUE);
+    let (to_client, from_relay) = mpsc::channel(LOCAL_QUEUE);
+    tokio::spawn(conn::serve_local(
+        from_client,
+        to_client,
+        Arc::clone(shared),
+    ));
+    OutgoingSocket::local(to_relay, from_relay, seed)
+}
+
 /// Frames queued each way on a local connection; backpressure does the rest, as on a socket.
 const LOCAL_QUEUE: usize = 32;
 
 /// How long shutdown waits for connections to say goodbye before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Binds `addr` with room for `backlog` connections not yet accepted.
-fn listen(addr: SocketAddr, backlog: u32) -> Result<(TcpListener, SocketAddr), RelayError> {
-    let bind_err = |source| RelayError::Bind { addr, source };
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(bind_err)?;
-    // As `TcpListener::bind` does: a restarted relay can rebind at once.
-    socket.set_reuseaddr(true).map_err(bind_err)?;
-    socket.bind(addr).map_err(bind_err)?;
-    let listener = socket.listen(backlog).map_err(bind_err)?;
-    let bound = listener.local_addr().map_err(bind_err)?;
-    Ok((listener, bound))
-}
-
-/// Accepts until the stop, each connection TLS first when `tls` (with the configured
-/// certificate).
-async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<conn::Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<conn::Shared>) {
     let mut stop = shared.stop.clone();
     let mut connections = JoinSet::new();
     loop {
@@ -323,13 +314,7 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<conn::Shared>
             }
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(conn::serve(
-            stream,
-            peer,
-            tls,
-            admission,
-            Arc::clone(&shared),
-        ));
+        connections.spawn(conn::serve(stream, peer, admission, Arc::clone(&shared)));
     }
     drop(listener);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
