@@ -90,8 +90,8 @@ pub(crate) struct UpArgs {
     /// Address every listener binds to (loopback unless you choose otherwise)
     #[arg(long, env = "MOIP_BIND")]
     bind: Option<IpAddr>,
-    /// TLS on the public listeners: auto (when --bind leaves loopback), on, or off (only
-    /// behind a proxy that terminates TLS)
+    /// TLS on the public listeners: auto (when --bind leaves loopback or a certificate is
+    /// given), on, or off (only behind a proxy that terminates TLS)
     #[arg(long, env = "MOIP_TLS", value_enum)]
     tls: Option<TlsMode>,
     /// Host name other machines reach the node by, in the URLs it hands out
@@ -286,7 +286,8 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         data_dir,
         bind,
-        tls: tls.applies(bind),
+        // A certificate given asks for TLS, on loopback too, unless TLS is turned off.
+        tls: tls.applies(bind) || (tls == TlsMode::Auto && tls_cert.is_some()),
         public_host,
         tls_cert,
         tls_key,
@@ -1075,6 +1076,9 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
         assert!(s.is_err(), "an unknown mode is refused");
         let s = settings_for("", &["--tls-cert", "/etc/cert.pem"]);
         assert!(s.is_err(), "a certificate without its key is refused");
+        let s =
+            settings_for("tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n", &[]).expect("settings");
+        assert!(s.tls, "a certificate given asks for TLS");
     }
 
     #[test]
