@@ -8,6 +8,9 @@
 //! module accepts the connections itself instead: the upgrade request must arrive whole within
 //! [`HANDSHAKE_TIMEOUT`] and fit in [`MAX_UPGRADE_REQUEST`] bytes, at most [`MAX_PENDING`]
 //! connections may be in that state at once, and only then is the socket handed to the relay.
+//! The relay builder also reads WebSocket messages with tungstenite's defaults (64 MiB a
+//! message), so each connection is read here, with [`MAX_MESSAGE`], and its messages passed on
+//! to the relay over an in-memory stream: a client cannot make the node hold more than that.
 //!
 //! A relay reachable from other machines ([`Relay::start_public`]) speaks `wss://` there, the
 //! TLS handshake inside the same time limit, and keeps a plain `ws://` listener on loopback for
@@ -46,6 +49,13 @@ pub const MAX_UPGRADE_REQUEST: usize = 8 * 1024;
 
 /// Connections that may be in their upgrade at once; more are closed at once.
 pub const MAX_PENDING: usize = 256;
+
+/// Largest WebSocket message (and frame) read from a client. A follow list at the Work
+/// protocol's limit ([`crate::events::MAX_FOLLOWS`] keys) is about 400 KiB.
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// Bytes buffered between a connection's reader and the relay.
+const BRIDGE_BUFFER: usize = 64 * 1024;
 
 /// A running relay and its URLs.
 pub struct Relay {
@@ -217,13 +227,66 @@ async fn hand_over<S: AsyncRead + AsyncWrite + Unpin>(
     drop(permit);
     match upgraded {
         Ok(Ok(stream)) => {
-            if let Err(e) = relay.take_connection(stream, peer).await {
-                tracing::debug!("nostr relay: {peer}: {e}");
-            }
+            let (outside, inside) = tokio::io::duplex(BRIDGE_BUFFER);
+            let relayed = async {
+                if let Err(e) = relay.take_connection(inside, peer).await {
+                    tracing::debug!("nostr relay: {peer}: {e}");
+                }
+            };
+            tokio::join!(relayed, bridge(stream, outside, peer));
         }
         Ok(Err(e)) => tracing::debug!("nostr relay: {peer}: {e}"),
         Err(_) => tracing::debug!("nostr relay: {peer} did not finish its upgrade in time"),
     }
+}
+
+/// Passes messages between a client's WebSocket (read within [`MAX_MESSAGE`]) and the relay's
+/// end of an in-memory stream, until either side closes. Pings are answered on each side by
+/// its own WebSocket, so only data and the close pass.
+async fn bridge<S: AsyncRead + AsyncWrite + Unpin>(
+    client: S,
+    relay: tokio::io::DuplexStream,
+    peer: SocketAddr,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let mut client = WebSocketStream::from_raw_socket(client, Role::Server, Some(limits)).await;
+    let mut relay = WebSocketStream::from_raw_socket(relay, Role::Client, None).await;
+    loop {
+        tokio::select! {
+            message = client.next() => match message {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if relay.send(m).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    // Too large a message among others: tungstenite has closed with 1009.
+                    tracing::debug!("nostr relay: {peer}: {e}");
+                    break;
+                }
+            },
+            message = relay.next() => match message {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if client.send(m).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = client.close(None).await;
+    let _ = relay.close(None).await;
 }
 
 /// Reads the upgrade request (whole, bounded) and answers it; the stream is then a WebSocket.
@@ -316,6 +379,85 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
         // RFC 6455 §1.3's worked example.
         assert!(answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+
+    async fn client(url: &str) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(url.trim_start_matches("ws://"))
+            .await
+            .expect("connect");
+        tokio_tungstenite::client_async(url, tcp)
+            .await
+            .expect("a WebSocket")
+            .0
+    }
+
+    /// The next text message, within a few seconds.
+    async fn next_text(
+        ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    ) -> Option<String> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("an answer in time");
+            match next {
+                Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn events_pass_and_a_message_over_the_limit_closes_its_connection() {
+        use futures_util::SinkExt;
+        use nostr_sdk::prelude::{EventBuilder, JsonUtil, Keys};
+        use tokio_tungstenite::tungstenite::Message;
+
+        let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a relay");
+        // Through the bridge both ways: an event is stored and read back.
+        let event = EventBuilder::text_note("hello")
+            .sign_with_keys(&Keys::generate())
+            .expect("signed");
+        let mut writer = client(relay.url()).await;
+        writer
+            .send(Message::text(format!(r#"["EVENT",{}]"#, event.as_json())))
+            .await
+            .expect("publish");
+        let ok = next_text(&mut writer).await.expect("an OK");
+        assert!(ok.starts_with(r#"["OK""#) && ok.contains("true"), "{ok}");
+        let mut reader = client(relay.url()).await;
+        reader
+            .send(Message::text(format!(
+                r#"["REQ","r",{{"ids":["{}"]}}]"#,
+                event.id
+            )))
+            .await
+            .expect("subscribe");
+        let stored = next_text(&mut reader).await.expect("the event");
+        assert!(stored.contains(&event.id.to_hex()), "{stored}");
+
+        // One message over the limit ends that connection, and only it.
+        let mut greedy = client(relay.url()).await;
+        // A valid event, which the relay would store if it were read.
+        let huge = EventBuilder::text_note("x".repeat(MAX_MESSAGE))
+            .sign_with_keys(&Keys::generate())
+            .expect("signed");
+        let huge = format!(r#"["EVENT",{}]"#, huge.as_json());
+        let _ = greedy.send(Message::text(huge)).await;
+        assert_eq!(
+            next_text(&mut greedy).await,
+            None,
+            "the connection is closed"
+        );
+        reader
+            .send(Message::text(r#"["REQ","again",{"limit":1}]"#))
+            .await
+            .expect("subscribe again");
+        assert!(next_text(&mut reader).await.is_some(), "others are served");
     }
 
     #[test]
