@@ -18,14 +18,16 @@ use moip_assets::commitment::SupplyCommitment;
 use moip_assets::ledger::{
     AccountId, JournalStore, Ledger, LedgerError, Op, SqliteJournal, TokenInfo, TokenLedger,
 };
-use moip_assets::pool::{Hold, PoolConfig, PoolError, RedemptionPool, Status};
+use moip_assets::pool::{onchain_tag, Hold, PoolConfig, PoolError, RedemptionPool, Status};
 use moip_assets::reserves::{commit_supply, verify_supply};
 use moip_lightning::testing::{fund, open_usable, start_node};
 use moip_lightning::{PaymentRail, PaymentState};
 use moip_testenv::Regtest;
 use moip_testkit::wait_until;
 use moip_wallet::collateral::collateral_key;
-use moip_wallet::{CollateralPolicy, Fee, KdfParams, Keys, MoipWallet, Server, Trust, WalletKind};
+use moip_wallet::{
+    CollateralPolicy, Fee, KdfParams, Keys, MoipWallet, SendRequest, Server, Trust, WalletKind,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -406,6 +408,9 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         Arc::clone(&rail),
         PoolConfig {
             fee_ppm: 10_000,
+            // The worker has redeemed much over Lightning this epoch; recovered redemptions
+            // below carry no caller's trust (the floor).
+            account_cap: 10_000_000,
             ..PoolConfig::default()
         },
     )
@@ -422,6 +427,59 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         (receiver.balance().confirmed == Amount::from_sat(9_900)).then_some(())
     });
     assert_eq!(ledger.lock().expect("ledger").balance(&worker), 100_000);
+
+    // A crash between an on-chain payout and its record, replayed: the payout went out (here
+    // from a twin of the payout wallet, as the pool's own attempt would have, tagged) and the
+    // ledger still has the redemption pending. Beside it, a pending redemption that never got
+    // as far as paying. Recovery pays the second and finds the first's payout by its tag:
+    // nothing is paid twice.
+    let token = ledger
+        .lock()
+        .expect("ledger")
+        .token()
+        .expect("a token")
+        .id
+        .clone();
+    let went_out = journal_redemption(&ledger, worker, 10_000, 9_900, &uri);
+    let mut twin = seed_wallet(
+        &dir.path().join("payout-twin"),
+        WalletKind::Bip86,
+        51,
+        &server,
+    );
+    twin.sync().expect("sync");
+    let prepared = twin
+        .prepare_send(&SendRequest {
+            recipients: vec![(destination.to_string(), Amount::from_sat(9_900))],
+            drain_to: None,
+            fee: Fee::Target(6),
+            coins: vec![],
+            data: Some(onchain_tag(&token, went_out)),
+        })
+        .expect("the payout before the crash");
+    twin.broadcast(&prepared.psbt).expect("broadcast");
+    let never_paid = journal_redemption(&ledger, worker, 10_000, 9_900, &uri);
+    let outcomes = rt.block_on(onchain.recover());
+    assert_eq!(
+        outcomes,
+        vec![(went_out, Status::Paid), (never_paid, Status::Paid)]
+    );
+    env.mine_burn(1);
+    wait_until(WAIT, "the payouts", || {
+        receiver.sync().expect("sync");
+        (receiver.balance().confirmed == Amount::from_sat(3 * 9_900)).then_some(())
+    });
+    env.mine_burn(1);
+    receiver.sync().expect("sync");
+    assert_eq!(
+        receiver.balance().total(),
+        Amount::from_sat(3 * 9_900),
+        "each redemption paid once"
+    );
+    let l = ledger.lock().expect("ledger");
+    assert_eq!(l.balance(&worker), 80_000);
+    assert!(l.state().redemptions().is_empty());
+    drop(l);
 
     for node in [pool_node, worker_node, stranger] {
         node.stop().expect("stop");

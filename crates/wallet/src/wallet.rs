@@ -439,6 +439,51 @@ impl MoipWallet {
         entries
     }
 
+    /// This wallet's transaction that carries `data` in an `OP_RETURN` output, if any, and
+    /// whether it is confirmed: how a payer that tags its payments learns, after a crash,
+    /// that a payment already went out (sync first).
+    ///
+    /// # Errors
+    /// [`WalletError::Invalid`] for data that cannot be an `OP_RETURN` push.
+    pub fn tagged(&self, data: &[u8]) -> Result<Option<(Transaction, bool)>, WalletError> {
+        let push = bitcoin::script::PushBytesBuf::try_from(data.to_vec())
+            .map_err(|e| WalletError::Invalid(e.to_string()))?;
+        let script = ScriptBuf::new_op_return(push);
+        Ok(self
+            .wallet
+            .transactions()
+            .find(|tx| {
+                tx.tx_node
+                    .tx
+                    .output
+                    .iter()
+                    .any(|o| o.script_pubkey == script)
+            })
+            .map(|tx| {
+                let confirmed = matches!(
+                    tx.chain_position,
+                    bdk_wallet::chain::ChainPosition::Confirmed { .. }
+                );
+                (tx.tx_node.tx.as_ref().clone(), confirmed)
+            }))
+    }
+
+    /// Broadcasts a transaction again (a mempool may have lost it); a server that already has
+    /// it, in its mempool or in a block, counts as success.
+    ///
+    /// # Errors
+    /// [`WalletError::Broadcast`] when the server refuses it and does not have it.
+    pub fn rebroadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {
+        use electrum_client::ElectrumApi;
+        let client = self.connect()?;
+        let txid = tx.compute_txid();
+        match client.transaction_broadcast(tx) {
+            Ok(txid) => Ok(txid),
+            Err(_) if client.transaction_get(&txid).is_ok() => Ok(txid),
+            Err(e) => Err(WalletError::Broadcast(e.to_string())),
+        }
+    }
+
     /// Unspent coins (for coin control).
     pub fn coins(&self) -> Vec<bdk_wallet::LocalOutput> {
         self.wallet.list_unspent().collect()

@@ -18,6 +18,11 @@
 //! Only a success, or a failure of a payment sent by the retry itself, ends it; a retry of an
 //! invoice that expired more than [`IN_FLIGHT_HORIZON_SECS`] ago with no success on record is
 //! cancelled, since no HTLC of it can be pending that long.
+//!
+//! An on-chain payout carries the redemption's [`onchain_tag`] in an `OP_RETURN` output. A
+//! retry looks for that tag among the payout wallet's transactions (after a sync) before it
+//! pays: found, the payout went out before the crash — it is broadcast again, in case a
+//! mempool lost it, and the redemption is paid; not found, nothing went out and it is paid now.
 
 pub mod limits;
 
@@ -38,6 +43,17 @@ pub const IN_FLIGHT_HORIZON_SECS: u64 = 14 * 24 * 3600;
 
 /// Prefix of an on-chain payout destination.
 pub const ONCHAIN_PREFIX: &str = "bitcoin:";
+
+/// The `OP_RETURN` data of redemption `id`'s on-chain payout in the ledger of token `token_id`:
+/// `moip-redeem`, the id (8 bytes, big-endian) and the first 16 bytes of the token id's
+/// SHA-256 — 35 bytes, within the 80 that relay policy allows.
+pub fn onchain_tag(token_id: &str, id: u64) -> Vec<u8> {
+    use bitcoin::hashes::{sha256, Hash};
+    let mut tag = b"moip-redeem".to_vec();
+    tag.extend_from_slice(&id.to_be_bytes());
+    tag.extend_from_slice(&sha256::Hash::hash(token_id.as_bytes())[..16]);
+    tag
+}
 
 /// Why a redemption was refused outright (nothing written to the ledger).
 #[derive(Debug, thiserror::Error)]
@@ -315,7 +331,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             }
             *lock(&self.last_hold) = None;
             let attempt = if let Some(address) = pending.payout.strip_prefix(ONCHAIN_PREFIX) {
-                self.pay_onchain(address, pending.sats_out).await
+                self.pay_onchain(id, address, pending.sats_out).await
             } else {
                 self.pay_lightning(id, &pending.payout, pending.sats_out)
                     .await
@@ -426,31 +442,64 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
     }
 
-    async fn pay_onchain(&self, address: &str, sats_out: u64) -> Attempt {
+    /// Pays redemption `id` on chain, tagged — or, on a retry, first looks for the tagged
+    /// payout an earlier attempt may have sent (see the module docs).
+    async fn pay_onchain(&self, id: u64, address: &str, sats_out: u64) -> Attempt {
         let Some(wallet) = self.onchain.clone() else {
             return Attempt::Failed("this pool pays over Lightning only".into());
         };
+        let retry = !lock(&self.attempted).insert(id);
+        let token = lock(&self.ledger)
+            .token()
+            .map(|t| t.id.clone())
+            .unwrap_or_default();
+        let tag = onchain_tag(&token, id);
         let address = address.to_owned();
         let paid = tokio::task::spawn_blocking(move || {
             let mut wallet = lock(&wallet);
-            wallet.sync()?;
+            if let Err(e) = wallet.sync() {
+                // A retry cannot tell what went out without a sync: no answer yet.
+                return if retry {
+                    Attempt::Unknown
+                } else {
+                    Attempt::Failed(e.to_string())
+                };
+            }
+            if retry {
+                match wallet.tagged(&tag) {
+                    Ok(Some((tx, confirmed))) => {
+                        return if confirmed || wallet.rebroadcast(&tx).is_ok() {
+                            Attempt::Paid
+                        } else {
+                            Attempt::Unknown
+                        };
+                    }
+                    Ok(None) => {} // nothing went out
+                    Err(e) => return Attempt::Failed(e.to_string()),
+                }
+            }
             let request = SendRequest {
                 recipients: vec![(address, bitcoin::Amount::from_sat(sats_out))],
                 drain_to: None,
                 fee: Fee::Target(6),
                 coins: vec![],
-                data: None,
+                data: Some(tag),
             };
-            let prepared = wallet.prepare_send(&request)?;
-            wallet.broadcast(&prepared.psbt)
+            let prepared = match wallet.prepare_send(&request) {
+                Ok(prepared) => prepared,
+                // Building or signing failed: nothing went out.
+                Err(e) => return Attempt::Failed(e.to_string()),
+            };
+            match wallet.broadcast(&prepared.psbt) {
+                Ok(_) => Attempt::Paid,
+                // The server refused it: nothing went out.
+                Err(e @ moip_wallet::WalletError::Broadcast(_)) => Attempt::Failed(e.to_string()),
+                // It may have gone out (an answer lost): the retry looks for the tag.
+                Err(_) => Attempt::Unknown,
+            }
         })
         .await;
-        match paid {
-            Ok(Ok(_txid)) => Attempt::Paid,
-            // Building or signing failed: nothing went out.
-            Ok(Err(e)) => Attempt::Failed(e.to_string()),
-            Err(_) => Attempt::Unknown,
-        }
+        paid.unwrap_or(Attempt::Unknown)
     }
 
     /// After a restart: settles every pending Lightning redemption the node saw paid, then
@@ -468,10 +517,11 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         };
         let mut outcomes = Vec::new();
         for (id, payout, from, amount) in pending {
+            lock(&self.attempted).insert(id);
             if payout.starts_with(ONCHAIN_PREFIX) {
+                // Settled by its first retry, which looks for the tagged payout first.
                 continue;
             }
-            lock(&self.attempted).insert(id);
             let Ok(invoice) = moip_lightning::read_invoice(&payout) else {
                 continue;
             };
