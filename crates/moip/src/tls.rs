@@ -28,7 +28,7 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
-    /// TLS when the node listens beyond loopback.
+    /// TLS when the node listens beyond loopback, or when a certificate is given.
     #[default]
     Auto,
     /// Always (also on loopback).
@@ -38,10 +38,11 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
-    /// Whether a node bound to `bind` serves TLS.
-    pub fn applies(self, bind: IpAddr) -> bool {
+    /// Whether a node bound to `bind` serves TLS; `certificate` says whether the operator gave
+    /// one (which asks for TLS, on loopback too).
+    pub fn applies(self, bind: IpAddr, certificate: bool) -> bool {
         match self {
-            TlsMode::Auto => !bind.is_loopback(),
+            TlsMode::Auto => certificate || !bind.is_loopback(),
             TlsMode::On => true,
             TlsMode::Off => false,
         }
@@ -255,7 +256,7 @@ mod tests {
             (TlsMode::On, IpAddr::V4(Ipv4Addr::LOCALHOST), true),
             (TlsMode::Off, lan, false),
         ] {
-            assert_eq!(mode.applies(bind), wanted, "{mode:?} on {bind}");
+            assert_eq!(mode.applies(bind, false), wanted, "{mode:?} on {bind}");
         }
     }
 

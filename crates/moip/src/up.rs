@@ -286,8 +286,7 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         data_dir,
         bind,
-        // A certificate given asks for TLS, on loopback too, unless TLS is turned off.
-        tls: tls.applies(bind) || (tls == TlsMode::Auto && tls_cert.is_some()),
+        tls: tls.applies(bind, tls_cert.is_some()),
         public_host,
         tls_cert,
         tls_key,

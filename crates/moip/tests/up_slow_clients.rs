@@ -7,43 +7,19 @@
 mod common;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{closed_by, NodeProcess};
+use common::{addr, closed_by, spawn_up};
 
 const SLOW_PER_LISTENER: usize = 50;
-
-fn addr(line: &str) -> SocketAddr {
-    let hostport = line.rsplit("://").next().expect("an address");
-    hostport
-        .trim_end_matches('/')
-        .parse()
-        .unwrap_or_else(|e| panic!("{line}: {e}"))
-}
 
 #[test]
 fn slow_clients_are_cut_off_and_honest_ones_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("moip.toml");
-    std::fs::write(
-        &config,
-        "mine_every_secs = 0\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\nlightning = 0\n\
-         moneysocket = 0\nnostr = 0\napi = 0\n",
-    )
-    .expect("settings");
-    let data = dir.path().join("node");
-    let args = [
-        "up".to_owned(),
-        "--config".into(),
-        config.display().to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-    ];
-    let (node, lines) = NodeProcess::spawn_with_env(
-        &args,
-        &[("MOIP_PASSWORD", "correct horse")],
-        &data,
+    let (node, lines, _) = spawn_up(
+        dir.path(),
+        "",
         &[
             "  electrum ws: ",
             "  moneysocket relay: ",

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{closed_by, NodeProcess};
+use common::{addr, closed_by, spawn_up};
 use moip_moneysocket::client::ClientConfig;
 use moip_moneysocket::consumer::Consumer;
 use moip_moneysocket::v0::beacon::Beacon;
@@ -25,16 +25,6 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite;
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// `host:port` of a printed `scheme://host:port[/]`.
-fn addr(line: &str) -> SocketAddr {
-    let rest = line.split_once("://").expect("a URL").1;
-    let hostport = rest.split_whitespace().next().expect("an address");
-    hostport
-        .trim_end_matches('/')
-        .parse()
-        .unwrap_or_else(|e| panic!("{line}: {e}"))
-}
 
 /// A client that trusts the node's certificate, and nothing else.
 fn trusting(cert: &Path) -> Arc<rustls::ClientConfig> {
@@ -105,25 +95,9 @@ fn in_clear(at: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn public_listeners_speak_tls_and_hand_out_tls_addresses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("moip.toml");
-    std::fs::write(
-        &config,
-        "mine_every_secs = 0\ntls = \"on\"\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\n\
-         electrum_ssl = 0\nelectrum_wss = 0\nlightning = 0\nmoneysocket = 0\nnostr = 0\napi = 0\n",
-    )
-    .expect("settings");
-    let data = dir.path().join("node");
-    let args = [
-        "up".to_owned(),
-        "--config".into(),
-        config.display().to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-    ];
-    let (node, lines) = NodeProcess::spawn_with_env(
-        &args,
-        &[("MOIP_PASSWORD", "correct horse")],
-        &data,
+    let (node, lines, data) = spawn_up(
+        dir.path(),
+        "tls = \"on\"\n",
         &[
             "  electrum ssl: ",
             "  electrum wss: ",

@@ -356,3 +356,40 @@ pub fn closed_by(stream: &mut TcpStream, deadline: Instant) -> bool {
     }
     false
 }
+
+/// `moip up` in `dir/node` (returned with the node) on loopback, every port picked free and no
+/// mining, with `extra` settings (top-level TOML lines); the lines starting with each of `wanted`
+/// as [`NodeProcess::spawn`] gives them.
+pub fn spawn_up(dir: &Path, extra: &str, wanted: &[&str]) -> (NodeProcess, Vec<String>, PathBuf) {
+    let config = dir.join("moip.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mine_every_secs = 0\n{extra}[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\n\
+             electrum_ssl = 0\nelectrum_wss = 0\nlightning = 0\nmoneysocket = 0\nnostr = 0\n\
+             api = 0\n"
+        ),
+    )
+    .expect("settings");
+    let data = dir.join("node");
+    let args = [
+        "up".to_owned(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    let (node, lines) =
+        NodeProcess::spawn_with_env(&args, &[("MOIP_PASSWORD", "correct horse")], &data, wanted);
+    (node, lines, data)
+}
+
+/// `host:port` of a printed `scheme://host:port[/]`, whatever follows it on the line.
+pub fn addr(line: &str) -> std::net::SocketAddr {
+    let rest = line.split_once("://").expect("a URL").1;
+    let hostport = rest.split_whitespace().next().expect("an address");
+    hostport
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
