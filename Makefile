@@ -41,8 +41,10 @@ build: deps
 run: build
 	target/release/moip up
 
+# Builds every test and the binaries they use, the fuzz targets among them (fuzz/ is a member
+# of the workspace; its replay test runs the committed fuzz inputs). Benchmarks: `make bench`.
 test: venv test-deps
-	$(CARGO) build --workspace --all-targets
+	$(CARGO) build --workspace --tests
 	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) test --workspace
 
 check: deps
@@ -71,8 +73,9 @@ bench-up: deps
 # FUZZ_SANITIZER=address the stable compiler is unlocked for -Zsanitizer (RUSTC_BOOTSTRAP=1),
 # which works here but rebuilds everything. New inputs go to fuzz/target/corpus, the committed
 # seeds in fuzz/corpus stay as they are; a crash stops the run and leaves its input in
-# fuzz/artifacts/<target>/. Not part of `make test`: each crash found becomes a regression test
-# in the crate that owns the decoder.
+# fuzz/artifacts/<target>/. Fuzzing is not part of `make test`, but replaying is: each crash
+# found is kept in fuzz/regressions/<target>/, which `make test` runs with fuzz/corpus
+# (fuzz/tests/replay.rs), and becomes a regression test in the crate that owns the decoder.
 FUZZ_SECS ?= 60
 FUZZ_SANITIZER ?= none
 FUZZ_TARGETS ?= electrum_request chain_rpc moneysocket_v0 moneysocket_v1 moneysocket_secure \

@@ -1,5 +1,19 @@
-//! Fixtures shared by the fuzz targets: a small chain to index, a community to act in, and the
-//! inputs the targets derive from fuzz data.
+//! The fuzz targets of moip, as functions: `fuzz_targets/<target>.rs` hands libFuzzer's input to
+//! `moip_fuzz::<target>`, and `tests/replay.rs` runs every committed input (`corpus/<target>/`,
+//! `regressions/<target>/`) through the same function in `cargo test`. Also the fixtures the
+//! targets share: a small chain to index, a community to act in.
+
+mod targets;
+
+pub use targets::api_bodies::api_bodies;
+pub use targets::chain_rpc::chain_rpc;
+pub use targets::electrum_request::electrum_request;
+pub use targets::moneysocket_secure::moneysocket_secure;
+pub use targets::moneysocket_v0::moneysocket_v0;
+pub use targets::moneysocket_v1::moneysocket_v1;
+pub use targets::mssmt_proof::mssmt_proof;
+pub use targets::nwc_request::nwc_request;
+pub use targets::work_event::work_event;
 
 pub mod electrum {
     //! A chain source serving a fixed regtest chain of a few blocks (coinbases paying three

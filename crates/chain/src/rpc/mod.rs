@@ -28,6 +28,8 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use auth::{read_cookie, RpcAuth, COOKIE_USER};
 pub use methods::{decode_hex, decode_tx, descriptor_script, METHODS};
+#[doc(hidden)]
+pub use methods::{dispatch_to, Method};
 
 use crate::{ChainError, EmbeddedNode};
 

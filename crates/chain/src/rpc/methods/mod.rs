@@ -158,6 +158,17 @@ pub static METHODS: &[Method] = &[
 
 /// Runs one call against the node. Blocking: call it off the async runtime.
 pub fn dispatch(ctx: &RpcContext, call: &Call) -> Result<Value, RpcError> {
+    dispatch_to(call, |method, params| (method.handler)(ctx, params))
+}
+
+/// [`dispatch`] with `run` in place of the method's handler: the method looked up in
+/// [`METHODS`], its parameters read by name or position and counted, then `run`. For the fuzz
+/// targets (`fuzz/`), which have no node for the handlers.
+#[doc(hidden)]
+pub fn dispatch_to(
+    call: &Call,
+    run: impl FnOnce(&Method, &Params) -> Result<Value, RpcError>,
+) -> Result<Value, RpcError> {
     let method = METHODS
         .iter()
         .find(|m| m.name == call.method)
@@ -168,5 +179,5 @@ pub fn dispatch(ctx: &RpcContext, call: &Call) -> Result<Value, RpcError> {
         _ => Params::default(),
     };
     params.expect_count(method.name, method.required, method.args)?;
-    (method.handler)(ctx, &params)
+    run(method, &params)
 }
