@@ -1,11 +1,18 @@
 //! Everything that moves the chain: block submission, mining, keeping the index level with the
-//! kernel, `invalidateblock`/`reconsiderblock`, and checkpoints that make new blocks durable.
+//! kernel, `invalidateblock`/`reconsiderblock`, and the journal and checkpoints that make new
+//! blocks durable.
+//!
+//! A block is durable before it is acknowledged: the kernel keeps new blocks in memory until it
+//! flushes, so every block it accepts is first written, synced, to the store's journal
+//! ([`Store::journal_block`](super::store::Store::journal_block)); a crash before the next
+//! checkpoint loses nothing, because the next start hands the journal back to the kernel. A
+//! checkpoint (the kernel closed and reopened, which flushes it) empties the journal.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use bitcoin::consensus::deserialize;
+use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::{Block, BlockHash, OutPoint, ScriptBuf, Transaction};
 
 use super::kernel::{Kernel, Processed};
@@ -76,8 +83,10 @@ pub(crate) fn median_time_past(kernel: &Kernel, height: u32) -> u32 {
 }
 
 impl Inner {
-    /// At open: redo a rebuild a crash interrupted, then bring the index level with the kernel.
+    /// At open: give the kernel back the blocks it lost in a crash, redo a rebuild a crash
+    /// interrupted, then bring the index level with the kernel.
     pub(super) fn resume(&self, state: &mut State) -> Result<(), ChainError> {
+        self.replay_journal()?;
         let excluded = self.excluded_blocks()?;
         let active_excluded = self.with_kernel(|k| {
             Ok(excluded
@@ -88,6 +97,34 @@ impl Inner {
             self.rebuild(state)?;
         }
         self.sync_index(state)
+    }
+
+    /// Validates again every journaled block the kernel does not know: those accepted since its
+    /// last flush before a crash. Invalidated blocks stay out.
+    fn replay_journal(&self) -> Result<(), ChainError> {
+        let journal = self.store.journal()?;
+        if journal.is_empty() {
+            return Ok(());
+        }
+        let excluded = self.excluded_blocks()?;
+        let mut restored = 0u32;
+        for (hash, height, raw) in journal {
+            if excluded.contains(&hash) {
+                continue;
+            }
+            let block: Block = deserialize(&raw)?;
+            match self.with_kernel(|k| k.process_block(&block))? {
+                Processed::New => restored += 1,
+                Processed::Duplicate => {}
+                Processed::Rejected(reason) => {
+                    tracing::error!(block = %hash, height, %reason, "kernel refused a journaled block");
+                }
+            }
+        }
+        if restored > 0 {
+            tracing::info!(restored, "blocks restored from the journal after a crash");
+        }
+        Ok(())
     }
 
     /// Blocks that may not be on the active chain: those invalidated and their descendants.
@@ -337,7 +374,8 @@ impl Inner {
                     prev: block.header.prev_blockhash,
                     invalidated: false,
                 };
-                self.store.put_block_record(&hash, &record)?;
+                self.store
+                    .journal_block(&hash, &record, &serialize(block))?;
                 self.sync_index(state)?;
                 let active =
                     self.with_kernel(|k| Ok(k.entry(&hash).is_some_and(|e| e.in_active_chain)))?;
@@ -507,15 +545,24 @@ impl Inner {
             stack.extend(children.get(&h).into_iter().flatten().cloned());
         }
         let excluded = self.excluded_blocks()?;
-        for (_, h) in subtree.keys() {
+        for ((_, h), record) in &subtree {
             if excluded.contains(h) {
                 continue;
             }
             if let Some(raw) = self.store.archived_block(h)? {
                 let block: Block = deserialize(&raw)?;
-                let outcome = self.with_kernel(|k| k.process_block(&block))?;
-                if let Processed::Rejected(reason) = outcome {
-                    tracing::warn!(block = %h, %reason, "reconsidered block rejected by the kernel");
+                match self.with_kernel(|k| k.process_block(&block))? {
+                    Processed::New => {
+                        let record = BlockRecord {
+                            invalidated: false,
+                            ..*record
+                        };
+                        self.store.journal_block(h, &record, &raw)?;
+                    }
+                    Processed::Duplicate => {}
+                    Processed::Rejected(reason) => {
+                        tracing::warn!(block = %h, %reason, "reconsidered block rejected by the kernel");
+                    }
                 }
             }
         }
@@ -587,12 +634,16 @@ impl Inner {
         std::fs::remove_file(live.join(REBUILD_DONE))?;
         std::fs::remove_dir_all(old_dir(data_dir))?;
         *slot = Some(Kernel::open(&live, self.config.script_threads)?);
+        // The rebuilt chainstate was flushed when it closed: it holds every journaled block
+        // that is not excluded, and the excluded ones are archived.
+        self.store.clear_journal()?;
         Ok(())
     }
 
-    /// Makes every block so far durable. The kernel writes its chainstate and block index only
-    /// now and then (Core: about once an hour); closing the chainstate manager flushes them, so a
-    /// checkpoint closes and reopens it. A `kill -9` then loses at most the blocks since.
+    /// Flushes the kernel, so the journal can be emptied. The kernel writes its chainstate and
+    /// block index only now and then (Core: about once an hour); closing the chainstate manager
+    /// flushes them, so a checkpoint closes and reopens it. Until then, new blocks are durable
+    /// through the journal; checkpoints keep it short and the next start quick.
     pub(super) fn checkpoint_now(&self) -> Result<(), ChainError> {
         let _state = self.lock_state();
         let mut slot = self.kernel.write().expect("kernel lock poisoned");
@@ -605,6 +656,8 @@ impl Inner {
             &kernel_dir(&self.config.data_dir),
             self.config.script_threads,
         )?);
+        // The state lock is held: no block was accepted since the kernel closed.
+        self.store.clear_journal()?;
         self.checkpoint.lock().expect("checkpoint lock").0 = Some(tip);
         Ok(())
     }
@@ -716,7 +769,8 @@ impl EmbeddedNode {
         self.inner.reconsider(&mut state, hash)
     }
 
-    /// Makes all blocks so far durable now rather than at the next background checkpoint.
+    /// Flushes the kernel now rather than at the next background checkpoint. Blocks are durable
+    /// without it (see the module's documentation); this empties the journal.
     pub fn checkpoint(&self) -> Result<(), ChainError> {
         self.inner.checkpoint_now()
     }

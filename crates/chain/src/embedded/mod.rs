@@ -360,7 +360,10 @@ impl EmbeddedNode {
             self.inner.save_mempool(&state)?;
         }
         let kernel = self.inner.kernel.write().expect("kernel lock").take();
-        drop(kernel); // destroying the chainstate manager flushes it
+        if let Some(kernel) = kernel {
+            drop(kernel); // destroying the chainstate manager flushes it
+            self.inner.store.clear_journal()?;
+        }
         self.inner.store.flush()?;
         tracing::info!("embedded node stopped");
         Ok(())

@@ -1,7 +1,7 @@
 //! The embedded node's own index, in RocksDB: the UTXO set (for mempool checks), a transaction
 //! index, a spender index (which confirmed transaction spent an output, Core's
 //! `txospenderindex`), per-block undo records, the blocks it has seen and the blocks a user
-//! invalidated.
+//! invalidated, and the journal of blocks the kernel has not yet made durable.
 //!
 //! Every block is connected or disconnected in one `WriteBatch` that also moves the index tip, so
 //! after a crash the index is exactly at some block and catches up from there.
@@ -22,7 +22,8 @@ const CF_BLOCKS: &str = "blocks";
 const CF_ARCHIVE: &str = "archive";
 const CF_META: &str = "meta";
 const CF_SPENDERS: &str = "spenders";
-const COLUMN_FAMILIES: [&str; 7] = [
+const CF_JOURNAL: &str = "journal";
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_UTXO,
     CF_TXINDEX,
     CF_UNDO,
@@ -30,6 +31,7 @@ const COLUMN_FAMILIES: [&str; 7] = [
     CF_ARCHIVE,
     CF_META,
     CF_SPENDERS,
+    CF_JOURNAL,
 ];
 
 const KEY_TIP: &[u8] = b"tip";
@@ -265,12 +267,70 @@ impl Store {
         hash: &BlockHash,
         record: &BlockRecord,
     ) -> Result<(), ChainError> {
-        let mut v = Vec::with_capacity(37);
+        self.db.put_cf(
+            self.cf(CF_BLOCKS),
+            hash.as_byte_array(),
+            encode_block_record(record),
+        )?;
+        Ok(())
+    }
+
+    /// Records a block the kernel has just accepted and keeps its bytes in the journal, in one
+    /// write synced to disk before it returns. The kernel holds new blocks in memory until its
+    /// next flush, so this copy is what makes a block durable the moment it is acknowledged:
+    /// after a crash, [`Store::journal`] hands it back to be validated again.
+    pub(crate) fn journal_block(
+        &self,
+        hash: &BlockHash,
+        record: &BlockRecord,
+        raw: &[u8],
+    ) -> Result<(), ChainError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_BLOCKS),
+            hash.as_byte_array(),
+            encode_block_record(record),
+        );
+        let mut v = Vec::with_capacity(4 + raw.len());
         v.extend_from_slice(&record.height.to_le_bytes());
-        v.extend_from_slice(record.prev.as_byte_array());
-        v.push(u8::from(record.invalidated));
-        self.db
-            .put_cf(self.cf(CF_BLOCKS), hash.as_byte_array(), v)?;
+        v.extend_from_slice(raw);
+        batch.put_cf(self.cf(CF_JOURNAL), hash.as_byte_array(), v);
+        let mut sync = rocksdb::WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        Ok(())
+    }
+
+    /// The journaled blocks (hash, height, raw bytes), lowest first, so parents come before
+    /// their children.
+    pub(crate) fn journal(&self) -> Result<Vec<(BlockHash, u32, Vec<u8>)>, ChainError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_JOURNAL), rocksdb::IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let hash = BlockHash::from_slice(&k)
+                .map_err(|_| ChainError::Store("corrupt journal key".into()))?;
+            if v.len() < 4 {
+                return Err(ChainError::Store("corrupt journal entry".into()));
+            }
+            let height = u32::from_le_bytes(v[..4].try_into().expect("4 bytes"));
+            out.push((hash, height, v[4..].to_vec()));
+        }
+        out.sort_by_key(|(hash, height, _)| (*height, *hash));
+        Ok(out)
+    }
+
+    /// Empties the journal, once the kernel has flushed every block in it.
+    pub(crate) fn clear_journal(&self) -> Result<(), ChainError> {
+        let mut batch = WriteBatch::default();
+        let cf = self.cf(CF_JOURNAL);
+        for item in self.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            batch.delete_cf(cf, k);
+        }
+        self.db.write(batch)?;
         Ok(())
     }
 
@@ -381,6 +441,14 @@ impl Store {
         }
         Ok(())
     }
+}
+
+fn encode_block_record(record: &BlockRecord) -> Vec<u8> {
+    let mut v = Vec::with_capacity(37);
+    v.extend_from_slice(&record.height.to_le_bytes());
+    v.extend_from_slice(record.prev.as_byte_array());
+    v.push(u8::from(record.invalidated));
+    v
 }
 
 fn tip_value(block: &BlockId) -> Vec<u8> {
