@@ -250,7 +250,7 @@ fn private_servers_require_the_token() {
 #[test]
 fn limits_per_ip_and_idle_sessions() {
     let env = Env::with(|c| {
-        c.limits.exempt_loopback = false;
+        c.limits.exempt.clear();
         c.limits.max_connections_per_ip = 3;
         c.limits.max_subscriptions_per_ip = 2;
         c.limits.idle_timeout = Duration::from_secs(2);

@@ -41,6 +41,15 @@ pub(crate) struct ElectrumArgs {
     /// Prometheus metrics over HTTP (off unless given)
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// Addresses not limited (connections per address, subscriptions, cost), comma-separated
+    /// [default: none, loopback included: a Tor hidden service or a reverse proxy delivers
+    /// strangers from 127.0.0.1]
+    #[arg(long, value_delimiter = ',')]
+    exempt: Vec<IpAddr>,
+    /// A plain TCP listener on 127.0.0.1 for this machine's own services (a Lightning node, a
+    /// wallet): its sessions are not limited; advertised nowhere (off unless given)
+    #[arg(long)]
+    own_port: Option<u16>,
     /// PEM certificate chain for TLS/WSS (a self-signed one is made when absent)
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -114,6 +123,10 @@ pub(crate) async fn run(args: ElectrumArgs) -> anyhow::Result<()> {
     config.ws = plain_addr(args.ws_port);
     config.wss = addr(args.wss_port);
     config.metrics = args.metrics_port.and_then(plain_addr);
+    config.limits.exempt = args.exempt;
+    config.own_tcp = args
+        .own_port
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
     config.public_host = args.public_host;
@@ -131,6 +144,7 @@ pub(crate) async fn run(args: ElectrumArgs) -> anyhow::Result<()> {
         ("TLS", a.tls),
         ("WS", a.ws),
         ("WSS", a.wss),
+        ("own TCP (unlimited)", a.own_tcp),
         ("metrics", a.metrics),
     ] {
         if let Some(addr) = addr {

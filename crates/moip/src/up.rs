@@ -113,6 +113,10 @@ pub(crate) struct UpArgs {
     /// Seconds between regtest blocks (0: no mining)
     #[arg(long, env = "MOIP_MINE_EVERY")]
     mine_every: Option<u64>,
+    /// Addresses the Electrum server does not limit, comma-separated [default: none; the
+    /// node's own services have a listener of their own]
+    #[arg(long, env = "MOIP_ELECTRUM_EXEMPT", value_delimiter = ',')]
+    electrum_exempt: Vec<IpAddr>,
     /// Password of the seeds at rest (prefer the environment variable; asked when absent)
     #[arg(long, env = "MOIP_PASSWORD", hide_env_values = true)]
     password: Option<String>,
@@ -201,6 +205,8 @@ struct FileSettings {
     tls_key: Option<PathBuf>,
     relays: Vec<String>,
     mine_every_secs: Option<u64>,
+    /// Addresses the Electrum server does not limit.
+    electrum_exempt: Vec<IpAddr>,
     ports: Ports,
     community: CommunitySettings,
     supply: SupplySettings,
@@ -219,6 +225,9 @@ struct Settings {
     tls_key: Option<PathBuf>,
     relays: Vec<String>,
     mine_every: Duration,
+    /// Addresses the Electrum server does not limit (the node's own services are not limited
+    /// either: they use a listener of their own).
+    electrum_exempt: Vec<IpAddr>,
     ports: Ports,
     token: TokenInfo,
     founders: Vec<AccountId>,
@@ -296,6 +305,11 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
             args.relays.clone()
         },
         mine_every: Duration::from_secs(args.mine_every.or(file.mine_every_secs).unwrap_or(10)),
+        electrum_exempt: if args.electrum_exempt.is_empty() {
+            file.electrum_exempt
+        } else {
+            args.electrum_exempt.clone()
+        },
         ports: file.ports,
         token,
         founders,
@@ -522,6 +536,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             config.wss = None;
         }
     }
+    // Every client is limited, loopback ones too (a Tor hidden service or a reverse proxy
+    // delivers strangers from there), except the addresses the operator lists and the node's
+    // own services, which sync through a listener of their own on an unadvertised port.
+    config.limits.exempt = s.electrum_exempt.clone();
+    config.own_tcp = Some(loopback(0));
     let electrum = ElectrumServer::start(Arc::clone(&source), config)
         .await
         .context("starting the Electrum server")?;
@@ -529,6 +548,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .addresses()
         .tcp
         .context("the Electrum server has no TCP listener")?;
+    let electrum_own = electrum
+        .addresses()
+        .own_tcp
+        .context("the Electrum server has no listener for the node's own services")?;
 
     // L2: the community's Lightning node, synced through our own Electrum server.
     let ln_dir = s.data_dir.join("ln");
@@ -542,7 +565,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut config = LightningConfig::new(
             network,
             ln_dir.join("ldk"),
-            format!("tcp://{electrum_tcp}"),
+            format!("tcp://{electrum_own}"),
             SeedSource::EncryptedFile {
                 path: seed,
                 password: password.clone(),
@@ -570,7 +593,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             dir: s.data_dir.join("operations"),
             password: password.clone(),
             network,
-            electrum_url: format!("tcp://{electrum_tcp}"),
+            electrum_url: format!("tcp://{electrum_own}"),
             collateral: s.supply.collateral.clone(),
             every: s.supply.commit_every_blocks.max(1),
             record: state.document("operations/commitments.json"),
@@ -1020,6 +1043,7 @@ mod tests {
         let file = r#"
 bind = "127.0.0.2"
 mine_every_secs = 3
+electrum_exempt = ["10.0.0.7"]
 [ports]
 rpc = 1234
 [community]
@@ -1036,7 +1060,15 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
             "unset ports keep their defaults"
         );
         assert_eq!(s.mine_every, Duration::from_secs(3));
+        assert_eq!(s.electrum_exempt, [IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))]);
         assert_eq!(s.founders.len(), 1);
+        assert!(
+            settings_for("", &[])
+                .expect("settings")
+                .electrum_exempt
+                .is_empty(),
+            "no address is exempt from Electrum's limits by default"
+        );
 
         let s = settings_for(
             file,
@@ -1047,10 +1079,19 @@ founders = ["4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa"]
                 "127.0.0.1",
                 "--mine-every",
                 "0",
+                "--electrum-exempt",
+                "127.0.0.9,::1",
             ],
         )
         .expect("settings");
         assert_eq!(s.token.id, "mill");
+        assert_eq!(
+            s.electrum_exempt,
+            [
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            ]
+        );
         assert_eq!(s.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(s.mine_every.is_zero());
     }

@@ -2,6 +2,12 @@
 //! they are kept per session, per IP and per subnet (/24 for IPv4, /48 for IPv6), so opening
 //! more connections does not buy more service. Past the soft limit requests are delayed; past
 //! the hard limit the session is closed and new connections from the IP refused until it decays.
+//!
+//! Every client is accounted, loopback ones included: a Tor hidden service or a reverse proxy
+//! on the same machine hands the server all its clients from 127.0.0.1, and they must share
+//! that one address's limits, not escape them. The exceptions are explicit: the addresses in
+//! [`Limits::exempt`], and sessions on a listener the server was told is its host's own
+//! (`ServerConfig::own_tcp`), where a node's Lightning wallet and on-chain wallets sync.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,8 +42,10 @@ pub struct Limits {
     pub max_request_delay: Duration,
     /// Longest history sent without paging.
     pub max_history: usize,
-    /// Loopback clients (moip's own Lightning node and wallets) are not limited.
-    pub exempt_loopback: bool,
+    /// Clients from these addresses are neither limited nor accounted (none by default). Give
+    /// only addresses that no stranger's connection can come from: loopback is where a Tor
+    /// hidden service or a reverse proxy delivers everyone.
+    pub exempt: Vec<IpAddr>,
 }
 
 impl Default for Limits {
@@ -55,7 +63,7 @@ impl Default for Limits {
             cost_decay_per_sec: 1.0,
             max_request_delay: Duration::from_millis(2_500),
             max_history: 125_000,
-            exempt_loopback: true,
+            exempt: Vec::new(),
         }
     }
 }
@@ -117,6 +125,15 @@ pub enum Verdict {
     Disconnect,
 }
 
+/// Who a session is, for the accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The address it connected from.
+    pub ip: IpAddr,
+    /// Neither limited nor accounted.
+    pub exempt: bool,
+}
+
 /// Per-IP and per-subnet accounting shared by all sessions.
 pub struct Accountant {
     limits: Limits,
@@ -137,17 +154,23 @@ impl Accountant {
         &self.limits
     }
 
-    fn exempt(&self, ip: IpAddr) -> bool {
-        self.limits.exempt_loopback && ip.is_loopback()
+    /// The client a session is accounted as: its address, and whether it goes unlimited
+    /// (`own`: it came in on the host's own listener).
+    pub fn client(&self, ip: IpAddr, own: bool) -> Client {
+        Client {
+            ip,
+            exempt: own || self.limits.exempt.contains(&ip),
+        }
     }
 
     /// Admits a new connection, or says why not.
-    pub fn connect(&self, ip: IpAddr) -> Result<(), &'static str> {
+    pub fn connect(&self, client: Client) -> Result<(), &'static str> {
         use std::sync::atomic::Ordering;
         if self.sessions.load(Ordering::Relaxed) >= self.limits.max_sessions {
             return Err("too many sessions");
         }
-        if !self.exempt(ip) {
+        if !client.exempt {
+            let ip = client.ip;
             let now = Instant::now();
             let mut groups = self.groups.lock().expect("accounting lock");
             let group = groups.entry(ip).or_insert_with(|| Group {
@@ -169,14 +192,14 @@ impl Accountant {
     }
 
     /// Releases a connection and its subscriptions; its cost stays with the IP and decays.
-    pub fn disconnect(&self, ip: IpAddr, subscriptions: usize) {
+    pub fn disconnect(&self, client: Client, subscriptions: usize) {
         self.sessions
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if self.exempt(ip) {
+        if client.exempt {
             return;
         }
         let mut groups = self.groups.lock().expect("accounting lock");
-        if let Some(group) = groups.get_mut(&ip) {
+        if let Some(group) = groups.get_mut(&client.ip) {
             group.connections = group.connections.saturating_sub(1);
             group.subscriptions = group.subscriptions.saturating_sub(subscriptions);
         }
@@ -187,12 +210,12 @@ impl Accountant {
     }
 
     /// Reserves `n` more subscriptions for the IP; false past its limit.
-    pub fn subscribe(&self, ip: IpAddr, n: usize) -> bool {
-        if self.exempt(ip) {
+    pub fn subscribe(&self, client: Client, n: usize) -> bool {
+        if client.exempt {
             return true;
         }
         let mut groups = self.groups.lock().expect("accounting lock");
-        let Some(group) = groups.get_mut(&ip) else {
+        let Some(group) = groups.get_mut(&client.ip) else {
             return false;
         };
         if group.subscriptions + n > self.limits.max_subscriptions_per_ip {
@@ -202,20 +225,26 @@ impl Accountant {
         true
     }
 
-    pub fn unsubscribe(&self, ip: IpAddr, n: usize) {
-        if self.exempt(ip) {
+    pub fn unsubscribe(&self, client: Client, n: usize) {
+        if client.exempt {
             return;
         }
-        if let Some(group) = self.groups.lock().expect("accounting lock").get_mut(&ip) {
+        if let Some(group) = self
+            .groups
+            .lock()
+            .expect("accounting lock")
+            .get_mut(&client.ip)
+        {
             group.subscriptions = group.subscriptions.saturating_sub(n);
         }
     }
 
     /// Charges `cost` to the session, its IP and its subnet, and judges the session.
-    pub fn charge(&self, ip: IpAddr, session: &mut Decaying, cost: f64) -> Verdict {
-        if self.exempt(ip) {
+    pub fn charge(&self, client: Client, session: &mut Decaying, cost: f64) -> Verdict {
+        if client.exempt {
             return Verdict::Serve;
         }
+        let ip = client.ip;
         let now = Instant::now();
         let per_sec = self.limits.cost_decay_per_sec;
         session.add(cost, now, per_sec);
@@ -251,9 +280,13 @@ impl Accountant {
 mod tests {
     use super::*;
 
+    /// A client on an ordinary listener.
+    fn at(acct: &Accountant, ip: &str) -> Client {
+        acct.client(ip.parse().expect("ip"), false)
+    }
+
     fn limits() -> Limits {
         Limits {
-            exempt_loopback: false,
             max_connections_per_ip: 2,
             cost_soft_limit: 10.0,
             cost_hard_limit: 20.0,
@@ -264,7 +297,7 @@ mod tests {
     #[test]
     fn costs_throttle_then_disconnect() {
         let acct = Accountant::new(limits());
-        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        let ip = at(&acct, "10.0.0.1");
         acct.connect(ip).expect("admitted");
         let mut session = Decaying::new(Instant::now());
         assert_eq!(acct.charge(ip, &mut session, 5.0), Verdict::Serve);
@@ -282,8 +315,8 @@ mod tests {
     #[test]
     fn subnets_share_cost_and_ips_share_connections() {
         let acct = Accountant::new(limits());
-        let a: IpAddr = "10.0.0.1".parse().expect("ip");
-        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let a = at(&acct, "10.0.0.1");
+        let b = at(&acct, "10.0.0.2");
         acct.connect(a).expect("1");
         acct.connect(a).expect("2");
         assert!(acct.connect(a).is_err(), "third connection from one IP");
@@ -305,17 +338,44 @@ mod tests {
     }
 
     #[test]
-    fn loopback_is_exempt_by_default() {
-        let acct = Accountant::new(Limits {
+    fn loopback_is_limited_by_default_and_exemptions_are_explicit() {
+        let limits = Limits {
             max_connections_per_ip: 1,
             ..Limits::default()
-        });
-        let lo: IpAddr = "127.0.0.1".parse().expect("ip");
+        };
+        assert!(limits.exempt.is_empty(), "nobody is exempt by default");
+        let acct = Accountant::new(limits.clone());
+        // Loopback is one address like any other: a Tor hidden service or a reverse proxy
+        // hands the server all its clients from there, and they share its limits.
+        let lo = at(&acct, "127.0.0.1");
+        assert!(!lo.exempt);
+        acct.connect(lo).expect("the first");
+        assert!(
+            acct.connect(lo).is_err(),
+            "a second connection from 127.0.0.1"
+        );
+        let mut s = Decaying::new(Instant::now());
+        assert_eq!(acct.charge(lo, &mut s, 1e9), Verdict::Disconnect);
+
+        // The host's own listener, and the addresses listed, are not limited.
+        let own = acct.client("127.0.0.1".parse().expect("ip"), true);
+        assert!(own.exempt);
         for _ in 0..5 {
-            acct.connect(lo).expect("loopback");
+            acct.connect(own).expect("the node's own service");
         }
         let mut s = Decaying::new(Instant::now());
-        assert_eq!(acct.charge(lo, &mut s, 1e9), Verdict::Serve);
+        assert_eq!(acct.charge(own, &mut s, 1e9), Verdict::Serve);
+        let listed = Accountant::new(Limits {
+            exempt: vec!["127.0.0.2".parse().expect("ip")],
+            ..limits
+        });
+        let (two, one) = (at(&listed, "127.0.0.2"), at(&listed, "127.0.0.1"));
+        assert!(two.exempt && !one.exempt, "only the address listed");
+        for _ in 0..5 {
+            listed.connect(two).expect("listed");
+        }
+        let mut s = Decaying::new(Instant::now());
+        assert_eq!(listed.charge(two, &mut s, 1e9), Verdict::Serve);
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod transport;
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, Notify};
 pub use limits::Limits;
 pub use metrics::Metrics;
 
-use self::limits::Accountant;
+use self::limits::{Accountant, Client};
 use self::session::{next_update, Session};
 use self::tls::TlsState;
 use self::transport::Framed;
@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub tls: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
     pub wss: Option<SocketAddr>,
+    /// A plain TCP listener for the host's own services (a node's Lightning wallet and
+    /// on-chain wallets): its sessions are neither limited nor accounted, however much they
+    /// sync. Bind it to loopback and advertise it nowhere; off by default.
+    pub own_tcp: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
     /// PEM certificate chain and key; a self-signed pair is made when absent.
     pub tls_cert: Option<PathBuf>,
@@ -81,6 +85,7 @@ impl ServerConfig {
             tls: local(50002),
             ws: local(50003),
             wss: local(50004),
+            own_tcp: None,
             metrics: None,
             tls_cert: None,
             tls_key: None,
@@ -95,17 +100,21 @@ impl ServerConfig {
         }
     }
 
-    /// Every listener on loopback port 0 (for tests).
+    /// Every listener on loopback port 0 (for tests and benchmarks). Their clients all come
+    /// from 127.0.0.1, which is therefore exempt from the limits here; a test of the limits
+    /// clears `limits.exempt`.
     pub fn ephemeral(data_dir: impl Into<PathBuf>) -> ServerConfig {
         let any = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        ServerConfig {
+        let mut config = ServerConfig {
             tcp: any,
             tls: any,
             ws: any,
             wss: any,
             metrics: any,
             ..ServerConfig::new(data_dir)
-        }
+        };
+        config.limits.exempt = vec![IpAddr::from([127, 0, 0, 1])];
+        config
     }
 
     pub(crate) fn server_version(&self) -> String {
@@ -204,6 +213,8 @@ pub struct Addresses {
     pub tls: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
     pub wss: Option<SocketAddr>,
+    /// The host's own, unlimited listener ([`ServerConfig::own_tcp`]).
+    pub own_tcp: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
 }
 
@@ -268,6 +279,7 @@ impl ElectrumServer {
             (Kind::Tls, config.tls),
             (Kind::Ws, config.ws),
             (Kind::Wss, config.wss),
+            (Kind::OwnTcp, config.own_tcp),
         ] {
             let Some(addr) = addr else { continue };
             let listener = TcpListener::bind(addr)
@@ -281,12 +293,24 @@ impl ElectrumServer {
                 Kind::Tls => &mut addresses.tls,
                 Kind::Ws => &mut addresses.ws,
                 Kind::Wss => &mut addresses.wss,
+                Kind::OwnTcp => &mut addresses.own_tcp,
             };
             *slot = Some(bound);
             listeners.push((kind, listener, bound));
         }
-        (config.tcp, config.tls, config.ws, config.wss) =
-            (addresses.tcp, addresses.tls, addresses.ws, addresses.wss);
+        (
+            config.tcp,
+            config.tls,
+            config.ws,
+            config.wss,
+            config.own_tcp,
+        ) = (
+            addresses.tcp,
+            addresses.tls,
+            addresses.ws,
+            addresses.wss,
+            addresses.own_tcp,
+        );
         let (updates, _) = broadcast::channel(4_096);
         let shared = Arc::new(Shared {
             query,
@@ -420,6 +444,8 @@ enum Kind {
     Tls,
     Ws,
     Wss,
+    /// Plain TCP for the host's own services, unlimited.
+    OwnTcp,
 }
 
 async fn accept_loop(
@@ -445,7 +471,10 @@ async fn accept_loop(
             .metrics
             .connections_total
             .fetch_add(1, Ordering::Relaxed);
-        if let Err(why) = shared.accountant.connect(peer.ip()) {
+        let client = shared
+            .accountant
+            .client(peer.ip(), matches!(kind, Kind::OwnTcp));
+        if let Err(why) = shared.accountant.connect(client) {
             shared
                 .metrics
                 .connections_refused
@@ -458,13 +487,13 @@ async fn accept_loop(
         let (shared, tls) = (Arc::clone(&shared), tls.clone());
         tokio::spawn(async move {
             shared.metrics.sessions.fetch_add(1, Ordering::Relaxed);
-            let subs = serve_connection(stream, peer, kind, Arc::clone(&shared), tls).await;
+            let subs = serve_connection(stream, client, kind, Arc::clone(&shared), tls).await;
             shared.metrics.sessions.fetch_sub(1, Ordering::Relaxed);
             shared
                 .metrics
                 .subscriptions
                 .fetch_sub(subs as u64, Ordering::Relaxed);
-            shared.accountant.disconnect(peer.ip(), subs);
+            shared.accountant.disconnect(client, subs);
         });
     }
 }
@@ -472,7 +501,7 @@ async fn accept_loop(
 /// Runs one connection to its end; returns how many subscriptions it held.
 async fn serve_connection(
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Client,
     kind: Kind,
     shared: Arc<Shared>,
     tls: Option<Arc<TlsState>>,
@@ -481,7 +510,7 @@ async fn serve_connection(
     let handshake = Duration::from_secs(20);
     let token = shared.config.auth_token.clone();
     match kind {
-        Kind::Tcp => run(Framed::lines(stream, max), peer, shared, false).await,
+        Kind::Tcp | Kind::OwnTcp => run(Framed::lines(stream, max), peer, shared, false).await,
         Kind::Tls => {
             let Some(tls) = tls else { return 0 };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
@@ -542,11 +571,11 @@ async fn ws_accept<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 
 async fn run<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send>(
     mut framed: Framed<S>,
-    peer: SocketAddr,
+    peer: Client,
     shared: Arc<Shared>,
     authed: bool,
 ) -> usize {
-    let mut session = Session::new(Arc::clone(&shared), peer.ip(), authed);
+    let mut session = Session::new(Arc::clone(&shared), peer, authed);
     let mut updates = shared.updates.subscribe();
     let idle = shared.accountant.limits().idle_timeout;
     let line_timeout = shared.accountant.limits().line_timeout;

@@ -3,7 +3,6 @@
 //! from one client queues behind itself.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use super::limits::{Decaying, Verdict};
+use super::limits::{Client, Decaying, Verdict};
 use super::{Shared, Update};
 use crate::protocol::{
     self, negotiate, parse_request, ProtocolVersion, Request, RpcError, BAD_REQUEST, DAEMON_ERROR,
@@ -27,7 +26,8 @@ pub(crate) struct Outcome {
 
 pub(crate) struct Session {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    /// Who it is accounted as.
+    client: Client,
     /// Negotiated version; `None` until the first request. Clients that never send
     /// `server.version` are served as 1.4, as electrs and Fulcrum do.
     version: Option<ProtocolVersion>,
@@ -44,11 +44,11 @@ enum Call {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, ip: IpAddr, pre_authenticated: bool) -> Session {
+    pub fn new(shared: Arc<Shared>, client: Client, pre_authenticated: bool) -> Session {
         let authenticated = pre_authenticated || shared.config.auth_token.is_none();
         Session {
             shared,
-            ip,
+            client,
             version: None,
             negotiated: false,
             authenticated,
@@ -171,7 +171,11 @@ impl Session {
             }
         };
         let cost = request.base_cost() + call.to_string().len() as f64 / 5000.0;
-        match self.shared.accountant.charge(self.ip, &mut self.cost, cost) {
+        match self
+            .shared
+            .accountant
+            .charge(self.client, &mut self.cost, cost)
+        {
             Verdict::Serve => {}
             Verdict::Delay(d) => tokio::time::sleep(d).await,
             Verdict::Disconnect => {
@@ -280,7 +284,7 @@ impl Session {
             Request::Subscribe(sh) => {
                 self.require_synced()?;
                 if !self.subs.contains_key(&sh) {
-                    if !shared.accountant.subscribe(self.ip, 1) {
+                    if !shared.accountant.subscribe(self.client, 1) {
                         return Err(RpcError::new(
                             EXCESSIVE_RESOURCE_USAGE,
                             "too many subscriptions from this address",
@@ -302,7 +306,7 @@ impl Session {
             Request::Unsubscribe(sh) => {
                 let had = self.subs.remove(&sh).is_some();
                 if had {
-                    shared.accountant.unsubscribe(self.ip, 1);
+                    shared.accountant.unsubscribe(self.client, 1);
                     shared.metrics.subscriptions.fetch_sub(1, Ordering::Relaxed);
                 }
                 Ok(json!(had))

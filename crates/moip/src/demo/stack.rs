@@ -5,7 +5,7 @@
 //! The nodes' mnemonics are made here and held in memory only: a kept data directory shows the
 //! nodes' state and logs, but no key.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,6 +51,9 @@ impl Stack {
         let mut config = ServerConfig::new(dir.join("electrum"));
         config.tcp = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         (config.tls, config.ws, config.wss) = (None, None, None);
+        // Every client of this server is the demo's own (its three Lightning nodes and the
+        // reserve's wallets, all from 127.0.0.1): none is limited.
+        config.limits.exempt = vec![IpAddr::from(Ipv4Addr::LOCALHOST)];
         let source: Arc<dyn ChainSource> = Arc::new(chain.clone());
         let electrum = rt
             .block_on(ElectrumServer::start(source, config))
