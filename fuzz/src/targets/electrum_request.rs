@@ -1,60 +1,81 @@
-//! The Electrum server's request path: one received line (a call or a batch) is parsed as JSON,
-//! each call's method and parameters become a typed `Request` for every protocol version, and
-//! the request runs against a small indexed chain, as `Session::execute` runs it.
+//! The Electrum server's request path: one received message (a call, a notification or a
+//! batch; a line over TCP, a text message over WebSocket) through a client session of the server itself (`FuzzSession`, the session a connection gets:
+//! authentication, version negotiation, cost accounting, dispatch, subscriptions) over a small
+//! indexed chain; once as sent, and once after negotiating each supported protocol version.
+//! Each call's method and parameters are also parsed for every version, as the session parses
+//! them once negotiated.
 
+use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use moip_electrum::protocol::{negotiate, parse_request, ProtocolVersion, Request, RpcError};
+use moip_electrum::protocol::{parse_request, ProtocolVersion};
 use moip_electrum::query::Query;
-use moip_electrum::ScriptHash;
+use moip_electrum::server::fuzzing::FuzzSession;
+use moip_electrum::{Limits, ScriptHash, ServerConfig};
 use serde_json::Value;
 
-fn query() -> &'static Query {
-    static QUERY: OnceLock<Query> = OnceLock::new();
-    QUERY.get_or_init(crate::electrum::indexed_query)
+fn query() -> &'static Arc<Query> {
+    static QUERY: OnceLock<Arc<Query>> = OnceLock::new();
+    QUERY.get_or_init(|| Arc::new(crate::electrum::indexed_query()))
 }
 
-/// What the session does with a parsed request, minus subscriptions and cost accounting.
-fn execute(query: &Query, request: Request) -> Result<Value, RpcError> {
-    match request {
-        Request::ServerVersion { protocol, .. } => negotiate(protocol.as_ref())
-            .map(|v| Value::String(v.to_string()))
-            .map_err(|e| RpcError::bad_request(e.to_string())),
-        Request::BlockHeader { height, cp_height } => query.block_header(height, cp_height),
-        Request::BlockHeaders {
-            start,
-            count,
-            cp_height,
-        } => query.block_headers(start, count, cp_height, true),
-        Request::EstimateFee { blocks, mode } => query.estimate_fee(blocks, mode),
-        Request::RelayFee => query.relay_fee(),
-        Request::FeeHistogram => Ok(query.fee_histogram()),
-        Request::MempoolInfo => query.mempool_info(),
-        Request::Broadcast(hex) => query.broadcast(&hex),
-        Request::BroadcastPackage { txs, verbose } => query.broadcast_package(&txs, verbose),
-        Request::TxGet { txid, verbose } => query.transaction_get(&txid, verbose),
-        Request::TxMerkle { txid, height } => query.merkle(&txid, height),
-        Request::IdFromPos {
-            height,
-            pos,
-            merkle,
-        } => query.id_from_pos(height, pos, merkle),
-        Request::Balance(sh) => query.balance(&sh),
-        Request::History {
-            scripthash,
-            from,
-            to,
-        } => query.history(&scripthash, from, to),
-        Request::Mempool(sh) => Ok(query.mempool_history(&sh)),
-        Request::ListUnspent(sh) => query.listunspent(&sh),
-        Request::Subscribe(sh) => query.status(&sh).map(|s| serde_json::json!(s)),
-        Request::HeadersSubscribe => Ok(query.tip().unwrap_or(Value::Null)),
-        _ => Ok(Value::Null),
-    }
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
 }
 
-fn call(query: &Query, call: &Value) {
+/// A public server's settings, with limits low enough for one input to reach them and no
+/// delay, so a delayed request costs no fuzzing time.
+fn config() -> ServerConfig {
+    let mut config = ServerConfig::new(std::env::temp_dir());
+    config.limits = Limits {
+        cost_soft_limit: 100.0,
+        cost_hard_limit: 200.0,
+        max_request_delay: Duration::ZERO,
+        max_subscriptions_per_ip: 8,
+        ..Limits::default()
+    };
+    config
+}
+
+/// Runs the lines through a new session: every reply is one JSON value, and a call with an
+/// id, or a line that is not JSON, is answered with exactly one.
+fn session(lines: &[&str]) {
+    let client = IpAddr::from([192, 0, 2, 1]);
+    let mut session = FuzzSession::new(Arc::clone(query()), config(), client)
+        .expect("a first connection is admitted");
+    runtime().block_on(async {
+        for line in lines {
+            let (replies, close) = session.handle(line).await;
+            for reply in &replies {
+                assert!(
+                    serde_json::from_str::<Value>(reply).is_ok(),
+                    "reply {reply:?}"
+                );
+            }
+            let answered = match serde_json::from_str::<Value>(line) {
+                Err(_) => true,
+                Ok(Value::Object(call)) => call.contains_key("id"),
+                Ok(_) => false,
+            };
+            if answered {
+                assert_eq!(replies.len(), 1, "replies to {line:?}");
+            }
+            if close {
+                break;
+            }
+        }
+    });
+}
+
+fn parse(call: &Value) {
     let Some(obj) = call.as_object() else { return };
     let Some(method) = obj.get("method").and_then(Value::as_str) else {
         return;
@@ -69,8 +90,6 @@ fn call(query: &Query, call: &Value) {
             cost.is_finite() && cost >= 0.0,
             "cost {cost} of {request:?}"
         );
-        let reply = moip_electrum::protocol::reply(&Value::Null, execute(query, request));
-        let _ = reply.to_string();
     }
 }
 
@@ -90,13 +109,20 @@ pub fn electrum_request(data: &[u8]) {
     if let Some(v) = ProtocolVersion::parse(text) {
         let _ = v.to_string();
     }
-    let Ok(parsed) = serde_json::from_str::<Value>(text) else {
-        return;
-    };
-    let query = query();
-    match &parsed {
-        // The session refuses batches over its limit (2,000) before running any call.
-        Value::Array(calls) => calls.iter().take(2_000).for_each(|c| call(query, c)),
-        other => call(query, other),
+    if let Ok(parsed) = serde_json::from_str::<Value>(text) {
+        match &parsed {
+            Value::Array(calls) => calls.iter().take(2_000).for_each(parse),
+            other => parse(other),
+        }
+    }
+    session(&[text]);
+    for version in ProtocolVersion::SUPPORTED {
+        let hello = serde_json::json!({
+            "id": 0,
+            "method": "server.version",
+            "params": ["moip-fuzz", version.to_string()],
+        })
+        .to_string();
+        session(&[&hello, text]);
     }
 }

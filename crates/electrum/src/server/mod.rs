@@ -1,6 +1,8 @@
 //! The server: listeners for TCP, TLS, WebSocket and secure WebSocket, the thread that keeps
 //! the index and mempool view level with the chain, and Prometheus metrics.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod metrics;
 mod session;
