@@ -187,6 +187,19 @@ fn bitcoind_client_conforms_over_the_embedded_rpc() {
         .call("getblockchaininfo", serde_json::json!([]))
         .expect("call");
     assert_eq!(info["chain"], "regtest");
+    // Lookups of more transactions than one batch may carry (the node takes 1,000 calls per
+    // batch) are split: a mempool after a reorganisation can hold thousands.
+    let unknown: Vec<bitcoin::Txid> = (0..2_500u32)
+        .map(|i| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::from_byte_array(bytes))
+        })
+        .collect();
+    assert!(client
+        .mempool_entries(&unknown)
+        .expect("looked up in several batches")
+        .is_empty());
     // Wrong credentials are a clear error, not a hang.
     let bad = BitcoindRpc::connect(
         &server.url(),

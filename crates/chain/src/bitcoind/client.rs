@@ -13,6 +13,8 @@ use crate::ChainError;
 const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// Per-request timeout; `getblock` of a large block on a slow disk stays well inside it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Calls sent in one JSON-RPC batch; larger batches are split.
+pub(crate) const BATCH_CALLS: usize = 500;
 
 /// How to authenticate to bitcoind.
 #[derive(Clone)]
@@ -117,15 +119,29 @@ impl RpcClient {
         Self::unwrap_reply(&reply)
     }
 
-    /// Many calls of one method in one HTTP round trip; results in order.
+    /// Many calls of one method, in HTTP round trips of at most [`BATCH_CALLS`] calls; results
+    /// in order. A server may bound its batches (moip's node answers more than 1,000 calls with
+    /// one error, like a Core behind a proxy might), and a mempool after a reorganisation can
+    /// hold thousands of transactions to look up.
     pub(crate) fn batch(
         &self,
         method: &str,
         params: Vec<Value>,
     ) -> Result<Vec<Result<Value, ChainError>>, ChainError> {
-        if params.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(params.len());
+        let mut params = params.into_iter().peekable();
+        while params.peek().is_some() {
+            let chunk: Vec<Value> = params.by_ref().take(BATCH_CALLS).collect();
+            out.extend(self.batch_once(method, chunk)?);
         }
+        Ok(out)
+    }
+
+    fn batch_once(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Result<Value, ChainError>>, ChainError> {
         let first = self
             .next_id
             .fetch_add(params.len() as u64, Ordering::Relaxed);
@@ -136,9 +152,11 @@ impl RpcClient {
             .collect();
         let n = calls.len();
         let reply = self.post(&Value::Array(calls))?;
-        let replies = reply
-            .as_array()
-            .ok_or_else(|| ChainError::Transport("batch reply is not an array".into()))?;
+        let Some(replies) = reply.as_array() else {
+            // A server refuses a whole batch with one error object: say which error.
+            Self::unwrap_reply(&reply)?;
+            return Err(ChainError::Transport("batch reply is not an array".into()));
+        };
         let mut out: Vec<Option<Result<Value, ChainError>>> = (0..n).map(|_| None).collect();
         for r in replies {
             let idx = r
