@@ -1,7 +1,10 @@
-//! The Electrum index survives `kill -9` at any moment of its initial indexing: after each
-//! restart it resumes, and at the end it answers exactly as an index built in one go. The
-//! server reads the chain through `--bitcoind-rpc` here, so the bitcoind client is exercised
-//! end to end too.
+//! The Electrum index survives `kill -9` at any moment of its initial indexing and of a
+//! reorganisation: after each restart it resumes, and at the end it answers exactly as an index
+//! built in one go. The server reads the chain through `--bitcoind-rpc` here, so the bitcoind
+//! client is exercised end to end too.
+//!
+//! The kill moments are drawn from a seed printed at the start; `MOIP_CRASH_SEED=<n>` replays
+//! them.
 
 mod common;
 
@@ -12,6 +15,7 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Amount, OutPoint, TxOut};
 use common::{scripthash, wait_until, ElectrumClient, NodeProcess, BURN_ADDRESS};
 use moip_testkit::{sign, Key, Kind};
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -74,6 +78,16 @@ fn start_electrum(
     (child, tcp.expect("tcp"), metrics.expect("metrics"))
 }
 
+/// The height the index on disk reached (read after a kill, with the server gone).
+fn height_on_disk(dir: &std::path::Path) -> Option<u64> {
+    let path = dir.join("electrum").join("index");
+    if !path.exists() {
+        return None;
+    }
+    let index = moip_electrum::index::Index::open(&path).expect("the index opens");
+    index.tip().map(|(height, _)| u64::from(height))
+}
+
 fn indexed_height(metrics: std::net::SocketAddr) -> Option<u64> {
     let mut s = std::net::TcpStream::connect(metrics).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
@@ -100,7 +114,13 @@ fn snapshot(client: &mut ElectrumClient, scripts: &[String], tip: u64) -> Vec<Va
 }
 
 #[test]
-fn kill_9_during_initial_indexing_then_same_answers() {
+fn kill_9_during_indexing_and_reorgs_then_same_answers() {
+    let seed: u64 = std::env::var("MOIP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("electrum crash test: MOIP_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let chain_dir = tempfile::tempdir().expect("tempdir");
     let node = NodeProcess::start(chain_dir.path());
     let keys: Vec<Key> = (1..=40u8)
@@ -126,7 +146,9 @@ fn kill_9_during_initial_indexing_then_same_answers() {
             i,
         ));
     }
-    node.call("generatetoaddress", json!([100, BURN_ADDRESS]));
+    // Enough blocks that the initial sync writes several batches (500 blocks each), so a kill
+    // can land between them.
+    node.call("generatetoaddress", json!([1_400, BURN_ADDRESS]));
     for round in 0..30 {
         let mut next = Vec::new();
         let mut raw = Vec::new();
@@ -172,21 +194,52 @@ fn kill_9_during_initial_indexing_then_same_answers() {
     // Kill the indexer at random moments of its initial sync, five times.
     let crash_dir = tempfile::tempdir().expect("tempdir");
     let mut mid_index_kills = 0;
-    for round in 0..5u64 {
-        let (mut child, _, metrics) = start_electrum(&node, crash_dir.path());
-        let delay = Duration::from_millis(50 + (round * 7919) % 400);
+    for round in 0..5 {
+        let (mut child, _, _) = start_electrum(&node, crash_dir.path());
+        let delay = Duration::from_millis(rng.random_range(20..1_500));
         std::thread::sleep(delay); // the point is an arbitrary moment, not a condition
-        let height = indexed_height(metrics);
         child.kill().expect("kill -9");
         child.wait().expect("reap");
+        let height = height_on_disk(crash_dir.path());
+        eprintln!("indexing round {round}: killed after {delay:?} at index height {height:?}");
         if height.is_some_and(|h| h < tip) {
             mid_index_kills += 1;
         }
     }
     assert!(
         mid_index_kills > 0,
-        "at least one kill landed in the middle of indexing"
+        "seed {seed}: at least one kill landed in the middle of indexing"
     );
+
+    // Then reorganisations under a running index: the node steps back a few blocks and mines a
+    // longer branch holding other transactions; the index is killed at a random moment while
+    // it follows, and resumes.
+    let mut tip = tip;
+    for round in 0..3 {
+        let (mut child, _, metrics) = start_electrum(&node, crash_dir.path());
+        wait_until(WAIT, "the index to reach the tip", || {
+            (indexed_height(metrics)? == tip).then_some(())
+        });
+        let depth = rng.random_range(1..=6u64);
+        let fork = node.call("getblockhash", json!([tip + 1 - depth]));
+        node.call("invalidateblock", json!([fork]));
+        // The new branch pays the first keys, so histories and balances differ from the old one.
+        let branch = depth + 1;
+        for i in 0..branch {
+            let key = &keys[(i as usize + round) % keys.len()];
+            node.call("generatetoaddress", json!([1, key.address().to_string()]));
+        }
+        tip = tip - depth + branch;
+        let delay = Duration::from_millis(rng.random_range(0..500));
+        std::thread::sleep(delay); // an arbitrary moment of following the reorganisation
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        let height = height_on_disk(crash_dir.path());
+        eprintln!(
+            "reorg round {round}: {depth} blocks replaced by {branch}, killed after {delay:?} \
+             at index height {height:?} (tip {tip})"
+        );
+    }
 
     // Resume to the end, and compare with an index built in one go.
     let (mut resumed, tcp, _) = start_electrum(&node, crash_dir.path());
