@@ -5,9 +5,15 @@
 //! - a deposit the payer's node saw succeed is minted exactly once, one that failed never;
 //! - a redemption is paid at most once, and its tokens are burned exactly when it was paid —
 //!   never both paid and returned, never lost;
-//! - supply is what was minted less what was redeemed, and collateral ≥ supply.
+//! - supply is what was minted less what was redeemed, and collateral ≥ supply;
+//! - the books meet reality: the community node's real Lightning balance covers the ledger's
+//!   collateral (a redemption paid twice, or paid and also returned, leaves the node holding
+//!   less than the ledger says).
 //!
-//! The kill moments are random (and printed, so a failure can be replayed by reading them).
+//! These are checked after every restart, not only at the end; and at the end every
+//! redemption's outcome is read again from the payer's node, so a payment that settled after
+//! its tokens were returned is caught. The kill moments are drawn from a seed printed at the
+//! start; `MOIP_CRASH_SEED=<n>` replays them.
 
 mod common;
 
@@ -19,6 +25,7 @@ use common::payer::payer_with_channel;
 use common::{free_port, wait_until, NodeProcess};
 use moip_lightning::{LightningNode, PaymentState};
 use nostr_sdk::{JsonUtil, Keys};
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -102,12 +109,41 @@ fn outcome(payer: &LightningNode, hash: moip_lightning::PaymentHash, inbound: bo
     })
 }
 
-fn random_ms(max: u64) -> u64 {
-    rand::random::<u64>() % max
+/// The invariants that must hold after every restart: supply is what was minted less what was
+/// redeemed, collateral covers supply, and the community node really holds the collateral
+/// (read once its channel is back and the pool has nothing in flight).
+fn check_books(base: &str, minted: u64, redeemed: u64, when: &str) {
+    let node = wait_until(WAIT, "the channel back and the pool idle", || {
+        let node = get(base, "/api/node");
+        let usable = node["channels"]
+            .as_array()?
+            .iter()
+            .any(|c| c["usable"] == serde_json::json!(true));
+        let idle = get(base, "/api/pool")["queued"] == 0;
+        (usable && idle).then_some(node)
+    });
+    let community = get(base, "/api/community");
+    let supply = community["supply"].as_u64().expect("supply");
+    let collateral = community["collateral_sats"].as_u64().expect("collateral");
+    let lightning = node["lightning_sats"].as_u64().expect("lightning balance");
+    assert_eq!(supply, minted - redeemed, "{when}: {community}");
+    assert!(collateral >= supply, "{when}: {community}");
+    assert!(
+        lightning >= collateral,
+        "{when}: the node holds {lightning} sat over Lightning, less than the ledger's collateral \
+         of {collateral} sat"
+    );
+    eprintln!("{when}: supply {supply}, collateral {collateral}, node's Lightning {lightning}");
 }
 
 #[test]
 fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing() {
+    let seed: u64 = std::env::var("MOIP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("up crash test: MOIP_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     // Fixed ports: the payer's node reconnects to the same address after each restart.
     std::fs::write(
@@ -152,7 +188,7 @@ fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing
                 let _ = payer.pay(&invoice, None, Default::default(), Duration::from_secs(20));
             })
         };
-        let kill_after = random_ms(1_500);
+        let kill_after = rng.random_range(0..1_500);
         eprintln!("deposit {round}: kill -9 after {kill_after} ms");
         std::thread::sleep(Duration::from_millis(kill_after));
         up.node.kill();
@@ -171,6 +207,7 @@ fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing
         hashes.insert(key, got);
         let balance = get(&up.base, &format!("/api/identities/{me}"))["balance"].as_u64();
         assert_eq!(balance, Some(minted), "each paid deposit minted once");
+        check_books(&up.base, minted, 0, &format!("after deposit {round}"));
     }
     assert!(
         minted > 0,
@@ -180,6 +217,8 @@ fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing
     // Redemptions, each cut by a kill at a random moment.
     let fee_ppm = get(&up.base, "/api/pool")["fee_ppm"].as_u64().expect("fee");
     let mut redeemed = 0u64;
+    // Each redemption's payment hash and whether the pool counted it as paid.
+    let mut outcomes = Vec::new();
     for round in 0..rounds(REDEMPTIONS) {
         let amount = 5_000;
         let before = get(&up.base, &format!("/api/identities/{me}"))["balance"]
@@ -203,7 +242,7 @@ fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing
             let base = up.base.clone();
             std::thread::spawn(move || post(&base, "/api/redemptions", event.as_json()))
         };
-        let kill_after = random_ms(1_000);
+        let kill_after = rng.random_range(0..1_000);
         eprintln!("redemption {round}: kill -9 after {kill_after} ms");
         std::thread::sleep(Duration::from_millis(kill_after));
         up.node.kill();
@@ -226,15 +265,32 @@ fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing
         } else {
             assert_eq!(after, before, "not paid, so the tokens are back");
         }
+        outcomes.push((invoice.payment_hash, paid));
+        check_books(
+            &up.base,
+            minted,
+            redeemed,
+            &format!("after redemption {round}"),
+        );
     }
 
-    let community = get(&up.base, "/api/community");
-    let supply = community["supply"].as_u64().expect("supply");
-    let collateral = community["collateral_sats"].as_u64().expect("collateral");
-    assert_eq!(supply, minted - redeemed, "{community}");
-    assert!(collateral >= supply, "{community}");
+    // Once more after a last restart: every redemption ended as the pool counted it, so none
+    // settled late after its tokens came back.
+    up.node.kill();
+    up = start(dir.path());
+    let _ = payer.connect(&community);
+    check_books(&up.base, minted, redeemed, "at the end");
+    for (round, (hash, counted_paid)) in outcomes.iter().enumerate() {
+        let paid = payer
+            .payment_by_hash(*hash)
+            .is_some_and(|r| r.inbound && r.state == PaymentState::Succeeded);
+        assert_eq!(
+            paid, *counted_paid,
+            "redemption {round}: the payer's node says paid = {paid}, the pool counted {counted_paid}"
+        );
+    }
     eprintln!(
-        "{} deposits ({} sat minted), {} sat redeemed, supply {supply}, collateral {collateral}",
+        "{} deposits ({} sat minted), {} sat redeemed",
         hashes.len(),
         minted,
         redeemed
