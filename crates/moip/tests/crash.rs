@@ -136,8 +136,10 @@ fn kill_9_never_loses_an_acknowledged_block() {
             let pid = node.child.id();
             let answered = Arc::clone(&answered);
             std::thread::spawn(move || {
+                // A node that stops answering ends the round instead of hanging the test.
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
                     .build()
                     .into();
                 let auth = format!("{user}:{password}");
