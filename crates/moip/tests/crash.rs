@@ -148,16 +148,19 @@ fn kill_9_never_loses_an_acknowledged_block() {
                 let mut acks = 0;
                 loop {
                     let body = json!({"method": "generatetoaddress", "params": [3, BURN_ADDRESS], "id": 1}).to_string();
-                    // Fails once the node is killed; that ends the round.
-                    let Ok(mut resp) = agent
+                    // Fails once the node is killed; that ends the round. When the miner is the
+                    // one to kill, a failure before then means the node died or hung.
+                    let text = agent
                         .post(&url)
                         .header("Authorization", &format!("Basic {auth}"))
                         .send(body)
-                    else {
-                        return;
-                    };
-                    let Ok(text) = resp.body_mut().read_to_string() else {
-                        return;
+                        .and_then(|mut resp| resp.body_mut().read_to_string());
+                    let text = match (text, kill) {
+                        (Ok(text), _) => text,
+                        (Err(_), Kill::AtRandom { .. }) => return,
+                        (Err(e), Kill::RightAfterAck { .. }) => {
+                            panic!("the node failed before the kill: {e}")
+                        }
                     };
                     let reply: serde_json::Value =
                         serde_json::from_str(&text).expect("a JSON-RPC reply");
