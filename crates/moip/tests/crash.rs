@@ -16,7 +16,7 @@ use std::time::Duration;
 use bitcoin::{Amount, OutPoint, TxOut, Txid};
 use common::{wait_until, NodeProcess, BURN_ADDRESS};
 use moip_testkit::{spend, Key, Kind};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::json;
 
 /// Walks the whole chain: every block links to its parent and every coinbase is found by the
@@ -61,16 +61,11 @@ enum Kill {
 
 #[test]
 fn kill_9_never_loses_an_acknowledged_block() {
-    let seed: u64 = std::env::var("MOIP_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let (mut rng, seed) = common::crash_rng("crash test");
     let rounds: usize = std::env::var("MOIP_CRASH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
-    eprintln!("crash test: MOIP_CRASH_SEED={seed} MOIP_CRASH_ROUNDS={rounds}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let key = Key::new(7, Kind::P2wpkh);
     let dir = tempfile::tempdir().expect("tempdir");

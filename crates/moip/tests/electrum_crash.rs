@@ -15,7 +15,7 @@ use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Amount, OutPoint, TxOut};
 use common::{scripthash, wait_until, ElectrumClient, NodeProcess, BURN_ADDRESS};
 use moip_testkit::{sign, Key, Kind};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -115,12 +115,7 @@ fn snapshot(client: &mut ElectrumClient, scripts: &[String], tip: u64) -> Vec<Va
 
 #[test]
 fn kill_9_during_indexing_and_reorgs_then_same_answers() {
-    let seed: u64 = std::env::var("MOIP_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("electrum crash test: MOIP_CRASH_SEED={seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut rng, seed) = common::crash_rng("electrum crash test");
     let chain_dir = tempfile::tempdir().expect("tempdir");
     let node = NodeProcess::start(chain_dir.path());
     let keys: Vec<Key> = (1..=40u8)

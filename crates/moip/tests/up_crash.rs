@@ -25,7 +25,7 @@ use common::payer::payer_with_channel;
 use common::{free_port, wait_until, NodeProcess};
 use moip_lightning::{LightningNode, PaymentState};
 use nostr_sdk::{JsonUtil, Keys};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -138,12 +138,7 @@ fn check_books(base: &str, minted: u64, redeemed: u64, when: &str) {
 
 #[test]
 fn kill_9_while_deposits_and_redemptions_are_in_flight_loses_and_doubles_nothing() {
-    let seed: u64 = std::env::var("MOIP_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("up crash test: MOIP_CRASH_SEED={seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut rng, _) = common::crash_rng("up crash test");
     let dir = tempfile::tempdir().expect("tempdir");
     // Fixed ports: the payer's node reconnects to the same address after each restart.
     std::fs::write(

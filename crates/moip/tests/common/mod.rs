@@ -182,6 +182,18 @@ pub enum ChainCallError {
 
 pub use moip_testkit::wait_until;
 
+/// The random source of a crash test: seeded from `MOIP_CRASH_SEED` when set, else at random,
+/// and the seed printed so a failing run can be replayed.
+pub fn crash_rng(test: &str) -> (rand::rngs::StdRng, u64) {
+    use rand::SeedableRng;
+    let seed: u64 = std::env::var("MOIP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("{test}: MOIP_CRASH_SEED={seed}");
+    (rand::rngs::StdRng::seed_from_u64(seed), seed)
+}
+
 /// A regtest address owned by nobody in particular (mining rewards go there).
 pub const BURN_ADDRESS: &str = "bcrt1qq2yshcmzdlznnpxx258xswqlmqcxjs4dssfxt2";
 
