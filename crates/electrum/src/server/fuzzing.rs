@@ -2,14 +2,10 @@
 //! session a client gets, fed received lines directly.
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
-
-use super::limits::Accountant;
 use super::session::Session;
-use super::{Metrics, ServerConfig, Shared};
+use super::{ServerConfig, Shared};
 use crate::query::Query;
 
 /// One client session of a server with its own state (accounting, metrics), over `query`.
@@ -28,15 +24,7 @@ impl FuzzSession {
         config: ServerConfig,
         ip: IpAddr,
     ) -> Result<FuzzSession, &'static str> {
-        let (updates, _) = broadcast::channel(16);
-        let shared = Arc::new(Shared {
-            query,
-            accountant: Accountant::new(config.limits.clone()),
-            metrics: Metrics::default(),
-            updates,
-            synced: AtomicBool::new(true),
-            config,
-        });
+        let shared = Arc::new(Shared::new(query, config, 16, true));
         let client = shared.accountant.client(ip, false);
         shared.accountant.connect(client)?;
         Ok(FuzzSession {

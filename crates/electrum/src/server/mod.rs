@@ -182,6 +182,26 @@ pub(crate) struct Shared {
     pub synced: AtomicBool,
 }
 
+impl Shared {
+    /// The state of a server with `config` over `query`, its accounting fresh, its updates
+    /// broadcast with room for `updates` messages.
+    pub(crate) fn new(
+        query: Arc<Query>,
+        config: ServerConfig,
+        updates: usize,
+        synced: bool,
+    ) -> Shared {
+        Shared {
+            query,
+            accountant: Accountant::new(config.limits.clone()),
+            metrics: Metrics::default(),
+            updates: broadcast::channel(updates).0,
+            synced: AtomicBool::new(synced),
+            config,
+        }
+    }
+}
+
 /// Reads a running server's state; see [`ElectrumServer::status`].
 #[derive(Clone)]
 pub struct ServerStatus(Arc<Shared>);
@@ -313,15 +333,7 @@ impl ElectrumServer {
             addresses.wss,
             addresses.own_tcp,
         );
-        let (updates, _) = broadcast::channel(4_096);
-        let shared = Arc::new(Shared {
-            query,
-            accountant: Accountant::new(config.limits.clone()),
-            metrics: Metrics::default(),
-            updates,
-            synced: AtomicBool::new(false),
-            config: config.clone(),
-        });
+        let shared = Arc::new(Shared::new(query, config.clone(), 4_096, false));
         for (kind, listener, bound) in listeners {
             tasks.push(tokio::spawn(accept_loop(
                 listener,
