@@ -5,7 +5,6 @@
 //! name) when the node runs with `--database` — so a database backup holds the whole state,
 //! and a data directory holds none of it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -91,7 +90,8 @@ impl StateStore {
 /// One document of the node's state.
 #[derive(Clone)]
 pub enum Document {
-    /// A file, replaced atomically (written beside it, synced, renamed over it).
+    /// A file, replaced atomically (written beside it, synced, renamed over it), readable by
+    /// the owner only.
     File(PathBuf),
     /// A row of `moip_state`, replaced in one statement.
     Row {
@@ -162,13 +162,9 @@ impl Document {
     /// [`StateError`] when it cannot be written.
     pub fn write(&self, text: &str) -> Result<(), StateError> {
         match self {
+            // Owner-only (0600) from its creation: the NWC connections hold apps' secrets.
             Document::File(path) => {
-                let tmp = path.with_extension("tmp");
-                let mut file = std::fs::File::create(&tmp).map_err(|e| self.error(e))?;
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| self.error(e))?;
-                std::fs::rename(&tmp, path).map_err(|e| self.error(e))
+                crate::secrets::write_private(path, text.as_bytes()).map_err(|e| self.error(e))
             }
             Document::Row {
                 client,
@@ -214,7 +210,16 @@ mod tests {
         book.write("{\"a\":1}").expect("write");
         book.write("{\"b\":2}").expect("rewrite");
         assert_eq!(book.read().expect("read").as_deref(), Some("{\"b\":2}"));
-        assert!(!dir.path().join("book.tmp").exists());
+        assert!(!dir.path().join("book.json.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("book.json"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert_eq!(
             book.place(),
             dir.path().join("book.json").display().to_string()

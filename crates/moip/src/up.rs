@@ -468,8 +468,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let s = settings(&args)?;
     let password = password(&args)?;
-    std::fs::create_dir_all(&s.data_dir)
-        .with_context(|| format!("creating {}", s.data_dir.display()))?;
+    // The data directory holds the money (ledger, seeds, the operator's token): the owner's
+    // alone, whatever the umask; one left open to others is tightened.
+    moip::secrets::private_dir(&s.data_dir)
+        .with_context(|| format!("making {} private (0700)", s.data_dir.display()))?;
     let at = |port: u16| SocketAddr::new(s.bind, port);
     // With TLS the public listeners are TLS-only; the node's own services use plain ones here.
     let loopback = |port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
@@ -555,7 +557,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     // L2: the community's Lightning node, synced through our own Electrum server.
     let ln_dir = s.data_dir.join("ln");
-    std::fs::create_dir_all(&ln_dir)?;
+    moip::secrets::private_dir(&ln_dir)?;
     let seed = ln_dir.join("seed");
     if !seed.exists() {
         moip_lightning::create_seed_file(&seed, &password)
@@ -914,21 +916,31 @@ async fn commit_supply(
     }
 }
 
-/// The operator's token, made on first start and kept readable by the owner only.
+/// The operator's token, made on first start and readable by the owner only: created with
+/// mode 0600 (never written then narrowed), and an existing one open to others tightened.
 fn operator_token(path: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_owned();
         if token.len() >= 32 {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} was open to other users (mode {:o}): tightened to 0600",
+                        path.display(),
+                        mode & 0o777
+                    );
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
             return Ok(token);
         }
     }
     let token = moip::web::session::random_token();
-    std::fs::write(path, &token).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    moip::secrets::write_private(path, token.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(token)
 }
 

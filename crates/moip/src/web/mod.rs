@@ -860,7 +860,7 @@ async fn login_local(
     let path = hub.users.join(format!("{name}.seed"));
     let keys = tokio::task::spawn_blocking(move || {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            crate::secrets::private_dir(dir).map_err(|e| e.to_string())?;
         }
         crate::secrets::sealed_nostr_keys(&path, &password).map_err(|e| e.to_string())
     })

@@ -50,9 +50,19 @@ impl NodeProcess {
         data_dir: &Path,
         wanted: &[&str],
     ) -> (NodeProcess, Vec<String>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_moip"))
-            .args(args)
-            .envs(envs.iter().copied())
+        let mut command = Command::new(env!("CARGO_BIN_EXE_moip"));
+        command.args(args).envs(envs.iter().copied());
+        Self::spawn_command(command, data_dir, wanted)
+    }
+
+    /// [`NodeProcess::spawn`] of a command already made (another program may start `moip`,
+    /// say a shell that sets the umask first).
+    pub fn spawn_command(
+        mut command: Command,
+        data_dir: &Path,
+        wanted: &[&str],
+    ) -> (NodeProcess, Vec<String>) {
+        let mut child = command
             .env("MOIP_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
