@@ -32,7 +32,7 @@ use crate::hub::Hub;
 use crate::pairing::qr_svg;
 use crate::views::{self, now};
 use html::{action_form, esc, input, key_link, num, page, when};
-use session::{token_in, Session, Signer, COOKIE, SESSION_SECS};
+use session::{cross_site, token_in, Session, Signer, COOKIE, SESSION_SECS};
 use throttle::Throttled;
 
 /// The kind a NIP-07 signer signs to log in (NIP-42's authentication kind).
@@ -82,6 +82,10 @@ fn render_with(
 fn csrf_of(hub: &Hub, headers: &HeaderMap) -> String {
     session(hub, headers).map_or_else(String::new, |(_, s)| s.csrf)
 }
+
+/// What a login posted from another site's page is told (see [`session::cross_site`]).
+pub const CROSS_SITE_LOGIN: &str =
+    "Refused: a login must be sent from this node's own login page, not from another site.";
 
 /// A login not tried now: 429 with the seconds to wait.
 fn throttled(hub: &Hub, headers: &HeaderMap, retry_after: u64, text: &str) -> Response {
@@ -817,6 +821,9 @@ async fn login_local(
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
+    if cross_site(&headers) {
+        return refused(&hub, &headers, StatusCode::FORBIDDEN, CROSS_SITE_LOGIN);
+    }
     let name = fields
         .get("name")
         .map(|n| n.trim().to_ascii_lowercase())
@@ -891,6 +898,9 @@ async fn login_operator(
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
+    if cross_site(&headers) {
+        return refused(&hub, &headers, StatusCode::FORBIDDEN, CROSS_SITE_LOGIN);
+    }
     let given = fields.get("token").map(|t| t.trim()).unwrap_or_default();
     if !api::same(given.as_bytes(), hub.admin_token.as_bytes()) {
         return refused(
@@ -904,12 +914,18 @@ async fn login_operator(
     with_cookie(&hub, &token, "/pair")
 }
 
-async fn login_challenge(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "challenge": hub.sessions.challenge(now()) }))
+async fn login_challenge(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
+    if cross_site(&headers) {
+        return Failure::new(StatusCode::FORBIDDEN, CROSS_SITE_LOGIN).into_response();
+    }
+    Json(serde_json::json!({ "challenge": hub.sessions.challenge(now()) })).into_response()
 }
 
-async fn login_nip07(State(hub): State<Arc<Hub>>, body: String) -> Response {
+async fn login_nip07(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: String) -> Response {
     let fail = |status, text: &str| Failure::new(status, text).into_response();
+    if cross_site(&headers) {
+        return fail(StatusCode::FORBIDDEN, CROSS_SITE_LOGIN);
+    }
     let Ok(event) = Event::from_json(&body) else {
         return fail(StatusCode::BAD_REQUEST, "not a Nostr event");
     };

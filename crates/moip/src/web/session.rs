@@ -168,6 +168,34 @@ impl Sessions {
     }
 }
 
+/// Whether a request was sent by another site's page — a cross-site form or script posting to
+/// the node — as the browser says it: its `Sec-Fetch-Site` is not `same-origin` (or `none`, a
+/// request the user made), or its `Origin` names another host than the `Host` it was sent to
+/// (or is `null`, as a sandboxed frame's is). Every browser sends one or the other with a
+/// POST; a client with neither is not a browser, so no visitor's browser can be made to send
+/// it. The login forms refuse such requests: otherwise another site could log a visitor in as
+/// the attacker (login CSRF), and what the visitor then deposits or does would land in the
+/// attacker's account. The `SameSite=Strict` cookie already keeps other sites out of an
+/// existing session; this keeps them from starting one.
+pub fn cross_site(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return true;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    !matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
 /// The session token in a `Cookie` header.
 pub fn token_in(cookie_header: &str) -> Option<&str> {
     cookie_header
@@ -199,6 +227,53 @@ mod tests {
         assert!(!sessions.redeem_challenge(&c, 1_010), "used once");
         let late = sessions.challenge(1_000);
         assert!(!sessions.redeem_challenge(&late, 1_000 + CHALLENGE_SECS));
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_told_apart() {
+        use axum::http::HeaderMap;
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, value.parse().expect("value"));
+            }
+            h
+        };
+        let host = ("host", "127.0.0.1:8080");
+        assert!(
+            !cross_site(&headers(&[host])),
+            "no browser headers: not a browser"
+        );
+        assert!(!cross_site(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:8080")
+        ])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[host, ("origin", "null")])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:8081")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(
+            cross_site(&headers(&[("origin", "http://127.0.0.1:8080")])),
+            "no host"
+        );
     }
 
     #[test]

@@ -123,3 +123,158 @@ fn the_data_directory_and_its_secrets_are_the_owner_s_alone() {
     assert_eq!(mode(&token), 0o600, "the operator's token, tightened");
     up.node.stop();
 }
+
+/// The session cookie (`moip_session=…`) a response sets, if any.
+fn session_cookie(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .filter(|v| v.starts_with("moip_session=") && v.len() > "moip_session=".len())
+        .map(str::to_owned)
+}
+
+/// A fresh login challenge, asked for from the node's own page.
+fn challenge(agent: &ureq::Agent, base: &str) -> String {
+    let text = agent
+        .post(format!("{base}/login/challenge"))
+        .header("Origin", base)
+        .send("{}")
+        .expect("challenge")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["challenge"].as_str().expect("a challenge").to_owned()
+}
+
+/// `challenge` signed by `keys` as a NIP-07 signer signs it (kind 22242).
+fn signed_login(keys: &nostr_sdk::Keys, challenge: &str) -> String {
+    let event = nostr_sdk::EventBuilder::new(nostr_sdk::Kind::from(22_242), "")
+        .tags([nostr_sdk::Tag::custom(
+            nostr_sdk::TagKind::custom("challenge"),
+            [challenge],
+        )])
+        .sign_with_keys(keys)
+        .expect("sign");
+    nostr_sdk::JsonUtil::as_json(&event)
+}
+
+/// Logs `keys` in as a NIP-07 signer (from the node's own page); the session cookie.
+fn nip07_session(agent: &ureq::Agent, base: &str, keys: &nostr_sdk::Keys) -> String {
+    let c = challenge(agent, base);
+    let response = agent
+        .post(format!("{base}/login/nip07"))
+        .header("Origin", base)
+        .send(signed_login(keys, &c))
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 200, "a NIP-07 login");
+    session_cookie(&response).expect("a session")
+}
+
+/// Logs local user `name` in (from the node's own page); the session cookie.
+fn local_session(agent: &ureq::Agent, base: &str, name: &str) -> String {
+    let response = agent
+        .post(format!("{base}/login"))
+        .header("Origin", base)
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("name={name}&password={name}-password"))
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 303, "a local login");
+    session_cookie(&response).expect("a session")
+}
+
+/// Login CSRF: a page on another site posts the login forms in a visitor's browser, to log the
+/// visitor in as the attacker (whose account then receives what the visitor deposits or
+/// does). Each login endpoint refuses a post whose `Origin` or `Sec-Fetch-Site` says it came
+/// from another site, with a clear error, and starts no session (nor makes a local user's
+/// key); the same posts from the node's own page log in.
+#[test]
+fn a_login_posted_from_another_site_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = start(dir.path());
+    let agent = agent();
+    let base = &up.base;
+    let evil = "https://evil.example";
+    let refused = |response: ureq::http::Response<ureq::Body>, what: &str| {
+        let mut response = response;
+        assert_eq!(response.status().as_u16(), 403, "{what}");
+        assert_eq!(session_cookie(&response), None, "{what}: no session");
+        let text = response.body_mut().read_to_string().expect("body");
+        assert!(text.contains("another site"), "{what}: {text}");
+    };
+
+    // A local user's login form, posted by another site's page (Origin and Sec-Fetch-Site as
+    // a browser sends them, or either alone).
+    for headers in [
+        vec![("Origin", evil), ("Sec-Fetch-Site", "cross-site")],
+        vec![("Origin", evil)],
+        vec![("Origin", "null")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Sec-Fetch-Site", "same-site")],
+    ] {
+        let mut request = agent
+            .post(format!("{base}/login"))
+            .content_type("application/x-www-form-urlencoded");
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send("name=mallory&password=mallory-password")
+            .expect("login");
+        refused(response, &format!("POST /login with {headers:?}"));
+    }
+    assert!(
+        !up.data.join("users/mallory.seed").exists(),
+        "no key was made for the attacker's name"
+    );
+
+    // The operator's login, with the right token.
+    let response = agent
+        .post(format!("{base}/login/operator"))
+        .header("Origin", evil)
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("token={}", up.token))
+        .expect("login");
+    refused(response, "POST /login/operator");
+
+    // A NIP-07 login: a challenge asked for and signed by the attacker, posted from their page.
+    let mallory = nostr_sdk::Keys::generate();
+    let response = agent
+        .post(format!("{base}/login/challenge"))
+        .header("Origin", evil)
+        .send("{}")
+        .expect("challenge");
+    refused(response, "POST /login/challenge");
+    let c = challenge(&agent, base);
+    let response = agent
+        .post(format!("{base}/login/nip07"))
+        .header("Origin", evil)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send(signed_login(&mallory, &c))
+        .expect("login");
+    refused(response, "POST /login/nip07");
+
+    // From the node's own page, the same logins go through.
+    let ana = local_session(&agent, base, "ana");
+    let mut wallet = agent
+        .get(format!("{base}/wallet"))
+        .header("Cookie", &ana)
+        .call()
+        .expect("wallet");
+    let page = wallet.body_mut().read_to_string().expect("page");
+    assert!(page.contains("Deposit bitcoin"), "ana's own wallet");
+    let response = agent
+        .post(format!("{base}/login/nip07"))
+        .header("Origin", base)
+        .header("Sec-Fetch-Site", "same-origin")
+        .send(signed_login(&mallory, &c))
+        .expect("login");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "the challenge, untouched by the refused post, logs in from the node's page"
+    );
+    up.node.stop();
+}
