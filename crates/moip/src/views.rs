@@ -344,7 +344,7 @@ pub fn task_view(task: &Task) -> TaskView {
     let (state, worker, attesters, until): (&str, Option<&AccountId>, Vec<&AccountId>, _) =
         match &task.state {
             State::Open => ("open", None, vec![], None),
-            State::Claimed { worker } => ("claimed", Some(worker), vec![], None),
+            State::Claimed { worker, .. } => ("claimed", Some(worker), vec![], None),
             State::Submitted {
                 worker,
                 attestations,

@@ -157,6 +157,11 @@ fn main() {
             rt.block_on(say(&service, &client, founder, certify));
         }
     }
+    // A founder vouches for the worker: claiming needs trust.
+    let vouch = Message::Vouch {
+        subject: account(&worker),
+    };
+    rt.block_on(say(&service, &client, &v1, vouch));
     let pool = RedemptionPool::new(
         Arc::clone(&ledger),
         Arc::clone(&rail),

@@ -291,17 +291,19 @@ impl<L: TokenLedger> Community<L> {
                 Ok(Outcome::Accepted)
             }
             Message::Claim { task } => {
-                self.task_mut(task)?.claim(author, now)?;
+                self.task_mut(task)?;
+                let trust = self.fresh_scores(now).get(&author);
+                let rules = self.rules.clone();
+                self.task_mut(task)?.claim(author, trust, &rules, now)?;
                 self.registry.grant(author, Role::Worker);
                 Ok(Outcome::Accepted)
             }
             Message::Withdraw { task } => {
-                let t = self.task_mut(task)?;
-                let open = t.state == State::Open;
-                let mut trial = t.clone();
-                trial.withdraw(author)?;
-                if open {
-                    // The employer withdrew an open task: the escrow goes back.
+                let rules = self.rules.clone();
+                let mut trial = self.task_mut(task)?.clone();
+                if trial.withdraw(author, &rules, now)? {
+                    // The employer withdrew (open, lapsed claim or lapsed submission): the
+                    // escrow goes back.
                     self.refund(task)?;
                 }
                 *self.task_mut(task)? = trial;
@@ -345,7 +347,10 @@ impl<L: TokenLedger> Community<L> {
                 Ok(Outcome::QuorumReached)
             }
             Message::Dispute { task } => {
-                self.task_mut(task)?.dispute(author, now)?;
+                self.task_mut(task)?;
+                let trust = self.fresh_scores(now).get(&author);
+                let rules = self.rules.clone();
+                self.task_mut(task)?.dispute(author, trust, &rules, now)?;
                 let parties = self.task_mut(task)?.parties();
                 let candidates: Vec<(AccountId, f64)> = self
                     .fresh_scores(now)
@@ -369,10 +374,13 @@ impl<L: TokenLedger> Community<L> {
                     worker,
                     attesters,
                     challenger,
+                    ..
                 } = state
                 else {
                     return Err(Rejection::Task(TaskError::WrongState("not disputed")));
                 };
+                // After the panel's deadline the quorum stands ([`Community::tick`]).
+                self.task_mut(task)?.panel_open(now)?;
                 let (panel, votes) = self
                     .panels
                     .get(task)
@@ -439,12 +447,17 @@ impl<L: TokenLedger> Community<L> {
         }
     }
 
-    /// Pays every attested task whose challenge window has passed; returns their ids.
+    /// Pays every worker whose time has come: attested tasks whose challenge window has passed,
+    /// and disputed ones whose panel did not decide by its deadline (the quorum stands — an
+    /// empty or silent panel cannot hold the escrow for ever). Returns their ids.
     pub fn tick(&mut self, now: u64) -> Vec<String> {
         let due: Vec<String> = self
             .tasks
             .iter()
-            .filter(|(_, t)| matches!(t.state, State::Attested { until, .. } if until <= now))
+            .filter(|(_, t)| {
+                matches!(t.state,
+                    State::Attested { until, .. } | State::Disputed { until, .. } if until <= now)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         let mut paid = Vec::new();
@@ -453,7 +466,9 @@ impl<L: TokenLedger> Community<L> {
                 continue;
             };
             let mut trial = task.clone();
-            let Ok(worker) = trial.pay(now) else { continue };
+            let Ok(worker) = trial.settle(now) else {
+                continue;
+            };
             if self.release(&id, worker).is_ok() {
                 self.tasks.insert(id.clone(), trial);
                 paid.push(id);

@@ -7,6 +7,20 @@
 //!   └─withdraw    └─withdraw (back to open)           └─dispute→ disputed ─panel→ resolved
 //! ```
 //!
+//! Nobody can keep a reward in escrow for ever ([`Rules`] holds the figures):
+//!
+//! - claiming and disputing need trust ([`Rules::claim_min_trust`],
+//!   [`Rules::dispute_min_trust`]; the employer may always dispute their own task), so fresh keys
+//!   cannot take tasks or freeze payments;
+//! - a claim lapses unless proof comes within [`Rules::claim_window`] (and by the task's
+//!   deadline); a lapsed claim may be taken by someone else, or the employer withdraws the task
+//!   and the escrow goes back;
+//! - a submission that gathers no quorum within the attestation window lapses too: the employer
+//!   may then withdraw;
+//! - a panel decides within [`Rules::panel_window`]; when it has not (empty, short of a majority,
+//!   or silent), the **quorum stands and the worker is paid** ([`Task::settle`]): a challenge
+//!   that cannot win a majority does not undo the attesters' decision.
+//!
 //! Pure: every transition takes the time and the facts it needs and either moves the task or
 //! says why not ([`TaskError`]); the Work service turns the decisions into ledger entries
 //! (lock at posting, release when paid, refund when a dispute goes against the worker).
@@ -73,6 +87,16 @@ pub struct Rules {
     pub attestation_window: u64,
     /// After the quorum, disputes may be raised for this many seconds.
     pub challenge_window: u64,
+    /// Least trust score to claim a task: a fresh key cannot take one (and so cannot hold its
+    /// reward in escrow). One vouch or certification from a verifier clears it.
+    pub claim_min_trust: f64,
+    /// A claim lapses unless proof comes within this many seconds (and by the task's deadline).
+    pub claim_window: u64,
+    /// Least trust score to dispute a task, the employer excepted (it is their money).
+    pub dispute_min_trust: f64,
+    /// A panel decides within this many seconds of the dispute, or the quorum stands and the
+    /// worker is paid.
+    pub panel_window: u64,
 }
 
 impl Default for Rules {
@@ -83,6 +107,10 @@ impl Default for Rules {
             min_trust: 0.1,
             attestation_window: 7 * 86_400,
             challenge_window: 2 * 86_400,
+            claim_min_trust: 0.1,
+            claim_window: 7 * 86_400,
+            dispute_min_trust: 0.1,
+            panel_window: 7 * 86_400,
         }
     }
 }
@@ -96,6 +124,8 @@ pub enum State {
     Claimed {
         /// The worker.
         worker: AccountId,
+        /// The claim lapses after this (Unix seconds) unless proof has come.
+        until: u64,
     },
     /// The worker sent proof; attestations are being gathered.
     Submitted {
@@ -130,6 +160,8 @@ pub enum State {
         attesters: Vec<AccountId>,
         /// Who challenged.
         challenger: AccountId,
+        /// The panel's deadline (Unix seconds): undecided by then, the quorum stands.
+        until: u64,
     },
     /// A panel decided: paid to the worker, or refunded to the employer.
     Resolved {
@@ -178,6 +210,21 @@ pub enum TaskError {
     /// A field is malformed.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A claimant or challenger whose trust is below the rule's floor.
+    #[error("trust {trust:.3} is below the {min:.3} needed to {action}")]
+    Untrusted {
+        /// What they tried ("claim", "dispute").
+        action: &'static str,
+        /// Their score.
+        trust: f64,
+        /// The floor.
+        min: f64,
+    },
+}
+
+/// Whether `trust` is at least `min` (a NaN trust is not).
+fn trusted(trust: f64, min: f64) -> bool {
+    trust.partial_cmp(&min).is_some_and(|o| o.is_ge())
 }
 
 fn state_name(state: &State) -> &'static str {
@@ -233,13 +280,30 @@ impl Task {
         TaskError::WrongState(state_name(&self.state))
     }
 
-    /// A worker takes the open task.
+    /// A worker with at least [`Rules::claim_min_trust`] takes the task: an open one, or one
+    /// whose claim lapsed (the lapsed worker cannot take it again at once). The claim lapses at
+    /// `now + claim_window` or the task's deadline, whichever comes first.
     ///
     /// # Errors
-    /// Not open, past the deadline, or the employer claiming their own task.
-    pub fn claim(&mut self, worker: AccountId, now: u64) -> Result<(), TaskError> {
-        if self.state != State::Open {
-            return Err(self.wrong());
+    /// Not open (or claimed and not lapsed), past the deadline, the employer claiming their own
+    /// task, the lapsed worker again, or too little trust.
+    pub fn claim(
+        &mut self,
+        worker: AccountId,
+        trust: f64,
+        rules: &Rules,
+        now: u64,
+    ) -> Result<(), TaskError> {
+        match &self.state {
+            State::Open => {}
+            State::Claimed { worker: w, until } if now > *until => {
+                if *w == worker {
+                    return Err(TaskError::NotAllowed(
+                        "someone other than the lapsed worker",
+                    ));
+                }
+            }
+            _ => return Err(self.wrong()),
         }
         if worker == self.spec.employer {
             return Err(TaskError::NotAllowed("someone other than the employer"));
@@ -247,26 +311,52 @@ impl Task {
         if now > self.spec.deadline {
             return Err(TaskError::Late(self.spec.deadline));
         }
-        self.state = State::Claimed { worker };
+        if !trusted(trust, rules.claim_min_trust) {
+            return Err(TaskError::Untrusted {
+                action: "claim",
+                trust,
+                min: rules.claim_min_trust,
+            });
+        }
+        let until = now
+            .saturating_add(rules.claim_window)
+            .min(self.spec.deadline);
+        self.state = State::Claimed { worker, until };
         Ok(())
     }
 
-    /// The worker gives the task up (back to open), or the employer withdraws an open one.
+    /// The worker gives the task up (back to open), or the employer withdraws it — while open,
+    /// once a claim has lapsed, or once a submission's attestation window closed without a
+    /// quorum. Returns true when the employer withdrew (the escrow goes back).
     ///
     /// # Errors
     /// Anyone else, or a task past those states.
-    pub fn withdraw(&mut self, who: AccountId) -> Result<(), TaskError> {
+    pub fn withdraw(&mut self, who: AccountId, rules: &Rules, now: u64) -> Result<bool, TaskError> {
+        let employer = who == self.spec.employer;
         match &self.state {
-            State::Claimed { worker } if *worker == who => {
+            State::Claimed { worker, .. } if *worker == who => {
                 self.state = State::Open;
-                Ok(())
+                Ok(false)
             }
-            State::Open if who == self.spec.employer => {
+            State::Open if employer => {
                 self.state = State::Withdrawn;
-                Ok(())
+                Ok(true)
+            }
+            State::Claimed { until, .. } if employer && now > *until => {
+                self.state = State::Withdrawn;
+                Ok(true)
+            }
+            State::Submitted { at, .. }
+                if employer && now > at.saturating_add(rules.attestation_window) =>
+            {
+                self.state = State::Withdrawn;
+                Ok(true)
             }
             State::Open | State::Claimed { .. } => Err(TaskError::NotAllowed(
-                "the worker (or, for an open task, the employer)",
+                "the worker (or the employer, once the task is open or the claim lapsed)",
+            )),
+            State::Submitted { .. } if employer => Err(TaskError::WrongState(
+                "submitted, its attestation window still open",
             )),
             _ => Err(self.wrong()),
         }
@@ -282,14 +372,14 @@ impl Task {
         evidence: Evidence,
         now: u64,
     ) -> Result<(), TaskError> {
-        let State::Claimed { worker } = &self.state else {
+        let State::Claimed { worker, until } = &self.state else {
             return Err(self.wrong());
         };
         if *worker != who {
             return Err(TaskError::NotAllowed("the worker"));
         }
-        if now > self.spec.deadline {
-            return Err(TaskError::Late(self.spec.deadline));
+        if now > *until {
+            return Err(TaskError::Late(*until));
         }
         for required in &self.spec.evidence_required {
             let given = evidence
@@ -375,11 +465,20 @@ impl Task {
         Ok(worker)
     }
 
-    /// Someone challenges the quorum within the window: the escrow freezes.
+    /// Someone with at least [`Rules::dispute_min_trust`] (or the employer, whatever their
+    /// trust) challenges the quorum within the window: the escrow freezes until a panel decides
+    /// or [`Rules::panel_window`] passes.
     ///
     /// # Errors
-    /// Not attested, the window closed, or the worker challenging their own payment.
-    pub fn dispute(&mut self, challenger: AccountId, now: u64) -> Result<(), TaskError> {
+    /// Not attested, the window closed, the worker challenging their own payment, or too little
+    /// trust.
+    pub fn dispute(
+        &mut self,
+        challenger: AccountId,
+        trust: f64,
+        rules: &Rules,
+        now: u64,
+    ) -> Result<(), TaskError> {
         let State::Attested {
             worker,
             attesters,
@@ -394,11 +493,33 @@ impl Task {
         if challenger == *worker {
             return Err(TaskError::NotAllowed("someone other than the worker"));
         }
+        if challenger != self.spec.employer && !trusted(trust, rules.dispute_min_trust) {
+            return Err(TaskError::Untrusted {
+                action: "dispute",
+                trust,
+                min: rules.dispute_min_trust,
+            });
+        }
         self.state = State::Disputed {
             worker: *worker,
             attesters: attesters.clone(),
             challenger,
+            until: now.saturating_add(rules.panel_window),
         };
+        Ok(())
+    }
+
+    /// Whether the panel may still vote at `now`.
+    ///
+    /// # Errors
+    /// Not disputed, or the panel's deadline passed.
+    pub fn panel_open(&self, now: u64) -> Result<(), TaskError> {
+        let State::Disputed { until, .. } = &self.state else {
+            return Err(self.wrong());
+        };
+        if now >= *until {
+            return Err(TaskError::OutsideWindow);
+        }
         Ok(())
     }
 
@@ -417,11 +538,33 @@ impl Task {
         Ok(())
     }
 
+    /// Whatever time alone decides at `now`: an attested task whose challenge window passed is
+    /// paid; a disputed one whose panel did not decide by its deadline is resolved for the
+    /// worker (the quorum stands). Returns the worker to pay.
+    ///
+    /// # Errors
+    /// Nothing is due.
+    pub fn settle(&mut self, now: u64) -> Result<AccountId, TaskError> {
+        match &self.state {
+            State::Attested { .. } => self.pay(now),
+            State::Disputed { worker, until, .. } if now >= *until => {
+                let worker = *worker;
+                self.state = State::Resolved {
+                    worker,
+                    worker_won: true,
+                };
+                Ok(worker)
+            }
+            State::Disputed { .. } => Err(TaskError::WrongState("before its panel's deadline")),
+            _ => Err(self.wrong()),
+        }
+    }
+
     /// Everyone who is a party to the task and so may not attest or sit on its panel.
     pub fn parties(&self) -> Vec<AccountId> {
         let mut parties = vec![self.spec.employer];
         match &self.state {
-            State::Claimed { worker }
+            State::Claimed { worker, .. }
             | State::Submitted { worker, .. }
             | State::Paid { worker }
             | State::Resolved { worker, .. } => parties.push(*worker),
@@ -435,6 +578,7 @@ impl Task {
                 worker,
                 attesters,
                 challenger,
+                ..
             } => {
                 parties.push(*worker);
                 parties.push(*challenger);

@@ -139,6 +139,19 @@ fn flow_one_disputes_and_a_rebuild_from_events() {
                 .expect("certify");
         }
     }
+    // Both founders vouch for the worker, whom they met: enough trust to claim (one founder's
+    // vouch is diluted by the nine certifications it gave).
+    for founder in [v1, v2] {
+        t += 1;
+        world
+            .apply(
+                &mut community,
+                &founder,
+                Message::Vouch { subject: worker },
+                t,
+            )
+            .expect("vouch");
+    }
     assert!(community.scores(t).get(&a1) >= Rules::default().min_trust);
     assert_eq!(community.scores(t).get(&stranger), 0.0);
 

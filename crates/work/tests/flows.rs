@@ -124,6 +124,11 @@ fn flow_two_then_flow_one_with_lightning_a_relay_and_the_ledger() {
             assert_eq!(say(founder, certify).verdict, Verdict::Accepted);
         }
     }
+    // A founder vouches for the worker, whom they met: enough trust to claim.
+    let vouch = Message::Vouch {
+        subject: account(&worker),
+    };
+    assert_eq!(say(&v1, vouch).verdict, Verdict::Accepted);
     let task = "bake-for-the-fair".to_string();
     let post = Message::Post {
         task: task.clone(),

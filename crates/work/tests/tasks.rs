@@ -70,12 +70,12 @@ fn flow_one_from_posting_to_payment() {
     let mut task = Task::post(spec(), 0).expect("post");
     let (employer, worker) = (id(1), id(2));
     assert_eq!(
-        task.claim(employer, HOUR),
+        task.claim(employer, 0.5, &rules, HOUR),
         Err(TaskError::NotAllowed("someone other than the employer"))
     );
-    task.claim(worker, HOUR).expect("claim");
+    task.claim(worker, 0.5, &rules, HOUR).expect("claim");
     assert!(matches!(
-        task.claim(id(3), HOUR),
+        task.claim(id(3), 0.5, &rules, HOUR),
         Err(TaskError::WrongState("claimed"))
     ));
     // Missing evidence, someone else submitting, and a late submission are refused.
@@ -151,14 +151,27 @@ fn flow_one_from_posting_to_payment() {
 
 #[test]
 fn withdrawals() {
+    let rules = Rules::default();
     let mut task = Task::post(spec(), 0).expect("post");
-    task.claim(id(2), HOUR).expect("claim");
-    assert!(task.withdraw(id(3)).is_err());
-    task.withdraw(id(2)).expect("the worker gives it up");
+    task.claim(id(2), 0.5, &rules, HOUR).expect("claim");
+    assert!(task.withdraw(id(3), &rules, HOUR).is_err());
+    assert!(
+        task.withdraw(id(1), &rules, HOUR).is_err(),
+        "not while the claim runs"
+    );
+    assert_eq!(
+        task.withdraw(id(2), &rules, HOUR),
+        Ok(false),
+        "the worker gives it up"
+    );
     assert_eq!(task.state, State::Open);
-    task.withdraw(id(1)).expect("the employer withdraws it");
+    assert_eq!(
+        task.withdraw(id(1), &rules, HOUR),
+        Ok(true),
+        "the employer withdraws it"
+    );
     assert_eq!(task.state, State::Withdrawn);
-    assert!(task.claim(id(2), HOUR).is_err());
+    assert!(task.claim(id(2), 0.5, &rules, HOUR).is_err());
 }
 
 #[test]
@@ -166,7 +179,7 @@ fn a_dispute_reverses_a_quorum_through_a_verifiable_panel() {
     let rules = Rules::default();
     let mut task = Task::post(spec(), 0).expect("post");
     let worker = id(2);
-    task.claim(worker, HOUR).expect("claim");
+    task.claim(worker, 0.5, &rules, HOUR).expect("claim");
     task.submit(worker, evidence(), 10 * HOUR).expect("submit");
     for n in [10, 11, 12] {
         task.attest(attestation(n, n == 10, 0.5, 11 * HOUR), &rules, 11 * HOUR)
@@ -174,11 +187,15 @@ fn a_dispute_reverses_a_quorum_through_a_verifiable_panel() {
     }
     let until = 11 * HOUR + rules.challenge_window;
     assert_eq!(
-        task.dispute(worker, 12 * HOUR),
+        task.dispute(worker, 0.5, &rules, 12 * HOUR),
         Err(TaskError::NotAllowed("someone other than the worker"))
     );
-    assert_eq!(task.dispute(id(20), until), Err(TaskError::OutsideWindow));
-    task.dispute(id(20), 12 * HOUR).expect("dispute");
+    assert_eq!(
+        task.dispute(id(20), 0.5, &rules, until),
+        Err(TaskError::OutsideWindow)
+    );
+    task.dispute(id(20), 0.5, &rules, 12 * HOUR)
+        .expect("dispute");
     assert!(task.pay(until + 1).is_err(), "the escrow is frozen");
 
     // Candidates: everyone with a score; the panel excludes every party.

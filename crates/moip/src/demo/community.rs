@@ -212,7 +212,8 @@ impl Community {
         Ok((deposited, minted))
     }
 
-    /// The founders certify the third physical verifier, and the two attesters.
+    /// The founders certify the third physical verifier and the two attesters; one vouches for
+    /// the worker.
     fn certify(&self, rt: &Runtime, say: &Narrator) -> anyhow::Result<()> {
         let p = &self.people;
         for (subject, name) in [
@@ -228,6 +229,12 @@ impl Community {
             }
             say.step(format!("founders 1 and 2 certify {name}: accepted twice"));
         }
+        // Claiming a task needs trust: founder 1 vouches for the worker, whom they met.
+        let vouch = Message::Vouch {
+            subject: account(&p.worker),
+        };
+        self.send(rt, &p.founders[0], vouch)?;
+        say.step("founder 1 vouches for the worker: accepted");
         Ok(())
     }
 
