@@ -7,8 +7,10 @@
 //! key — a NIP-07 signer in the browser, or any Nostr library: `POST /api/prepare` turns a
 //! form's fields into the unsigned event to sign, `POST /api/events` takes a signed Work event
 //! and answers with the Work service's receipt, `POST /api/redemptions` takes a signed
-//! redemption request. Deposits need no signature (paying mints to the account named).
-//! Pairing an app with the node's wallet needs the operator's token
+//! redemption request. A deposit invoice is asked for by a logged-in member, for their own
+//! account (the dashboard's session cookie; an API client logs in as a NIP-07 signer does:
+//! `POST /login/challenge`, then `POST /login/nip07` with the signed challenge), or by the
+//! operator for any account. Pairing an app with the node's wallet needs the operator's token
 //! (`Authorization: Bearer …`, the file `api.token` in the data directory).
 //!
 //! Errors are JSON `{"error": "..."}` with the status an API client expects: 400 for a body or
@@ -38,7 +40,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::actions::{self, decode_redeem, redeem_builder, Fields, Prepared, RedeemRequest};
 use crate::commitments::CommitmentRecord;
-use crate::deposits::DepositError;
+use crate::deposits::{DepositError, Depositor};
 use crate::history::Point;
 use crate::hub::Hub;
 use crate::views::{
@@ -129,8 +131,10 @@ pub struct Unsigned {
 /// `POST /api/deposits`.
 #[derive(Deserialize, ToSchema)]
 pub struct DepositRequest {
-    /// Who gets the tokens (hex or npub).
-    pub pubkey: String,
+    /// Who gets the tokens (hex or npub): for a member, their own key (may be left out); for
+    /// the operator, anyone.
+    #[serde(default)]
+    pub pubkey: Option<String>,
     /// Satoshis, minted 1:1.
     pub sats: u64,
 }
@@ -550,14 +554,20 @@ fn deposit_view(hash: String, d: crate::deposits::Deposit) -> DepositView {
     }
 }
 
-/// Asks for a deposit invoice.
+/// Asks for a deposit invoice for `account`, within the bounds of `depositor`.
 ///
 /// # Errors
-/// 422 for an amount outside the limits, 503 when too many wait, 502 when the node fails.
-pub async fn deposit(hub: &Hub, account: AccountId, sats: u64) -> Result<DepositView, Failure> {
+/// 422 for an amount outside the limits, 429 when the member holds too many unpaid, 503 when
+/// too many wait, 502 when the node fails.
+pub async fn deposit(
+    hub: &Hub,
+    depositor: Depositor,
+    account: AccountId,
+    sats: u64,
+) -> Result<DepositView, Failure> {
     let (hash, deposit) = hub
         .deposits
-        .invoice(account, sats)
+        .invoice_for(depositor, account, sats)
         .await
         .map_err(|e| match e {
             DepositError::Amount(_) => {
@@ -571,21 +581,75 @@ pub async fn deposit(hub: &Hub, account: AccountId, sats: u64) -> Result<Deposit
 
 #[utoipa::path(post, path = "/api/deposits", request_body = DepositRequest,
     responses((status = 201, body = DepositView), (status = 400, body = ApiError),
-              (status = 422, body = ApiError)))]
+              (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 422, body = ApiError), (status = 429, body = ApiError),
+              (status = 503, body = ApiError)))]
 async fn deposits(
     State(hub): State<Arc<Hub>>,
     body: Result<String, StringRejection>,
+            DepositError::TooManyUnpaid => {
+                Failure::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
 ) -> Result<Response, Failure> {
     let body = text_of(body)?;
     let request: DepositRequest = parse_json(&body)?;
-    let account = account(&request.pubkey)?;
-    let view = deposit(&hub, account, request.sats).await?;
+    let (depositor, account) = depositor(&hub, &headers, request.pubkey.as_deref())?;
+    let view = deposit(&hub, depositor, account, request.sats).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
+/// Who may ask for a deposit invoice, and for which account: the operator (the token, or
+/// the operator's dashboard session) for `pubkey`, or a logged-in member for their own key.
+/// Nobody else: an unpaid invoice takes a place in the book (and in the Lightning node's
+/// store) for an hour, so a stranger who could ask freely would fill the book and lock real
+/// depositors out; a member is bounded per account, and newcomers together (see
+/// [`crate::deposits::MAX_PENDING_NEWCOMERS`]).
+fn depositor(
+    hub: &Hub,
+    headers: &HeaderMap,
+    pubkey: Option<&str>,
+) -> Result<(Depositor, AccountId), Failure> {
+    let named = pubkey.map(account).transpose()?;
+    if headers.contains_key("authorization") {
+        operator(hub, headers)?;
+        let account = named.ok_or_else(|| bad_request("pubkey: who gets the tokens"))?;
+        return Ok((Depositor::Operator, account));
+    }
+    let Some((_, session)) = crate::web::session(hub, headers) else {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "a deposit invoice is asked for by a logged-in member (log in on the dashboard, or \
+             over POST /login/challenge and /login/nip07) or by the operator (Authorization: \
+             Bearer <api.token>)",
+        ));
+    };
+    if crate::web::session::cross_site(headers) {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "a deposit is asked for from this node's own pages, not from another site",
+        ));
+    }
+    match (session.account, session.operator) {
+        (_, true) => {
+            let account = named.ok_or_else(|| bad_request("pubkey: who gets the tokens"))?;
+            Ok((Depositor::Operator, account))
+        }
+        (Some(own), false) => match named {
+            Some(other) if other != own => Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "a member asks for deposits to their own key only",
+            )),
+            _ => Ok((Depositor::Member, own)),
+        },
+        (None, false) => Err(Failure::new(StatusCode::FORBIDDEN, "log in as a member")),
+    }
 }
+
+}
+    security(("operator" = []), ("session" = [])),
 
 #[utoipa::path(get, path = "/api/deposits/{hash}",
     params(("hash" = String, Path, description = "the invoice's payment hash (hex)")),
     responses((status = 200, body = DepositView), (status = 404, body = ApiError)))]
+    headers: HeaderMap,
 async fn deposit_status(
     State(hub): State<Arc<Hub>>,
     Path(hash): Path<String>,
@@ -757,6 +821,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new(crate::web::session::COOKIE),
+            )),
+        );
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = moip_chain::http::HttpLimits::default();

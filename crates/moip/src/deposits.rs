@@ -35,6 +35,25 @@ pub const INVOICE_EXPIRY_SECS: u32 = 3_600;
 /// Most unpaid invoices kept at once; beyond it new ones are refused until some expire.
 pub const MAX_PENDING: usize = 10_000;
 
+/// Most unpaid invoices one member may hold at once (the operator is not bounded): a member
+/// pays one invoice at a time, and a stranger with a key cannot fill the book alone.
+pub const MAX_PENDING_PER_ACCOUNT: usize = 3;
+
+/// Most unpaid invoices held together by accounts that hold no tokens yet (newcomers, or
+/// strangers with fresh keys, which cost nothing to make): they may take this share of the
+/// book and no more, so a flood of fresh keys leaves the rest to members who hold tokens.
+pub const MAX_PENDING_NEWCOMERS: usize = MAX_PENDING / 10;
+
+/// Who asks for a deposit invoice, which decides the bounds it meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depositor {
+    /// The operator (the node's token): only the book's size bounds it.
+    Operator,
+    /// A logged-in member asking for their own account: [`MAX_PENDING_PER_ACCOUNT`], and
+    /// [`MAX_PENDING_NEWCOMERS`] while the account holds no tokens.
+    Member,
+}
+
 /// Why a deposit could not be made or settled.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +64,13 @@ pub enum DepositError {
     /// Too many invoices wait to be paid.
     #[error("too many deposits wait to be paid; try again later")]
     Busy,
+    /// This member holds as many unpaid invoices as one may.
+    #[error(
+        "you have {max} unpaid deposit invoices already: pay one, or let one expire (after {secs} s)",
+        max = MAX_PENDING_PER_ACCOUNT,
+        secs = INVOICE_EXPIRY_SECS
+    )]
+    TooManyUnpaid,
     /// The Lightning node failed.
     #[error("lightning: {0}")]
     Lightning(String),
@@ -82,6 +108,9 @@ pub struct Deposits<S> {
     ledger: Arc<Mutex<Ledger<S>>>,
     book: Mutex<BTreeMap<String, Deposit>>,
     document: Option<Document>,
+    /// Held while an invoice is checked against the bounds, made and booked, so requests at
+    /// the same moment cannot pass a bound together.
+    making: tokio::sync::Mutex<()>,
 }
 
 impl<S: JournalStore + Send + 'static> Deposits<S> {
@@ -106,6 +135,7 @@ impl<S: JournalStore + Send + 'static> Deposits<S> {
             ledger,
             book: Mutex::new(book),
             document,
+            making: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -119,16 +149,44 @@ impl<S: JournalStore + Send + 'static> Deposits<S> {
         account: AccountId,
         sats: u64,
     ) -> Result<(PaymentHash, Deposit), DepositError> {
+        self.invoice_for(Depositor::Operator, account, sats).await
+    }
+
+    /// [`Deposits::invoice`], within the bounds of `depositor`.
+    ///
+    /// # Errors
+    /// [`DepositError::Amount`], [`DepositError::TooManyUnpaid`], [`DepositError::Busy`], or
+    /// the node or the book failing.
+    pub async fn invoice_for(
+        &self,
+        depositor: Depositor,
+        account: AccountId,
+        sats: u64,
+    ) -> Result<(PaymentHash, Deposit), DepositError> {
         if !(MIN_DEPOSIT_SATS..=MAX_DEPOSIT_SATS).contains(&sats) {
             return Err(DepositError::Amount(sats));
         }
+        let _making = self.making.lock().await;
         let at = now();
         {
             let mut book = lock(&self.book);
             // Unpaid invoices past their expiry can never be paid: forget them.
             book.retain(|_, d| d.minted > 0 || d.created + u64::from(INVOICE_EXPIRY_SECS) > at);
-            if book.values().filter(|d| d.minted == 0).count() >= MAX_PENDING {
+            let unpaid = || book.values().filter(|d| d.minted == 0);
+            if unpaid().count() >= MAX_PENDING {
                 return Err(DepositError::Busy);
+            }
+            if depositor == Depositor::Member {
+                if unpaid().filter(|d| d.account == account).count() >= MAX_PENDING_PER_ACCOUNT {
+                    return Err(DepositError::TooManyUnpaid);
+                }
+                let ledger = lock(&self.ledger);
+                let newcomer = |a: &AccountId| ledger.balance(a) == 0;
+                if newcomer(&account)
+                    && unpaid().filter(|d| newcomer(&d.account)).count() >= MAX_PENDING_NEWCOMERS
+                {
+                    return Err(DepositError::Busy);
+                }
             }
         }
         let invoice = self

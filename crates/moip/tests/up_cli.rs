@@ -352,8 +352,16 @@ fn check_api(base: &str, operator: &str) {
     let (status, receipt) = post(nostr_sdk::JsonUtil::as_json(&signed));
     assert_eq!(status, 422, "{receipt}");
 
-    // Deposits: bad amounts and keys are refused; a good one is an invoice, pending.
-    let deposit = |body: serde_json::Value| post_to("/api/deposits", body.to_string(), None);
+    // Deposits: asked for by a member or the operator (here the operator, for `me`), never
+    // anonymously; bad amounts and keys are refused; a good one is an invoice, pending.
+    let (status, e) = post_to(
+        "/api/deposits",
+        json!({"pubkey": me, "sats": 5_000}).to_string(),
+        None,
+    );
+    assert_eq!(status, 401, "{e}");
+    let deposit =
+        |body: serde_json::Value| post_to("/api/deposits", body.to_string(), Some(operator));
     assert_eq!(deposit(json!({"pubkey": me, "sats": 5})).0, 422);
     assert_eq!(deposit(json!({"pubkey": "x", "sats": 5_000})).0, 400);
     assert_eq!(deposit(json!({"pubkey": me, "sats": "many"})).0, 400);
@@ -750,15 +758,16 @@ fn up_keeps_the_application_state_in_postgresql() {
     assert_eq!(response.status().as_u16(), 202);
     assert_eq!(last_seq(&base), 1);
     // A deposit invoice, an NWC app, and the first supply commitment (made at start).
+    let operator = std::fs::read_to_string(data_dir.join("api.token")).expect("operator token");
     let mut response = agent
         .post(format!("{base}/api/deposits"))
+        .header("Authorization", &format!("Bearer {}", operator.trim()))
         .send(json!({"pubkey": "4f".repeat(32), "sats": 5_000}).to_string())
         .expect("deposit");
     assert_eq!(response.status().as_u16(), 201);
     let deposit: serde_json::Value =
         serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("json");
     let hash = deposit["payment_hash"].as_str().expect("hash").to_owned();
-    let operator = std::fs::read_to_string(data_dir.join("api.token")).expect("operator token");
     let response = agent
         .post(format!("{base}/api/pairing/nwc"))
         .header("Authorization", &format!("Bearer {}", operator.trim()))

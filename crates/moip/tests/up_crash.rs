@@ -63,6 +63,8 @@ fn start(dir: &Path) -> Up {
         &dir.join("node"),
         &["  electrum tcp: ", "  lightning: ", "  dashboard: "],
     );
+    let token = std::fs::read_to_string(dir.join("node/api.token")).expect("the operator token");
+    *OPERATOR.lock().expect("token") = token.trim().to_owned();
     Up {
         node,
         electrum: lines[0].clone(),
@@ -79,9 +81,17 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// The operator's token: the test asks for deposits and reads balances as the operator.
+static OPERATOR: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn bearer() -> String {
+    format!("Bearer {}", OPERATOR.lock().expect("token"))
+}
+
 fn get(base: &str, path: &str) -> Value {
     let text = agent()
         .get(format!("{base}{path}"))
+        .header("Authorization", &bearer())
         .call()
         .expect("get")
         .body_mut()
@@ -91,7 +101,11 @@ fn get(base: &str, path: &str) -> Value {
 }
 
 fn post(base: &str, path: &str, body: String) -> Option<Value> {
-    let mut response = agent().post(format!("{base}{path}")).send(body).ok()?;
+    let mut response = agent()
+        .post(format!("{base}{path}"))
+        .header("Authorization", &bearer())
+        .send(body)
+        .ok()?;
     let text = response.body_mut().read_to_string().ok()?;
     serde_json::from_str(&text).ok()
 }

@@ -47,7 +47,7 @@ const MIN_PASSWORD: usize = 8;
 type Fields = HashMap<String, String>;
 
 /// The session of the request, with its token.
-fn session(hub: &Hub, headers: &HeaderMap) -> Option<(String, Session)> {
+pub(crate) fn session(hub: &Hub, headers: &HeaderMap) -> Option<(String, Session)> {
     let cookie = headers.get(header::COOKIE)?.to_str().ok()?;
     let token = token_in(cookie)?;
     hub.sessions
@@ -453,7 +453,7 @@ async fn deposit(
         Ok(sats) => sats,
         Err(e) => return refused(&hub, &headers, StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    match api::deposit(&hub, account, sats).await {
+    match api::deposit(&hub, crate::deposits::Depositor::Member, account, sats).await {
         Ok(view) => {
             let qr =
                 qr_svg(&format!("lightning:{}", view.invoice.to_uppercase())).unwrap_or_default();

@@ -278,3 +278,144 @@ fn a_login_posted_from_another_site_is_refused() {
     );
     up.node.stop();
 }
+
+/// Asks for a deposit invoice of `sats` over the API, as `auth` (a header) if any, for
+/// `pubkey` if given; the status and the JSON answer.
+fn ask_deposit(
+    agent: &ureq::Agent,
+    base: &str,
+    auth: Option<(&str, &str)>,
+    pubkey: Option<&str>,
+    sats: u64,
+) -> (u16, serde_json::Value) {
+    let mut request = agent.post(format!("{base}/api/deposits"));
+    if let Some((name, value)) = auth {
+        request = request.header(name, value);
+    }
+    let body = match pubkey {
+        Some(p) => serde_json::json!({"pubkey": p, "sats": sats}),
+        None => serde_json::json!({"sats": sats}),
+    };
+    let mut response = request.send(body.to_string()).expect("deposit");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// A stranger fills the unpaid-invoice book to lock real depositors out. Without a session or
+/// the operator's token every request is refused (401) and nothing is booked; with a session
+/// of a fresh key of their own, they hold at most `MAX_PENDING_PER_ACCOUNT` unpaid invoices
+/// (then 429 with the reason), and only for that key; a member then still gets an invoice.
+#[test]
+fn a_stranger_cannot_fill_the_deposit_book() {
+    use moip::deposits::MAX_PENDING_PER_ACCOUNT;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = start(dir.path());
+    let agent = agent();
+    let base = &up.base;
+
+    // Anonymous: refused, each with the way in.
+    for _ in 0..20 {
+        let victim = nostr_sdk::Keys::generate().public_key().to_hex();
+        let (status, answer) = ask_deposit(&agent, base, None, Some(&victim), 1_000);
+        assert_eq!(status, 401, "an anonymous deposit: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("logged-in member")),
+            "{answer}"
+        );
+    }
+
+    // With a session of a key of their own: a few invoices, then refused.
+    let mallory = nostr_sdk::Keys::generate();
+    let cookie = nip07_session(&agent, base, &mallory);
+    let mut made = 0;
+    for _ in 0..MAX_PENDING_PER_ACCOUNT + 5 {
+        let (status, answer) = ask_deposit(&agent, base, Some(("Cookie", &cookie)), None, 1_000);
+        match status {
+            201 => made += 1,
+            429 => assert!(
+                answer["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("unpaid deposit invoices")),
+                "{answer}"
+            ),
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert_eq!(made, MAX_PENDING_PER_ACCOUNT, "the stranger's own bound");
+    let someone = nostr_sdk::Keys::generate().public_key().to_hex();
+    let (status, answer) = ask_deposit(
+        &agent,
+        base,
+        Some(("Cookie", &cookie)),
+        Some(&someone),
+        1_000,
+    );
+    assert_eq!(
+        status, 403,
+        "a session deposits to its own key only: {answer}"
+    );
+
+    // A member still gets an invoice, for themselves, over the API and on the wallet page;
+    // not from another site's page.
+    let ana = local_session(&agent, base, "ana");
+    let (status, answer) = ask_deposit(&agent, base, Some(("Cookie", &ana)), None, 5_000);
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer["invoice"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("lnbcrt")));
+    let mut wallet = agent
+        .get(format!("{base}/wallet"))
+        .header("Cookie", &ana)
+        .call()
+        .expect("wallet");
+    let page = wallet.body_mut().read_to_string().expect("page");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's CSRF token");
+    let mut response = agent
+        .post(format!("{base}/deposit"))
+        .header("Cookie", &ana)
+        .header("Origin", base)
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("csrf={csrf}&sats=6000"))
+        .expect("deposit");
+    assert_eq!(response.status().as_u16(), 200);
+    let page = response.body_mut().read_to_string().expect("page");
+    assert!(page.contains("id=\"invoice\">lnbcrt"), "{page}");
+    let mut request = agent
+        .post(format!("{base}/api/deposits"))
+        .header("Cookie", &ana)
+        .header("Origin", "https://evil.example");
+    request = request.header("Sec-Fetch-Site", "cross-site");
+    let response = request.send(r#"{"sats":1000}"#).expect("deposit");
+    assert_eq!(
+        response.status().as_u16(),
+        403,
+        "a deposit posted from another site"
+    );
+
+    // The operator asks for anyone.
+    let bearer = format!("Bearer {}", up.token);
+    let (status, answer) = ask_deposit(
+        &agent,
+        base,
+        Some(("Authorization", &bearer)),
+        Some(&someone),
+        2_000,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let (status, _) = ask_deposit(
+        &agent,
+        base,
+        Some(("Authorization", "Bearer not-the-token")),
+        Some(&someone),
+        2_000,
+    );
+    assert_eq!(status, 403, "a wrong token");
+    up.node.stop();
+}
