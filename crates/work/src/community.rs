@@ -14,6 +14,11 @@
 //! same employer, amount and payee — is taken as done, not done twice. The same covers a crash
 //! between writing the ledger and recording the event.
 //!
+//! A vouch is a strong trust edge one verifier gives alone, so vouches are capped per verifier
+//! and period ([`Rules::vouch_cap`]) and an attestation carries who vouched for or certified
+//! its attester, so that no quorum rests on one verifier and its own vouchees
+//! ([`Rules::quorum`]).
+//!
 //! Scores are recomputed lazily, when an attestation, dispute or vote needs them (a thousand
 //! follow lists arriving cost one scoring, not a thousand), always at the time of the event that
 //! needs them, so a replay scores at the same moments as the original run.
@@ -60,6 +65,14 @@ pub enum Rejection {
     /// The event is for another community.
     #[error("the event is for community {0:?}")]
     OtherCommunity(String),
+    /// The verifier has given its vouches for this period.
+    #[error("{verifier} has vouched for {cap} keys this period already")]
+    VouchCap {
+        /// The verifier.
+        verifier: AccountId,
+        /// The cap ([`Rules::vouch_cap`]).
+        cap: usize,
+    },
 }
 
 /// What an accepted event did.
@@ -92,6 +105,8 @@ pub struct Community<L> {
     tasks: BTreeMap<String, Task>,
     seen: HashSet<[u8; 32]>,
     panels: HashMap<String, Panel>,
+    /// When each verifier vouched, for [`Rules::vouch_cap`].
+    vouches: HashMap<AccountId, Vec<u64>>,
 }
 
 /// A dispute's jurors and the votes they cast so far.
@@ -124,6 +139,7 @@ impl<L: TokenLedger> Community<L> {
             tasks: BTreeMap::new(),
             seen: HashSet::new(),
             panels: HashMap::new(),
+            vouches: HashMap::new(),
         };
         community.rescore(0);
         community
@@ -317,6 +333,7 @@ impl<L: TokenLedger> Community<L> {
                 let trust = self.fresh_scores(now).get(&author);
                 let physical = self.registry.has_role(&author, Role::PhysicalVerifier, now);
                 let rules = self.rules.clone();
+                let sponsors = self.graph.sponsors(&author);
                 let t = self.task_mut(task)?;
                 match &t.state {
                     State::Submitted { worker: w, .. } if w == worker => {}
@@ -332,6 +349,7 @@ impl<L: TokenLedger> Community<L> {
                     physical_verifier: physical,
                     trust,
                     time: now,
+                    sponsors,
                 };
                 let complete = t.attest(attestation, &rules, now)?;
                 if !complete {
@@ -420,6 +438,16 @@ impl<L: TokenLedger> Community<L> {
                 if !self.registry.has_role(&author, Role::PhysicalVerifier, now) {
                     return Err(Rejection::Identity(IdentityError::NotVerifier(author)));
                 }
+                let (cap, period) = (self.rules.vouch_cap, self.rules.vouch_period);
+                let given = self.vouches.entry(author).or_default();
+                given.retain(|t| t.saturating_add(period) > now);
+                if given.len() >= cap {
+                    return Err(Rejection::VouchCap {
+                        verifier: author,
+                        cap,
+                    });
+                }
+                given.push(now);
                 self.registry.grant(*subject, Role::Member);
                 self.graph
                     .add(&self.params, author, *subject, Signal::Certification);

@@ -72,12 +72,19 @@ pub struct Attestation {
     pub trust: f64,
     /// When (Unix seconds).
     pub time: u64,
+    /// The verifiers who vouched for or certified them when they attested
+    /// ([`crate::trust::TrustGraph::sponsors`]).
+    #[serde(default)]
+    pub sponsors: Vec<AccountId>,
 }
 
 /// The community's rules for attestation and disputes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rules {
-    /// Distinct attesters needed.
+    /// Distinct attesters needed — and never one verifier alone with keys only it vouched for
+    /// or certified: a quorum counts only if, for every key `v`, some attester is neither `v`
+    /// nor someone whose sole sponsor is `v` (see [`Attestation::sponsors`]). Otherwise one
+    /// verifier who vouches for two fresh keys fills a quorum of three by itself.
     pub quorum: usize,
     /// Of whom at least this many physical verifiers.
     pub physical_verifiers: usize,
@@ -97,6 +104,11 @@ pub struct Rules {
     /// A panel decides within this many seconds of the dispute, or the quorum stands and the
     /// worker is paid.
     pub panel_window: u64,
+    /// Most vouches one verifier gives per [`Rules::vouch_period`] (renewals count): a vouch is
+    /// a strong trust edge, so it is rationed as certifications are.
+    pub vouch_cap: usize,
+    /// The vouch cap's period, in seconds.
+    pub vouch_period: u64,
 }
 
 impl Default for Rules {
@@ -111,6 +123,8 @@ impl Default for Rules {
             claim_window: 7 * 86_400,
             dispute_min_trust: 0.1,
             panel_window: 7 * 86_400,
+            vouch_cap: 5,
+            vouch_period: 30 * 86_400,
         }
     }
 }
@@ -437,7 +451,10 @@ impl Task {
         attestations.push(a);
         let distinct: BTreeSet<AccountId> = attestations.iter().map(|x| x.attester).collect();
         let physical = attestations.iter().filter(|x| x.physical_verifier).count();
-        if distinct.len() >= rules.quorum && physical >= rules.physical_verifiers {
+        if distinct.len() >= rules.quorum
+            && physical >= rules.physical_verifiers
+            && carried_by_one(attestations).is_none()
+        {
             let attesters = distinct.into_iter().collect();
             self.state = State::Attested {
                 worker: *worker,
@@ -588,6 +605,22 @@ impl Task {
         }
         parties
     }
+}
+
+/// A key that carries every attestation alone: each attester is that key, or was vouched for
+/// or certified by it and by no one else. `None` when the attesters are independent of any
+/// single key.
+pub fn carried_by_one(attestations: &[Attestation]) -> Option<AccountId> {
+    let carries = |v: &AccountId| {
+        attestations
+            .iter()
+            .all(|a| a.attester == *v || a.sponsors.as_slice() == [*v])
+    };
+    attestations
+        .iter()
+        .flat_map(|a| std::iter::once(&a.attester).chain(&a.sponsors))
+        .find(|v| carries(v))
+        .copied()
 }
 
 /// A geohash: 1 to 12 characters of the geohash alphabet.

@@ -201,6 +201,24 @@ impl TrustGraph {
         (gives, receives)
     }
 
+    /// Who vouched for or certified `who` (raters whose edge to it is a certification), sorted:
+    /// the verifiers whose word lifted it. A quorum must not rest on one of them alone (see
+    /// [`crate::task::Rules::quorum`]).
+    pub fn sponsors(&self, who: &AccountId) -> Vec<AccountId> {
+        let mut sponsors: Vec<AccountId> = self
+            .edges
+            .iter()
+            .filter(|(_, rated)| {
+                rated
+                    .get(who)
+                    .is_some_and(|e| e.signal == Signal::Certification)
+            })
+            .map(|(rater, _)| *rater)
+            .collect();
+        sponsors.sort();
+        sponsors
+    }
+
     /// How many rater → ratee edges there are.
     pub fn len(&self) -> usize {
         self.edges.values().map(HashMap::len).sum()

@@ -41,6 +41,7 @@ fn attestation(n: u8, physical: bool, trust: f64, time: u64) -> Attestation {
         physical_verifier: physical,
         trust,
         time,
+        sponsors: vec![],
     }
 }
 
