@@ -146,6 +146,40 @@ impl WorkLog {
         Ok(last.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
     }
 
+    /// How many entries the log holds, and their bytes (receipts and events, as stored text):
+    /// what the service's limits bound.
+    ///
+    /// # Errors
+    /// [`LogError`] on a read failure.
+    pub fn usage(&mut self) -> Result<(u64, u64), LogError> {
+        let (entries, bytes): (i64, i64) = match &mut self.backend {
+            Backend::Sqlite(conn) => conn
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(receipt AS BLOB)) + COALESCE(LENGTH(CAST(event AS BLOB)), 0)), 0) \
+                     FROM log",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(err)?,
+            Backend::Postgres { client, community } => {
+                let row = postgres_call(|| {
+                    client.query_one(
+                        "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(receipt) \
+                         + COALESCE(OCTET_LENGTH(event), 0)), 0)::BIGINT \
+                         FROM moip_work_log WHERE community = $1",
+                        &[&*community],
+                    )
+                })
+                .map_err(err)?;
+                (row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?)
+            }
+        };
+        Ok((
+            u64::try_from(entries).unwrap_or(0),
+            u64::try_from(bytes).unwrap_or(0),
+        ))
+    }
+
     /// Every entry, in order.
     ///
     /// # Errors

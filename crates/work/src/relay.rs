@@ -12,6 +12,17 @@
 //! message), so each connection is read here, with [`MAX_MESSAGE`], and its messages passed on
 //! to the relay over an in-memory stream: a client cannot make the node hold more than that.
 //!
+//! What a client may make the node hold is bounded too ([`RelayLimits`]): an event larger than
+//! [`RelayLimits::max_event_bytes`] (a follow list: [`RelayLimits::max_follow_list_bytes`]) is
+//! refused with `["OK", id, false, "invalid: event too large …"]` and the connection stays open;
+//! a connection publishing more than [`RelayLimits::events_per_minute`] gets
+//! `["OK", id, false, "rate-limited: slow down"]`; an event dated more than
+//! [`RelayLimits::max_future_secs`] ahead is refused (`blocked: …`), as the store, which keeps at
+//! most [`RelayLimits::max_stored_events`] events, drops the oldest first and would otherwise
+//! fill up with them for good. So the relay holds at most `max_stored_events` events of at most
+//! `max_follow_list_bytes` each, whoever writes to it (`docs/reliability.md` has the memory
+//! measured under a flood).
+//!
 //! A relay reachable from other machines ([`Relay::start_public`]) speaks `wss://` there, the
 //! TLS handshake inside the same time limit, and keeps a plain `ws://` listener on loopback for
 //! the node's own services, so they need no certificate to reach it.
@@ -21,6 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nostr_relay_builder::builder::RateLimit;
+use nostr_relay_builder::builder::{PolicyResult, WritePolicy};
+use nostr_relay_builder::prelude::{
+    BoxedFuture, Event, MemoryDatabase, MemoryDatabaseOptions, Timestamp,
+};
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -32,8 +47,25 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 #[error("nostr relay: {0}")]
 pub struct RelayError(String);
 
-/// Most events one connection may publish per minute.
-pub const NOTES_PER_MINUTE: u32 = 120_000;
+/// Most events one connection may publish per minute, by default: a node's own client
+/// publishing a round of score assertions (at most 2,000) and its receipts fits.
+pub const NOTES_PER_MINUTE: u32 = 6_000;
+
+/// Largest event, by default, other than a follow list: Work events carry at most
+/// [`crate::events::MAX_CONTENT`] (16 KiB) of content.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Largest follow list (kind 3), by default: one at [`crate::events::MAX_FOLLOWS`] keys is
+/// about 400 KiB.
+pub const MAX_FOLLOW_LIST_BYTES: usize = 512 * 1024;
+
+/// Most events the relay keeps in memory, by default.
+pub const MAX_STORED_EVENTS: usize = 10_000;
+
+/// How far ahead of the relay's clock an event's `created_at` may be, by default. The store
+/// drops its oldest events first when full, so events dated in the future would stay for ever
+/// and push out every real one.
+pub const MAX_FUTURE_SECS: u64 = 15 * 60;
 
 /// Most open subscriptions per connection.
 pub const MAX_SUBSCRIPTIONS: usize = 500;
@@ -50,9 +82,48 @@ pub const MAX_UPGRADE_REQUEST: usize = 8 * 1024;
 /// Connections that may be in their upgrade at once; more are closed at once.
 pub const MAX_PENDING: usize = 256;
 
-/// Largest WebSocket message (and frame) read from a client. A follow list at the Work
-/// protocol's limit ([`crate::events::MAX_FOLLOWS`] keys) is about 400 KiB.
+/// Largest WebSocket message (and frame) read from a client; a larger one closes the
+/// connection. Events are held to the smaller [`RelayLimits`] with an answer instead.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// What the relay takes from its clients. [`Default`] gives the constants above.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Largest event (its `["EVENT", …]` message, in bytes) other than a follow list.
+    pub max_event_bytes: usize,
+    /// Largest follow list (kind 3) message; at most [`MAX_MESSAGE`].
+    pub max_follow_list_bytes: usize,
+    /// Most events one connection may publish per minute.
+    pub events_per_minute: u32,
+    /// Most events kept in memory; the oldest (by `created_at`) go first.
+    pub max_stored_events: usize,
+    /// How far ahead of the relay's clock an event may be dated, in seconds.
+    pub max_future_secs: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_event_bytes: MAX_EVENT_BYTES,
+            max_follow_list_bytes: MAX_FOLLOW_LIST_BYTES,
+            events_per_minute: NOTES_PER_MINUTE,
+            max_stored_events: MAX_STORED_EVENTS,
+            max_future_secs: MAX_FUTURE_SECS,
+        }
+    }
+}
+
+impl RelayLimits {
+    /// Why an `["EVENT", …]` message of `len` bytes for an event of `kind` is refused, if it is.
+    fn refuse(&self, kind: u64, len: usize) -> Option<String> {
+        let most = if kind == u64::from(crate::events::KIND_FOLLOWS) {
+            self.max_follow_list_bytes
+        } else {
+            self.max_event_bytes
+        };
+        (len > most).then(|| format!("invalid: event too large: {len} bytes, at most {most}"))
+    }
+}
 
 /// Bytes buffered between a connection's reader and the relay.
 const BRIDGE_BUFFER: usize = 64 * 1024;
@@ -75,30 +146,79 @@ async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), RelayErro
     Ok((listener, local))
 }
 
-fn new_relay(local: SocketAddr) -> LocalRelay {
+/// Refuses events dated more than `max_future_secs` ahead (see [`MAX_FUTURE_SECS`]); the relay
+/// answers `["OK", id, false, "blocked: …"]`.
+#[derive(Debug)]
+struct NotFromTheFuture {
+    max_future_secs: u64,
+}
+
+impl WritePolicy for NotFromTheFuture {
+    fn admit_event<'a>(
+        &'a self,
+        event: &'a Event,
+        _addr: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        let latest = Timestamp::now().as_secs().saturating_add(self.max_future_secs);
+        let result = if event.created_at.as_secs() > latest {
+            PolicyResult::Reject(format!(
+                "created_at is more than {} s in the future",
+                self.max_future_secs
+            ))
+        } else {
+            PolicyResult::Accept
+        };
+        Box::pin(async move { result })
+    }
+}
+
+fn new_relay(local: SocketAddr, limits: &RelayLimits) -> LocalRelay {
+    let store = MemoryDatabase::with_opts(MemoryDatabaseOptions {
+        events: true,
+        max_events: Some(limits.max_stored_events.max(1)),
+    });
     let builder = RelayBuilder::default()
         .addr(local.ip())
         .port(local.port())
+        .database(store)
+        .write_policy(NotFromTheFuture {
+            max_future_secs: limits.max_future_secs,
+        })
         .max_connections(MAX_CONNECTIONS)
         .rate_limit(RateLimit {
             max_reqs: MAX_SUBSCRIPTIONS,
-            notes_per_minute: NOTES_PER_MINUTE,
+            notes_per_minute: limits.events_per_minute,
         });
     // Not `run`: the connections come from the accept loops below.
     LocalRelay::new(builder)
 }
 
 impl Relay {
-    /// Starts a relay on `addr` (port 0 for any free port), plain `ws://`.
+    /// Starts a relay on `addr` (port 0 for any free port), plain `ws://`, with the default
+    /// [`RelayLimits`].
     ///
     /// # Errors
     /// [`RelayError`] when it cannot bind.
     pub async fn start(addr: SocketAddr) -> Result<Relay, RelayError> {
+        Relay::start_with(addr, RelayLimits::default()).await
+    }
+
+    /// [`Relay::start`] with `limits`.
+    ///
+    /// # Errors
+    /// [`RelayError`] when it cannot bind.
+    pub async fn start_with(addr: SocketAddr, limits: RelayLimits) -> Result<Relay, RelayError> {
         let (listener, local) = listen(addr).await?;
-        let relay = new_relay(local);
+        let relay = new_relay(local, &limits);
         let url = relay.url().await.to_string();
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(accept(listener, relay.clone(), None, stopped));
+        tokio::spawn(accept(
+            listener,
+            relay.clone(),
+            None,
+            Arc::new(limits),
+            stopped,
+        ));
         Ok(Relay {
             relay,
             public_url: url.clone(),
@@ -108,7 +228,8 @@ impl Relay {
     }
 
     /// Starts a relay serving `wss://` on `public` with `tls`, named `wss://host:port` to the
-    /// world, and plain `ws://` on `local` (a loopback address) for the node's own services.
+    /// world, and plain `ws://` on `local` (a loopback address) for the node's own services,
+    /// with the default [`RelayLimits`].
     ///
     /// # Errors
     /// [`RelayError`] when it cannot bind either address.
@@ -118,19 +239,35 @@ impl Relay {
         host: &str,
         local: SocketAddr,
     ) -> Result<Relay, RelayError> {
+        Relay::start_public_with(public, tls, host, local, RelayLimits::default()).await
+    }
+
+    /// [`Relay::start_public`] with `limits` (on both listeners).
+    ///
+    /// # Errors
+    /// [`RelayError`] when it cannot bind either address.
+    pub async fn start_public_with(
+        public: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        host: &str,
+        local: SocketAddr,
+        limits: RelayLimits,
+    ) -> Result<Relay, RelayError> {
         let (public_listener, public_addr) = listen(public).await?;
         let (local_listener, local_addr) = listen(local).await?;
-        let relay = new_relay(local_addr);
+        let relay = new_relay(local_addr, &limits);
         let url = relay.url().await.to_string();
         let (stop, stopped) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let limits = Arc::new(limits);
         tokio::spawn(accept(
             public_listener,
             relay.clone(),
             Some(acceptor),
+            Arc::clone(&limits),
             stopped.clone(),
         ));
-        tokio::spawn(accept(local_listener, relay.clone(), None, stopped));
+        tokio::spawn(accept(local_listener, relay.clone(), None, limits, stopped));
         Ok(Relay {
             relay,
             url,
@@ -177,6 +314,7 @@ async fn accept(
     listener: TcpListener,
     relay: LocalRelay,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Arc<RelayLimits>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
@@ -197,10 +335,11 @@ async fn accept(
             tracing::debug!("nostr relay: too many upgrades under way; closed {peer}");
             continue;
         };
-        let (relay, tls) = (relay.clone(), tls.clone());
+        let (relay, tls, limits) = (relay.clone(), tls.clone(), Arc::clone(&limits));
         tokio::spawn(async move {
             // The TLS handshake and the upgrade share one time limit.
             let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+            let relay = (relay, limits);
             match tls {
                 None => hand_over(stream, peer, relay, permit, deadline).await,
                 Some(acceptor) => {
@@ -219,7 +358,7 @@ async fn accept(
 async fn hand_over<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
-    relay: LocalRelay,
+    (relay, limits): (LocalRelay, Arc<RelayLimits>),
     permit: OwnedSemaphorePermit,
     deadline: tokio::time::Instant,
 ) {
@@ -233,35 +372,77 @@ async fn hand_over<S: AsyncRead + AsyncWrite + Unpin>(
                     tracing::debug!("nostr relay: {peer}: {e}");
                 }
             };
-            tokio::join!(relayed, bridge(stream, outside, peer));
+            tokio::join!(relayed, bridge(stream, outside, peer, &limits));
         }
         Ok(Err(e)) => tracing::debug!("nostr relay: {peer}: {e}"),
         Err(_) => tracing::debug!("nostr relay: {peer} did not finish its upgrade in time"),
     }
 }
 
+/// Why a client's message is refused before it reaches the relay, as the message to answer
+/// with: an `["EVENT", …]` over `limits` gets an `OK` false (or a `NOTICE` when its id cannot
+/// be read). Only a message over the smaller limit is parsed here.
+fn refusal(text: &str, limits: &RelayLimits) -> Option<String> {
+    if text.len() <= limits.max_event_bytes.min(limits.max_follow_list_bytes) {
+        return None;
+    }
+    let parsed: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let event = match parsed
+        .as_ref()
+        .and_then(|v| v.as_array())
+        .map(Vec::as_slice)
+    {
+        Some([verb, event, ..]) if verb == "EVENT" => event,
+        // Other messages (REQ, CLOSE, AUTH) are held to MAX_MESSAGE only.
+        _ => return None,
+    };
+    let kind = event.get("kind").and_then(serde_json::Value::as_u64);
+    let id = event.get("id").and_then(serde_json::Value::as_str);
+    let reason = limits.refuse(kind.unwrap_or(u64::MAX), text.len())?;
+    Some(match id {
+        Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            serde_json::json!(["OK", id, false, reason]).to_string()
+        }
+        _ => serde_json::json!(["NOTICE", reason]).to_string(),
+    })
+}
+
 /// Passes messages between a client's WebSocket (read within [`MAX_MESSAGE`]) and the relay's
-/// end of an in-memory stream, until either side closes. Pings are answered on each side by
-/// its own WebSocket, so only data and the close pass.
+/// end of an in-memory stream, until either side closes; an event over `limits` is answered
+/// here and goes no further. Pings are answered on each side by its own WebSocket, so only data
+/// and the close pass.
 async fn bridge<S: AsyncRead + AsyncWrite + Unpin>(
     client: S,
     relay: tokio::io::DuplexStream,
     peer: SocketAddr,
+    limits: &RelayLimits,
 ) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::WebSocketStream;
 
-    let limits = WebSocketConfig::default()
+    let frames = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let mut client = WebSocketStream::from_raw_socket(client, Role::Server, Some(limits)).await;
+    let mut client = WebSocketStream::from_raw_socket(client, Role::Server, Some(frames)).await;
     let mut relay = WebSocketStream::from_raw_socket(relay, Role::Client, None).await;
     loop {
         tokio::select! {
             message = client.next() => match message {
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                Some(Ok(Message::Text(text))) => {
+                    let sent = match refusal(&text, limits) {
+                        Some(answer) => {
+                            tracing::debug!("nostr relay: {peer}: {answer}");
+                            client.send(Message::text(answer)).await
+                        }
+                        None => relay.send(Message::Text(text)).await,
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(m @ Message::Binary(_))) => {
                     if relay.send(m).await.is_err() {
                         break;
                     }

@@ -11,9 +11,19 @@
 //!
 //! Time comes from the service's clock, never from an event: a late submission is late when the
 //! service sees it, whatever the event's `created_at` says.
+//!
+//! Anyone who reaches a relay can publish, so what the service keeps is bounded
+//! ([`IngestLimits`]): follow lists and reports count only from authors with *standing* — a
+//! role in the community, tokens, or a trust score above 0 (followed by someone who counts) —
+//! and the rest are dropped unrecorded, as GrapeRank gives them no weight anyway; the refusals
+//! of authors without standing are kept only up to a budget shared by all of them; and each
+//! author has a quota of decisions and bytes kept per window. Scores are computed by a task on
+//! a schedule, outside the state's lock, and readers ([`WorkService::trust`]) take the last
+//! computed ones: no request makes the node score the graph.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,9 +35,10 @@ use tokio::task::JoinHandle;
 
 use crate::community::{Community, Outcome, Rejection};
 use crate::events::{
-    decode, EventError, KIND_ATTEST, KIND_CERTIFY, KIND_CLAIM, KIND_DISPUTE, KIND_FOLLOWS,
+    decode, EventError, Message, KIND_ATTEST, KIND_CERTIFY, KIND_CLAIM, KIND_DISPUTE, KIND_FOLLOWS,
     KIND_REPORT, KIND_SUBMIT, KIND_TASK, KIND_VOTE, KIND_VOUCH, KIND_WITHDRAW,
 };
+use crate::identity::Role;
 use crate::log::{LogError, WorkLog};
 use crate::receipt::{encode_receipt, encode_score, rank, Receipt, Verdict, KIND_RECEIPT};
 use crate::trust::Scores;
@@ -79,6 +90,60 @@ pub enum ServiceError {
     Rebuild(String),
 }
 
+/// What the service keeps from each author. [`Default`] is sized for a community of a few
+/// hundred active members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Decide and keep every author's events alike, standing or not (a closed relay, or a test
+    /// of GrapeRank on a region of strangers). Off by default.
+    pub keep_strangers: bool,
+    /// Most decisions kept for one author per window; the first event over it gets a refusal
+    /// that says so, later ones are dropped until the window ends.
+    pub decisions_per_author: u32,
+    /// Most bytes of events (their JSON) kept for one author per window, likewise.
+    pub bytes_per_author: usize,
+    /// Most refusals kept per window for all authors without standing together; beyond it
+    /// their refused events are dropped unrecorded.
+    pub stranger_refusals: u32,
+    /// The quota window.
+    pub window: Duration,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            keep_strangers: false,
+            decisions_per_author: 600,
+            bytes_per_author: 8 * 1024 * 1024,
+            stranger_refusals: 600,
+            window: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// What the service did with the events it read, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Decisions kept (each a receipt in the log).
+    pub kept: u64,
+    /// Events dropped unrecorded: follow lists and reports of authors without standing, and
+    /// their refused events beyond [`IngestLimits::stranger_refusals`].
+    pub ignored: u64,
+    /// Events dropped unrecorded because their author's quota was spent.
+    pub over_quota: u64,
+    /// Times the trust graph was scored by the scoring task.
+    pub scorings: u64,
+}
+
+/// What the local log holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogUsage {
+    /// Entries (receipts).
+    pub entries: u64,
+    /// Bytes of receipts and events stored.
+    pub bytes: u64,
+}
+
 /// How to run the service.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
@@ -96,6 +161,8 @@ pub struct ServiceConfig {
     pub scores_every: Duration,
     /// How long a rebuild waits for each relay query.
     pub fetch_timeout: Duration,
+    /// What is kept from each author.
+    pub limits: IngestLimits,
 }
 
 impl ServiceConfig {
@@ -109,6 +176,7 @@ impl ServiceConfig {
             tick: Duration::from_secs(1),
             scores_every: Duration::from_secs(10),
             fetch_timeout: Duration::from_secs(10),
+            limits: IngestLimits::default(),
         }
     }
 }
@@ -130,6 +198,8 @@ struct Inner<L> {
     /// The scores of the last publishing round, for readers that must not score under the
     /// state's lock (a dashboard with a hundred users).
     latest: Mutex<Arc<Scores>>,
+    /// Times the graph was scored (by [`Inner::rescore`]).
+    scorings: AtomicU64,
     fetch_timeout: Duration,
 }
 
@@ -139,6 +209,23 @@ struct Node<L> {
     seq: u64,
     last_at: u64,
     decided: HashMap<[u8; 32], Receipt>,
+    limits: IngestLimits,
+    /// Per author in the current window: decisions and bytes kept, and whether told so.
+    quota: HashMap<AccountId, Usage>,
+    /// Refusals kept for authors without standing in the current window.
+    stranger_refusals: u32,
+    /// When the current window began.
+    window_start: u64,
+    stats: IngestStats,
+}
+
+/// One author's use of its quota in the current window.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    decisions: u32,
+    bytes: usize,
+    /// The refusal saying the quota is spent was kept.
+    told: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -190,11 +277,8 @@ impl<L: TokenLedger> Node<L> {
 
     /// Writes a decision to the local log and notes it. A failed write is logged, not fatal:
     /// the state has moved, the relays hold the receipt, and a restart rebuilds from them.
-    fn record(&mut self, receipt: Receipt, event: Option<&Event>) {
-        if let Err(e) = self
-            .log
-            .append(&receipt, event.map(JsonUtil::as_json).as_deref())
-        {
+    fn record(&mut self, receipt: Receipt, event: Option<&str>) {
+        if let Err(e) = self.log.append(&receipt, event) {
             tracing::error!("work log write failed: {e}");
         }
         self.note(receipt);
@@ -245,33 +329,112 @@ impl<L: TokenLedger> Node<L> {
         Ok(())
     }
 
-    /// Decides on a live event; `None` when it is not ours or was decided before.
-    fn decide(&mut self, event: &Event, now: u64) -> Option<Receipt> {
+    /// Whether `author`'s follows and reports can matter: a role in the community, tokens, or
+    /// a score above 0 in `scores` (the last computed).
+    fn standing(&self, author: &AccountId, scores: &Scores, now: u64) -> bool {
+        let registry = self.community.registry();
+        // Founders and certified verifiers hold `Member` too.
+        [Role::Member, Role::Employer, Role::Worker, Role::Attester]
+            .into_iter()
+            .any(|role| registry.has_role(author, role, now))
+            || scores.get(author) > 0.0
+            || self.community.ledger().balance(author) > 0
+    }
+
+    /// Starts a new quota window when the current one is over.
+    fn roll_window(&mut self, now: u64) {
+        if now
+            >= self
+                .window_start
+                .saturating_add(self.limits.window.as_secs().max(1))
+        {
+            self.quota.clear();
+            self.stranger_refusals = 0;
+            self.window_start = now;
+        }
+    }
+
+    /// Decides on a live event, with `scores` the last computed; `None` when it is not ours,
+    /// was decided before, or is dropped unrecorded (see [`IngestLimits`]).
+    fn decide(&mut self, event: &Event, now: u64, scores: &Scores) -> Option<Receipt> {
         let id = event.id.to_bytes();
         if self.decided.contains_key(&id) {
             return None;
         }
-        let verdict = match decode(event) {
+        self.roll_window(now);
+        let author = AccountId::from_bytes(event.pubkey.to_bytes());
+        let standing = self.limits.keep_strangers || self.standing(&author, scores, now);
+        let signed = match decode(event) {
             Err(EventError::UnknownKind(_)) => return None,
-            Err(e) => Verdict::Rejected {
-                reason: e.to_string(),
-            },
-            Ok(signed) => match self.community.apply(&signed, now) {
-                Err(Rejection::Replayed) => return None,
-                Err(r) => Verdict::Rejected {
-                    reason: r.to_string(),
-                },
-                Ok(outcome) => verdict_of(outcome),
-            },
+            other => other,
         };
+        let trust_signal = matches!(
+            signed.as_ref().map(|s| &s.message),
+            Ok(Message::Follows { .. } | Message::Report { .. })
+        );
+        if !standing && trust_signal {
+            // GrapeRank gives its signals no weight: nothing to keep.
+            self.stats.ignored += 1;
+            return None;
+        }
+        let json = event.as_json();
+        let usage = self.quota.get(&author).copied().unwrap_or_default();
+        let over = usage.decisions >= self.limits.decisions_per_author
+            || usage.bytes.saturating_add(json.len()) > self.limits.bytes_per_author;
+        if over && usage.told {
+            self.stats.over_quota += 1;
+            return None;
+        }
+        let verdict = if over {
+            Verdict::Rejected {
+                reason: format!(
+                    "over this author's quota ({} decisions or {} bytes of events per {} s); \
+                     later events are ignored until the window ends",
+                    self.limits.decisions_per_author,
+                    self.limits.bytes_per_author,
+                    self.limits.window.as_secs()
+                ),
+            }
+        } else {
+            match signed {
+                Err(EventError::UnknownKind(_)) => return None,
+                Err(e) => Verdict::Rejected {
+                    reason: e.to_string(),
+                },
+                Ok(signed) => match self.community.apply(&signed, now) {
+                    Err(Rejection::Replayed) => return None,
+                    Err(r) => Verdict::Rejected {
+                        reason: r.to_string(),
+                    },
+                    Ok(outcome) => verdict_of(outcome),
+                },
+            }
+        };
+        let refused = !verdict.applies();
+        if refused && !standing {
+            if self.stranger_refusals >= self.limits.stranger_refusals {
+                self.stats.ignored += 1;
+                return None;
+            }
+            self.stranger_refusals += 1;
+        }
+        let usage = self.quota.entry(author).or_default();
+        if over {
+            usage.told = true;
+        } else {
+            usage.decisions += 1;
+            usage.bytes = usage.bytes.saturating_add(json.len());
+        }
         let receipt = Receipt {
             seq: self.seq + 1,
             at: now,
             event: Some(id),
-            author: Some(AccountId::from_bytes(event.pubkey.to_bytes())),
+            author: Some(author),
             verdict,
         };
-        self.record(receipt.clone(), Some(event));
+        // The refusal for a spent quota keeps no event: it may be the largest.
+        self.record(receipt.clone(), (!over).then_some(json.as_str()));
+        self.stats.kept += 1;
         Some(receipt)
     }
 }
@@ -284,8 +447,11 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
     /// [`ServiceError`] for a bad relay URL, an unreadable log, or a log that does not replay.
     pub async fn start(
         config: ServiceConfig,
-        community: Community<L>,
+        mut community: Community<L>,
     ) -> Result<WorkService<L>, ServiceError> {
+        // Panels are drawn with a key derived from ours, so a restart or a rebuild over the
+        // same key redraws the same panels, and no party to a dispute can compute its draw.
+        community.set_drawing_secret(&config.keys.secret_key().secret_bytes());
         let client = Client::builder().signer(config.keys.clone()).build();
         for url in &config.relays {
             let url = RelayUrl::parse(url).map_err(|e| relay_error(format!("{url}: {e}")))?;
@@ -309,13 +475,21 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
                 seq: 0,
                 last_at: 0,
                 decided: HashMap::new(),
+                limits: config.limits.clone(),
+                quota: HashMap::new(),
+                stranger_refusals: 0,
+                window_start: unix_now(),
+                stats: IngestStats::default(),
             }),
             receipts,
             published: Mutex::new(HashMap::new()),
             latest: Mutex::new(Arc::new(Scores::default())),
+            scorings: AtomicU64::new(0),
             fetch_timeout: config.fetch_timeout,
         });
         let logged = inner.restore().await?;
+        // Standing needs scores: have them before the first event is read.
+        let scored_at = Arc::clone(&inner).rescore().await;
 
         let since = {
             let node = lock(&inner.node);
@@ -332,7 +506,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         let serve = tokio::spawn(Arc::clone(&inner).serve(notifications, since));
         let republish = tokio::spawn(Arc::clone(&inner).republish(logged));
         let tick = tokio::spawn(Arc::clone(&inner).tick(config.tick));
-        let scores = tokio::spawn(Arc::clone(&inner).scores(config.scores_every));
+        let scores = tokio::spawn(Arc::clone(&inner).scores(config.scores_every, scored_at));
         Ok(WorkService {
             inner,
             tasks: Mutex::new(vec![serve, tick, scores, republish]),
@@ -349,10 +523,32 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
         f(&lock(&self.inner.node).community)
     }
 
-    /// The trust scores as last published (at most `scores_every` old): cheap to read, where
-    /// [`Community::scores`] may score the whole graph under the state's lock.
+    /// The trust scores as last computed (at most `scores_every` behind the decisions): cheap
+    /// to read, where [`Community::scores`] may score the whole graph under the state's lock.
     pub fn scores(&self) -> Arc<Scores> {
         Arc::clone(&lock(&self.inner.latest))
+    }
+
+    /// `who`'s trust as last computed (see [`WorkService::scores`]): what a request that needs
+    /// a member's trust (a redemption's cap) reads, so that no request scores the graph.
+    pub fn trust(&self, who: &AccountId) -> f64 {
+        lock(&self.inner.latest).get(who)
+    }
+
+    /// What the service did with the events it read.
+    pub fn stats(&self) -> IngestStats {
+        let mut stats = lock(&self.inner.node).stats;
+        stats.scorings = self.inner.scorings.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// What the local log holds.
+    ///
+    /// # Errors
+    /// [`ServiceError::Log`] when it cannot be read.
+    pub fn log_usage(&self) -> Result<LogUsage, ServiceError> {
+        let (entries, bytes) = lock(&self.inner.node).log.usage()?;
+        Ok(LogUsage { entries, bytes })
     }
 
     /// The sequence number of the last decision (0 before the first).
@@ -626,10 +822,11 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
     }
 
     async fn handle(&self, event: &Event) {
+        let scores = Arc::clone(&lock(&self.latest));
         let receipt = {
             let mut node = lock(&self.node);
             let now = unix_now().max(node.last_at);
-            node.decide(event, now)
+            node.decide(event, now, &scores)
         };
         if let Some(receipt) = receipt {
             self.announce(receipt).await;
@@ -676,26 +873,54 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
         }
     }
 
-    /// Publishes the ranks that changed since the last round.
-    async fn scores(self: Arc<Self>, every: Duration) {
+    /// Scores the graph as of the last decision and makes the result the latest; returns the
+    /// sequence number scored. The state's lock is held only to copy the graph: the scoring
+    /// itself runs on a blocking thread while events keep being decided.
+    async fn rescore(self: Arc<Self>) -> u64 {
+        let (seq, graph, params, observers) = {
+            let node = lock(&self.node);
+            let now = unix_now().max(node.last_at);
+            let community = &node.community;
+            let observers: Vec<AccountId> =
+                community.registry().verifiers(now).into_iter().collect();
+            (
+                node.seq,
+                community.graph().clone(),
+                community.params().clone(),
+                observers,
+            )
+        };
+        let scored = tokio::task::spawn_blocking(move || graph.scores(&params, &observers)).await;
+        match scored {
+            Ok(scores) => {
+                self.scorings.fetch_add(1, Ordering::Relaxed);
+                *lock(&self.latest) = Arc::new(scores);
+            }
+            Err(e) => tracing::error!("scoring failed: {e}"),
+        }
+        seq
+    }
+
+    /// Scores the graph every `every` when there were decisions since `scored_at`, and
+    /// publishes the ranks that changed.
+    async fn scores(self: Arc<Self>, every: Duration, mut scored_at: u64) {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Scoring a large graph takes a while under the state's lock: only after new decisions.
-        let mut scored_at = None;
+        let mut published_at = None;
         loop {
             interval.tick().await;
-            let ranks: HashMap<AccountId, u8> = {
-                let node = lock(&self.node);
-                if scored_at == Some(node.seq) {
-                    continue;
-                }
-                scored_at = Some(node.seq);
-                let now = unix_now().max(node.last_at);
-                let scores = node.community.scores(now);
-                let ranks = scores.iter().map(|(a, s)| (*a, rank(*s))).collect();
-                *lock(&self.latest) = Arc::new(scores);
-                ranks
-            };
+            let seq = lock(&self.node).seq;
+            if seq != scored_at {
+                scored_at = Arc::clone(&self).rescore().await;
+            }
+            if published_at == Some(scored_at) {
+                continue;
+            }
+            published_at = Some(scored_at);
+            let ranks: HashMap<AccountId, u8> = lock(&self.latest)
+                .iter()
+                .map(|(a, s)| (*a, rank(*s)))
+                .collect();
             let community = &self.community;
             let changed: Vec<(AccountId, u8)> = {
                 let published = lock(&self.published);
