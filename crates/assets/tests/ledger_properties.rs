@@ -61,7 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
                 payout: "lnbcrt1invoice".into(),
             }
         }),
-        (0u64..8).prop_map(|id| Op::Redeemed { id }),
+        (0u64..8, 0u64..3_000).prop_map(|(id, fee_msat)| Op::Redeemed { id, fee_msat }),
         (0u64..8).prop_map(|id| Op::RedeemCancelled { id }),
     ]
 }

@@ -55,6 +55,7 @@ proptest! {
             breaker_window_secs: 20,
             breaker_max: 4_000,
             breaker_cooldown_secs: 30,
+            ..PoolConfig::default()
         };
         let mut limiter = Limiter::new(config.clone());
         let mut queue: VecDeque<(usize, Request)> = VecDeque::new();

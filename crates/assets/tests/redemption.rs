@@ -219,8 +219,16 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let ticket = rt
         .block_on(pool.redeem(&worker, 100_000, &invoice.bolt11, 1.0))
         .expect("redeem");
-    assert_eq!(ticket.status, Status::Paid);
+    // The request only queues it: paying is the pool's `process`, run in the background.
+    assert_eq!(
+        ticket.status,
+        Status::Queued {
+            position: 0,
+            hold: None
+        }
+    );
     assert_eq!((ticket.sats_out, ticket.fee), (99_000, 1_000));
+    assert_eq!(rt.block_on(pool.process()), vec![(ticket.id, Status::Paid)]);
     worker_node
         .wait_for(WAIT, "the payout", |n| {
             (n.balance().lightning_sats >= before + 99_000).then_some(())
@@ -260,15 +268,17 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let ticket = rt
         .block_on(pool.redeem(&worker, 60_000, &any.bolt11, 1.0))
         .expect("queued");
+    assert_eq!(rt.block_on(pool.process()), vec![]);
+    let status = pool.status(ticket.id);
     assert!(
         matches!(
-            ticket.status,
-            Status::Queued {
+            status,
+            Some(Status::Queued {
                 position: 0,
                 hold: Some(Hold::AccountCap { .. })
-            }
+            })
         ),
-        "{ticket:?}"
+        "{status:?}"
     );
     assert_eq!(ledger.lock().expect("ledger").balance(&worker), 140_000);
     assert_eq!(pool.queue(), (60_000, 1));
@@ -303,9 +313,10 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let ticket = rt
         .block_on(next_epoch.redeem(&worker, 10_000, &unreachable.bolt11, 1.0))
         .expect("taken");
+    let outcomes = rt.block_on(next_epoch.process());
     assert!(
-        matches!(ticket.status, Status::Cancelled { .. }),
-        "{ticket:?}"
+        matches!(outcomes.as_slice(), [(id, Status::Cancelled { .. })] if *id == ticket.id),
+        "{outcomes:?}"
     );
     assert_eq!(ledger.lock().expect("ledger").balance(&worker), 140_000);
 
@@ -407,7 +418,8 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         Arc::clone(&ledger),
         Arc::clone(&rail),
         PoolConfig {
-            fee_ppm: 10_000,
+            // 5 %: the redemption's fee pays the payout transaction's, 500 sat here.
+            fee_ppm: 50_000,
             // The worker has redeemed much over Lightning this epoch; recovered redemptions
             // below carry no caller's trust (the floor).
             account_cap: 10_000_000,
@@ -419,12 +431,22 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     let ticket = rt
         .block_on(onchain.redeem(&worker, 10_000, &uri, 1.0))
         .expect("redeem on chain");
-    assert_eq!(ticket.status, Status::Paid, "{ticket:?}");
-    assert_eq!(ticket.sats_out, 9_900);
+    assert_eq!(ticket.sats_out, 9_500);
+    let collateral = ledger.lock().expect("ledger").collateral();
+    assert_eq!(
+        rt.block_on(onchain.process()),
+        vec![(ticket.id, Status::Paid)]
+    );
+    // Collateral falls by the payout and the transaction's fee, which the redemption's covers.
+    let fell = collateral - ledger.lock().expect("ledger").collateral();
+    assert!(
+        (9_501..=10_000).contains(&fell),
+        "collateral fell by {fell}"
+    );
     env.mine_burn(1);
     wait_until(WAIT, "the on-chain payout", || {
         receiver.sync().expect("sync");
-        (receiver.balance().confirmed == Amount::from_sat(9_900)).then_some(())
+        (receiver.balance().confirmed == Amount::from_sat(9_500)).then_some(())
     });
     assert_eq!(ledger.lock().expect("ledger").balance(&worker), 100_000);
 
@@ -440,7 +462,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         .expect("a token")
         .id
         .clone();
-    let went_out = journal_redemption(&ledger, worker, 10_000, 9_900, &uri);
+    let went_out = journal_redemption(&ledger, worker, 10_000, 9_500, &uri);
     let mut twin = seed_wallet(
         &dir.path().join("payout-twin"),
         WalletKind::Bip86,
@@ -450,7 +472,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     twin.sync().expect("sync");
     let prepared = twin
         .prepare_send(&SendRequest {
-            recipients: vec![(destination.to_string(), Amount::from_sat(9_900))],
+            recipients: vec![(destination.to_string(), Amount::from_sat(9_500))],
             drain_to: None,
             fee: Fee::Target(6),
             coins: vec![],
@@ -458,7 +480,7 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
         })
         .expect("the payout before the crash");
     twin.broadcast(&prepared.psbt).expect("broadcast");
-    let never_paid = journal_redemption(&ledger, worker, 10_000, 9_900, &uri);
+    let never_paid = journal_redemption(&ledger, worker, 10_000, 9_500, &uri);
     let outcomes = rt.block_on(onchain.recover());
     assert_eq!(
         outcomes,
@@ -467,13 +489,13 @@ fn workers_redeem_over_lightning_and_the_supply_still_verifies() {
     env.mine_burn(1);
     wait_until(WAIT, "the payouts", || {
         receiver.sync().expect("sync");
-        (receiver.balance().confirmed == Amount::from_sat(3 * 9_900)).then_some(())
+        (receiver.balance().confirmed == Amount::from_sat(3 * 9_500)).then_some(())
     });
     env.mine_burn(1);
     receiver.sync().expect("sync");
     assert_eq!(
         receiver.balance().total(),
-        Amount::from_sat(3 * 9_900),
+        Amount::from_sat(3 * 9_500),
         "each redemption paid once"
     );
     let l = ledger.lock().expect("ledger");

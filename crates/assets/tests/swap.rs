@@ -109,7 +109,7 @@ fn swaps_settle_atomically_and_a_refused_one_leaves_both_sides_whole() {
     let ticket = rt
         .block_on(pool.redeem(&user_a, 100_000, &offer.invoice, 1.0))
         .expect("redeem");
-    assert_eq!(ticket.status, Status::Paid);
+    assert_eq!(rt.block_on(pool.process()), vec![(ticket.id, Status::Paid)]);
     wait_until(WAIT, "B's mint", || {
         (b.lock().expect("ledger").balance(&user_b) == 99_000).then_some(())
     });
@@ -162,9 +162,10 @@ fn swaps_settle_atomically_and_a_refused_one_leaves_both_sides_whole() {
     let ticket = rt
         .block_on(pool.redeem(&user_a, 50_000, &offer.invoice, 1.0))
         .expect("taken");
+    let outcomes = rt.block_on(pool.process());
     assert!(
-        matches!(ticket.status, Status::Cancelled { .. }),
-        "{ticket:?}"
+        matches!(outcomes.as_slice(), [(id, Status::Cancelled { .. })] if *id == ticket.id),
+        "{outcomes:?}"
     );
     wait_until(WAIT, "B to close the offer", || {
         b.lock()

@@ -37,7 +37,8 @@ pub use ldk_node;
 pub use ldk_node::bitcoin::secp256k1::PublicKey;
 pub use ldk_node::bitcoin::Network;
 pub use node::{
-    parse_node_id, peer_address, read_invoice, ChannelInfo, LightningNode, PeerAddress,
+    parse_node_id, peer_address, read_invoice, ChannelInfo, ForwardingFee, LightningNode,
+    PeerAddress,
 };
 pub use rail::{
     Balance, ChannelRef, Invoice, LightningEvent, NodeInfo, PayRequest, PaymentHash, PaymentId,

@@ -125,6 +125,9 @@ pub struct ChannelInfo {
     pub is_announced: bool,
     /// We opened it.
     pub is_outbound: bool,
+    /// What the peer charges to forward payments to us over it, once its channel update
+    /// arrived: what our invoices' route hints ask payers to pay for a private channel.
+    pub peer_fee: Option<ForwardingFee>,
 }
 
 /// State shared between the node handle and its event pump.
@@ -182,6 +185,15 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a node charges for forwarding a payment over one of its channels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardingFee {
+    /// A flat fee per forwarded payment, in msat.
+    pub base_msat: u32,
+    /// A fee in millionths of the forwarded amount.
+    pub proportional_millionths: u32,
+}
+
 fn route_params(limits: RouteLimits) -> Option<RouteParametersConfig> {
     if limits == RouteLimits::default() {
         return None;
@@ -190,6 +202,9 @@ fn route_params(limits: RouteLimits) -> Option<RouteParametersConfig> {
     Some(RouteParametersConfig {
         max_total_routing_fee_msat: limits.max_fee_msat.or(default.max_total_routing_fee_msat),
         max_path_count: limits.max_parts.unwrap_or(default.max_path_count),
+        max_total_cltv_expiry_delta: limits
+            .max_cltv_expiry_delta
+            .unwrap_or(default.max_total_cltv_expiry_delta),
         ..default
     })
 }
@@ -425,14 +440,46 @@ impl LightningNode {
         push_msat: Option<u64>,
         announce: bool,
     ) -> Result<u128> {
+        self.open_channel_with(peer, amount_sats, push_msat, announce, None)
+    }
+
+    /// Like [`LightningNode::open_channel`], charging `fee` for payments this node forwards
+    /// out over the new channel (LDK's default otherwise). The fee is in the first channel
+    /// update the peer gets, so a private channel's route hints carry it from the start.
+    ///
+    /// # Errors
+    /// As [`LightningNode::open_channel`].
+    pub fn open_channel_charging(
+        &self,
+        peer: &PeerAddress,
+        amount_sats: u64,
+        announce: bool,
+        fee: ForwardingFee,
+    ) -> Result<u128> {
+        self.open_channel_with(peer, amount_sats, None, announce, Some(fee))
+    }
+
+    fn open_channel_with(
+        &self,
+        peer: &PeerAddress,
+        amount_sats: u64,
+        push_msat: Option<u64>,
+        announce: bool,
+        fee: Option<ForwardingFee>,
+    ) -> Result<u128> {
         let _one_at_a_time = lock(&self.inner.opening);
         let ldk = &self.inner.ldk;
+        let config = fee.map(|fee| ldk_node::config::ChannelConfig {
+            forwarding_fee_base_msat: fee.base_msat,
+            forwarding_fee_proportional_millionths: fee.proportional_millionths,
+            ..Default::default()
+        });
         let id = off_runtime(|| {
             let address = peer.address.clone();
             if announce {
-                ldk.open_announced_channel(peer.node_id, address, amount_sats, push_msat, None)
+                ldk.open_announced_channel(peer.node_id, address, amount_sats, push_msat, config)
             } else {
-                ldk.open_channel(peer.node_id, address, amount_sats, push_msat, None)
+                ldk.open_channel(peer.node_id, address, amount_sats, push_msat, config)
             }
         })
         .map_err(|e| match e {
@@ -501,6 +548,14 @@ impl LightningNode {
                 is_usable: c.is_usable,
                 is_announced: c.is_announced,
                 is_outbound: c.is_outbound,
+                peer_fee: c
+                    .counterparty_forwarding_info_fee_base_msat
+                    .map(|base_msat| ForwardingFee {
+                        base_msat,
+                        proportional_millionths: c
+                            .counterparty_forwarding_info_fee_proportional_millionths
+                            .unwrap_or(0),
+                    }),
             })
             .collect()
     }
@@ -1035,6 +1090,7 @@ fn invoice_info(invoice: &Bolt11Invoice) -> Invoice {
             .expires_at()
             .map(|d| d.as_secs())
             .unwrap_or(u64::MAX),
+        min_final_cltv_expiry_delta: invoice.min_final_cltv_expiry_delta(),
     }
 }
 

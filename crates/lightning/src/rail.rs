@@ -114,6 +114,9 @@ pub struct Invoice {
     pub amount_msat: Option<u64>,
     /// When it expires, in seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The CLTV delta the recipient asks for the last hop, in blocks: how long at least the
+    /// payment's HTLC stays locked if the recipient holds it.
+    pub min_final_cltv_expiry_delta: u64,
 }
 
 /// What to pay and under which limits.
@@ -142,8 +145,8 @@ impl PayRequest {
     }
 }
 
-/// Limits on how a payment is routed. The default leaves both to LDK: fees up to 1% plus
-/// 50 sat, at most 10 parts.
+/// Limits on how a payment is routed. The default leaves all three to LDK: fees up to 1% plus
+/// 50 sat, at most 10 parts, a CLTV delta of at most 1,008 blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouteLimits {
     /// The most the sender will pay in routing fees over all parts.
@@ -152,14 +155,18 @@ pub struct RouteLimits {
     /// carry at least 1/`max_parts` of the amount, so a payment that needs a thin path (an
     /// announced ldk-node channel lets only 10% of its capacity be in flight) needs more parts.
     pub max_parts: Option<u8>,
+    /// The most blocks the payment's HTLCs may stay locked, summed over the route (the final
+    /// hop's delta included). It bounds how long a recipient who holds the payment can keep
+    /// the sender's funds out and its outcome unknown.
+    pub max_cltv_expiry_delta: Option<u32>,
 }
 
 impl RouteLimits {
-    /// A fee limit, LDK's default for the parts.
+    /// A fee limit, LDK's default for the rest.
     pub fn max_fee(max_fee_msat: u64) -> RouteLimits {
         RouteLimits {
             max_fee_msat: Some(max_fee_msat),
-            max_parts: None,
+            ..RouteLimits::default()
         }
     }
 }

@@ -23,17 +23,31 @@ pub fn free_port() -> u16 {
 
 /// A node named `name` in `root/name`: a fresh in-memory mnemonic, a loopback port, an alias
 /// (so its channels are announced) and the shortest background sync.
+///
+/// A port freed by [`free_port`] can be taken by another test before the node binds it; the
+/// node then starts again on another port, a few times.
 pub fn start_node(env: &Regtest, root: &Path, name: &str) -> LightningNode {
-    let mut config = LightningConfig::new(
-        Network::Regtest,
-        root.join(name),
-        env.electrum_url(),
-        SeedSource::Mnemonic(ldk_node::generate_entropy_mnemonic(None)),
-    );
-    config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))];
-    config.alias = Some(name.into());
-    config.sync_interval = Some(crate::MIN_SYNC_INTERVAL);
-    LightningNode::start(config).expect("start the node")
+    let mnemonic = ldk_node::generate_entropy_mnemonic(None);
+    let mut attempts = 0;
+    loop {
+        let mut config = LightningConfig::new(
+            Network::Regtest,
+            root.join(name),
+            env.electrum_url(),
+            SeedSource::Mnemonic(mnemonic.clone()),
+        );
+        config.listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))];
+        config.alias = Some(name.into());
+        config.sync_interval = Some(crate::MIN_SYNC_INTERVAL);
+        match LightningNode::start(config) {
+            Err(crate::LightningError::Node(crate::NodeError::InvalidSocketAddress))
+                if attempts < 5 =>
+            {
+                attempts += 1;
+            }
+            started => return started.expect("start the node"),
+        }
+    }
 }
 
 /// Where `node` listens.
@@ -85,10 +99,61 @@ pub fn open_usable(
     sats: u64,
     push_msat: Option<u64>,
 ) -> u128 {
+    open_and_wait(env, from, to, || {
+        from.open_channel(&peer(to), sats, push_msat, true)
+    })
+}
+
+/// Opens an announced channel `from` → `to` over which `from` charges `fee` to forward,
+/// confirms it, and waits until both sides can use it and every node of `seen_by` has the
+/// fee in its network graph (so it routes through the channel at that fee).
+///
+/// Announced, because LDK refuses to forward over a private channel by its real short
+/// channel id, which is what an LDK invoice's route hints name.
+pub fn open_usable_charging(
+    env: &Regtest,
+    from: &LightningNode,
+    to: &LightningNode,
+    sats: u64,
+    fee: crate::ForwardingFee,
+    seen_by: &[&LightningNode],
+) -> u128 {
+    let id = open_and_wait(env, from, to, || {
+        from.open_channel_charging(&peer(to), sats, true, fee)
+    });
+    let scid = from
+        .ldk()
+        .list_channels()
+        .into_iter()
+        .find(|c| c.user_channel_id.0 == id)
+        .and_then(|c| c.short_channel_id)
+        .expect("the new channel's short id");
+    let from_id = ldk_node::lightning::routing::gossip::NodeId::from_pubkey(&from.node_id());
+    for node in seen_by {
+        node.wait_for(WAIT, "the channel's fee in the network graph", |n| {
+            let channel = n.ldk().network_graph().channel(scid)?;
+            let update = if channel.node_one == from_id {
+                channel.one_to_two
+            } else {
+                channel.two_to_one
+            }?;
+            (update.fees.base_msat == fee.base_msat
+                && update.fees.proportional_millionths == fee.proportional_millionths)
+                .then_some(())
+        })
+        .expect("the fee gossiped");
+    }
+    id
+}
+
+fn open_and_wait(
+    env: &Regtest,
+    from: &LightningNode,
+    to: &LightningNode,
+    open: impl FnOnce() -> crate::Result<u128>,
+) -> u128 {
     let before = [from, to].map(|n| n.channels().iter().filter(|c| c.is_usable).count());
-    let id = from
-        .open_channel(&peer(to), sats, push_msat, true)
-        .expect("open the channel");
+    let id = open().expect("open the channel");
     mine(env, 6, &[from, to]);
     for (node, usable) in [from, to].into_iter().zip(before) {
         node.wait_for(WAIT, "the new channel to be usable", |n| {

@@ -320,6 +320,7 @@ fn three_nodes_route_keysend_offer_hold_mpp_errors_and_restart() {
             limits: RouteLimits {
                 max_fee_msat: Some(20_000),
                 max_parts: Some(32),
+                ..RouteLimits::default()
             },
             timeout: WAIT,
             ..PayRequest::new(invoice.bolt11.clone())

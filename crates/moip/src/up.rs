@@ -884,11 +884,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     stop(running).await
 }
 
-/// Pays the redemption queue's head whenever the pool's limits allow it again.
+/// Pays the redemption queue as soon as a redemption is queued, and every few seconds for
+/// those the limits held and the payouts parked (see `moip_assets::pool`).
 async fn process_queue(pool: Arc<RedemptionPool<AnyJournal>>) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = pool.woken() => {}
+        }
         for (id, status) in pool.process().await {
             tracing::info!("redemption {id}: {status:?}");
         }

@@ -93,10 +93,16 @@ pub enum Op {
         /// Where to pay: a BOLT11 invoice, or `bitcoin:<address>` for an on-chain payout.
         payout: String,
     },
-    /// The redemption was paid: its tokens are burned, `sats_out` of collateral has left.
+    /// The redemption was paid: its tokens are burned; `sats_out` of collateral has left, and
+    /// with it the network fee the payout cost (Lightning routing fees, or the on-chain
+    /// transaction's fee), which the redemption's own fee must cover.
     Redeemed {
         /// The redemption.
         id: u64,
+        /// The network fee paid, in msat; collateral falls by it rounded up to whole sats.
+        /// Absent in entries written before fees were recorded (read as zero).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        fee_msat: u64,
     },
     /// The redemption failed for good: its tokens go back.
     RedeemCancelled {
@@ -174,4 +180,10 @@ pub fn entry_hash(body: &str) -> [u8; 32] {
     engine.input(b"moip/journal");
     engine.input(body.as_bytes());
     sha256::Hash::from_engine(engine).to_byte_array()
+}
+
+/// Serde's test for a field left out when zero, so entries written before it existed read
+/// back, and write, byte for byte as they did.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

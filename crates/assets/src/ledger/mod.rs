@@ -40,7 +40,8 @@ pub use journal::{entry_hash, Entry, Op, GENESIS_PREV};
 pub use postgres::{postgres_call, PgClient, PostgresJournal};
 pub use sqlite::SqliteJournal;
 pub use state::{
-    Escrow, PendingRedemption, PendingSwap, Settled, Settlement, State, MAX_COMMUNITY, MAX_PAYOUT,
+    fee_sats, Escrow, PendingRedemption, PendingSwap, Settled, Settlement, State, MAX_COMMUNITY,
+    MAX_PAYOUT,
 };
 pub use store::{AnyJournal, JournalStore, MemoryJournal};
 pub use types::{

@@ -302,7 +302,25 @@ impl State {
                 }
                 self.spendable(from, *amount)?;
             }
-            Op::Redeemed { id } | Op::RedeemCancelled { id } => {
+            Op::Redeemed { id, fee_msat } => {
+                let r = self
+                    .redemptions
+                    .get(id)
+                    .ok_or(LedgerError::UnknownRedemption(*id))?;
+                // The record says what really left, even a network fee above the redemption's
+                // own (which the pool's fee limit prevents): a ledger that refused it would
+                // claim collateral the node no longer has. Only the backing of the tokens
+                // left is a hard rule.
+                let out = r.sats_out.saturating_add(fee_sats(*fee_msat));
+                let after = self.collateral.saturating_sub(out);
+                if out > self.collateral || after < self.supply - r.amount {
+                    return Err(LedgerError::Invalid(format!(
+                        "redemption {id} paid {out} sat with its network fee: the collateral \
+                         left would not cover the supply"
+                    )));
+                }
+            }
+            Op::RedeemCancelled { id } => {
                 if !self.redemptions.contains_key(id) {
                     return Err(LedgerError::UnknownRedemption(*id));
                 }
@@ -448,11 +466,11 @@ impl State {
                 self.next_redemption += 1;
                 self.set_redemption_leaf(*id, *amount);
             }
-            Op::Redeemed { id } => {
+            Op::Redeemed { id, fee_msat } => {
                 if let Some(r) = self.redemptions.remove(id) {
                     self.set_redemption_leaf(*id, 0);
                     self.supply -= r.amount;
-                    self.collateral -= r.sats_out;
+                    self.collateral -= r.sats_out + fee_sats(*fee_msat);
                 }
             }
             Op::RedeemCancelled { id } => {
@@ -536,4 +554,9 @@ impl State {
                 .insert(&key, LeafNode::new(value.to_vec(), amount))
         };
     }
+}
+
+/// A network fee in whole sats, rounded up: the ledger never counts less than what left.
+pub fn fee_sats(fee_msat: u64) -> u64 {
+    fee_msat.div_ceil(1000)
 }

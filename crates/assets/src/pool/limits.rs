@@ -29,6 +29,19 @@ pub struct PoolConfig {
     pub breaker_max: u64,
     /// How long a tripped breaker holds every payout, in seconds.
     pub breaker_cooldown_secs: u64,
+    /// The fewest tokens one redemption takes. Its fee pays the payout's network fee, so a
+    /// redemption too small to leave a fee could not pay any route but a direct channel.
+    pub min_redemption: u64,
+    /// How long one payout may keep the queue waiting, in seconds. A payout whose outcome is
+    /// still unknown then (a recipient holding the payment) leaves the head of the queue: its
+    /// tokens stay locked until the node learns how it ended, and the queue goes on.
+    pub payout_wait_secs: u64,
+    /// The latest expiry a payout invoice may have, in seconds from the request. It bounds
+    /// how long a redemption can wait on an invoice that may still be paid.
+    pub max_invoice_expiry_secs: u64,
+    /// The most blocks a payout's HTLCs may stay locked over the whole route: how long a
+    /// recipient can hold the node's money before the payment must end.
+    pub max_payout_cltv: u32,
 }
 
 /// The least share of [`PoolConfig::account_cap`] any account gets, whatever its trust.
@@ -44,6 +57,10 @@ impl Default for PoolConfig {
             breaker_window_secs: 3_600,
             breaker_max: 5_000_000,
             breaker_cooldown_secs: 3_600,
+            min_redemption: 1_000,
+            payout_wait_secs: 30,
+            max_invoice_expiry_secs: 86_400,
+            max_payout_cltv: 288,
         }
     }
 }
@@ -68,7 +85,8 @@ pub enum Hold {
     },
 }
 
-/// The limits' running state.
+/// The limits' running state. Amounts are satoshis that leave the node, network fees
+/// included; a payout whose outcome is not known yet is *reserved* at the most it may cost.
 #[derive(Clone, Debug)]
 pub struct Limiter {
     config: PoolConfig,
@@ -77,6 +95,7 @@ pub struct Limiter {
     account_out: HashMap<AccountId, u64>,
     window: VecDeque<(u64, u64)>,
     tripped_until: u64,
+    reserved: HashMap<AccountId, u64>,
 }
 
 impl Limiter {
@@ -89,6 +108,7 @@ impl Limiter {
             account_out: HashMap::new(),
             window: VecDeque::new(),
             tripped_until: 0,
+            reserved: HashMap::new(),
         }
     }
 
@@ -150,10 +170,16 @@ impl Limiter {
             });
         }
         let until = self.next_epoch_start(now);
-        if self.epoch_out > 0 && self.epoch_out.saturating_add(amount) > self.config.epoch_cap {
+        let out = self.epoch_out.saturating_add(self.reserved.values().sum());
+        if out > 0 && out.saturating_add(amount) > self.config.epoch_cap {
             return Err(Hold::EpochCap { until });
         }
-        let spent = self.account_out.get(account).copied().unwrap_or(0);
+        let spent = self
+            .account_out
+            .get(account)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(self.reserved.get(account).copied().unwrap_or(0));
         if spent > 0 && spent.saturating_add(amount) > self.account_cap(trust) {
             return Err(Hold::AccountCap { until });
         }
@@ -175,7 +201,25 @@ impl Limiter {
         }
     }
 
-    /// Tokens paid out in the current epoch.
+    /// Holds `amount` of `account`'s room under the caps while a payout of at most that much
+    /// is out; [`Limiter::release`] gives it back.
+    pub fn reserve(&mut self, account: &AccountId, amount: u64) {
+        let held = self.reserved.entry(*account).or_insert(0);
+        *held = held.saturating_add(amount);
+    }
+
+    /// Gives back `amount` reserved for `account`: the payout ended (and, if it was paid, is
+    /// [recorded](Limiter::record) at what it really cost).
+    pub fn release(&mut self, account: &AccountId, amount: u64) {
+        if let Some(held) = self.reserved.get_mut(account) {
+            *held = held.saturating_sub(amount);
+            if *held == 0 {
+                self.reserved.remove(account);
+            }
+        }
+    }
+
+    /// Satoshis paid out in the current epoch, network fees included.
     pub fn epoch_out(&self) -> u64 {
         self.epoch_out
     }
@@ -199,6 +243,7 @@ mod tests {
             breaker_window_secs: 10,
             breaker_max: 900,
             breaker_cooldown_secs: 50,
+            ..PoolConfig::default()
         }
     }
 
@@ -244,6 +289,35 @@ mod tests {
         );
         // A new epoch: a request above every cap goes, alone.
         assert_eq!(l.check(100, &b, 5_000, 1.0), Ok(()));
+    }
+
+    #[test]
+    fn a_payout_out_counts_against_the_caps_until_it_ends() {
+        let (a, b) = (
+            AccountId::from_bytes([1; 32]),
+            AccountId::from_bytes([2; 32]),
+        );
+        let mut l = Limiter::new(config());
+        assert_eq!(l.check(0, &a, 300, 1.0), Ok(()));
+        l.reserve(&a, 300);
+        // Its outcome unknown, it still takes the account's and the epoch's room.
+        assert_eq!(
+            l.check(1, &a, 200, 1.0),
+            Err(Hold::AccountCap { until: 100 })
+        );
+        assert_eq!(l.check(1, &b, 800, 1.0), Err(Hold::EpochCap { until: 100 }));
+        // Failed: the room comes back. Paid: what really left is counted instead.
+        l.release(&a, 300);
+        assert_eq!(l.check(2, &a, 200, 1.0), Ok(()));
+        l.reserve(&a, 300);
+        l.release(&a, 300);
+        l.record(3, &a, 290);
+        assert_eq!(l.epoch_out(), 290);
+        assert_eq!(l.check(4, &a, 110, 1.0), Ok(()));
+        assert_eq!(
+            l.check(4, &a, 111, 1.0),
+            Err(Hold::AccountCap { until: 100 })
+        );
     }
 
     #[test]

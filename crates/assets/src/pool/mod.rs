@@ -19,6 +19,25 @@
 //! invoice that expired more than [`IN_FLIGHT_HORIZON_SECS`] ago with no success on record is
 //! cancelled, since no HTLC of it can be pending that long.
 //!
+//! A payout costs the node more than the sats it delivers: Lightning routing fees, or an
+//! on-chain transaction's fee. The redemption's own fee (in tokens, one sat each) pays it:
+//! every payout goes out with that fee as its network-fee limit, and [`Op::Redeemed`] records
+//! the network fee really paid, so the ledger's collateral falls by exactly what left the node
+//! and never by more than the tokens burned. A member who routes the payout through their own
+//! high-fee node can therefore take nothing of the collateral that backs the other members'
+//! tokens; below [`PoolConfig::min_redemption`] no redemption is taken at all.
+//!
+//! A redemption never waits on a payment, and neither does the queue. [`RedemptionPool::redeem`]
+//! only locks the tokens and queues the request; [`RedemptionPool::process`] pays (the caller
+//! runs it in the background, woken by [`RedemptionPool::woken`]). A payout whose outcome is
+//! still unknown after [`PoolConfig::payout_wait_secs`] — its recipient holding the HTLC, say —
+//! is *parked*: it leaves the head of the queue, its tokens stay locked and its amount stays
+//! reserved under the caps, and each later round asks the node how it ended. Invoices are
+//! bounded ([`PoolConfig::max_invoice_expiry_secs`]) and so is the route's CLTV
+//! ([`PoolConfig::max_payout_cltv`]), so a held payment must end within days. One payout per
+//! account is out at a time: an account's later redemptions wait behind its parked one, and
+//! nobody else's do.
+//!
 //! An on-chain payout carries the redemption's [`onchain_tag`] in an `OP_RETURN` output. A
 //! retry looks for that tag among the payout wallet's transactions (after a sync) before it
 //! pays: found, the payout went out before the crash — it is broadcast again, in case a
@@ -29,10 +48,16 @@ pub mod limits;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use moip_lightning::{LightningError, PayRequest, PaymentHash, PaymentRail, PaymentState};
+use std::time::Duration;
+
+use moip_lightning::{
+    LightningError, PayRequest, PaymentHash, PaymentRail, PaymentState, RouteLimits,
+};
 use moip_wallet::{Fee, MoipWallet, SendRequest};
 
-use crate::ledger::{AccountId, JournalStore, Ledger, LedgerError, Op, TokenLedger};
+use crate::ledger::{
+    fee_sats, AccountId, JournalStore, Ledger, LedgerError, Op, PendingRedemption, TokenLedger,
+};
 use crate::util::{lock, unix_now as now};
 pub use limits::{Hold, Limiter, PoolConfig, TRUST_FLOOR};
 
@@ -76,6 +101,14 @@ pub enum PoolError {
     /// The fee takes the whole amount.
     #[error("{0} tokens do not cover the redemption fee")]
     TooSmall(u64),
+    /// Fewer tokens than the pool's minimum redemption.
+    #[error("a redemption takes at least {min} tokens; {amount} asked")]
+    BelowMinimum {
+        /// What was asked.
+        amount: u64,
+        /// The minimum.
+        min: u64,
+    },
     /// On-chain payouts need an on-chain wallet, which this pool lacks.
     #[error("this pool pays over Lightning only")]
     NoOnchainWallet,
@@ -118,9 +151,30 @@ pub struct Ticket {
 
 /// What one payment attempt came to.
 enum Attempt {
-    Paid,
+    /// Paid, at this network fee.
+    Paid {
+        fee_msat: u64,
+    },
     Failed(String),
     Unknown,
+}
+
+/// A payout out whose outcome is not known yet, parked off the head of the queue.
+#[derive(Clone, Copy)]
+struct Parked {
+    /// Whose redemption (one payout per account is out at a time).
+    from: AccountId,
+    /// Reserved under the limits until it ends.
+    reserved: u64,
+    /// Sent by this process, which is then the only sender: a failed record of it is final.
+    /// A payout parked after a restart may have an earlier attempt still out, so it is
+    /// retried as [`RedemptionPool::recover`] says instead.
+    sent_here: bool,
+}
+
+/// What the node may pay for one redemption's payout at most: its fee, in msat.
+fn fee_budget_msat(pending: &PendingRedemption) -> u64 {
+    (pending.amount - pending.sats_out).saturating_mul(1000)
 }
 
 /// The pool over a ledger, a Lightning node and optionally an on-chain wallet.
@@ -133,7 +187,10 @@ pub struct RedemptionPool<S> {
     last_hold: Mutex<Option<Hold>>,
     /// Redemptions the pool may have tried to pay already (see the module docs).
     attempted: Mutex<HashSet<u64>>,
+    /// Payouts out whose outcome is unknown, by redemption.
+    parked: Mutex<HashMap<u64, Parked>>,
     busy: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
 }
 
 impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
@@ -154,13 +211,13 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             for entry in ledger.entries(0)? {
                 match entry.op {
                     Op::Redeem {
-                        id, from, amount, ..
+                        id, from, sats_out, ..
                     } => {
-                        requested.insert(id, (from, amount));
+                        requested.insert(id, (from, sats_out));
                     }
-                    Op::Redeemed { id } => {
-                        if let Some((from, amount)) = requested.get(&id) {
-                            limiter.record(entry.time, from, *amount);
+                    Op::Redeemed { id, fee_msat } => {
+                        if let Some((from, sats_out)) = requested.get(&id) {
+                            limiter.record(entry.time, from, sats_out + fee_sats(fee_msat));
                         }
                     }
                     _ => {}
@@ -175,7 +232,9 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             trust: Mutex::new(HashMap::new()),
             last_hold: Mutex::new(None),
             attempted: Mutex::new(HashSet::new()),
+            parked: Mutex::new(HashMap::new()),
             busy: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -197,8 +256,9 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
 
     /// Redeems `amount` of `from`'s tokens, paying `payout` — a BOLT11 invoice for exactly the
     /// amount after the fee (or an amountless one), or `bitcoin:<address>` — with the account's
-    /// cap scaled by `trust` (0 to 1). The tokens are locked at once; the payment goes out now
-    /// if the limits allow, later otherwise.
+    /// cap scaled by `trust` (0 to 1). The tokens are locked and the request queued at once;
+    /// the payment goes out in the next [`RedemptionPool::process`] (which this wakes), never
+    /// while the caller waits.
     ///
     /// # Errors
     /// [`PoolError`] when the request is refused outright; nothing is locked then.
@@ -209,6 +269,13 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         payout: &str,
         trust: f64,
     ) -> Result<Ticket, PoolError> {
+        let config = self.config();
+        if amount < config.min_redemption {
+            return Err(PoolError::BelowMinimum {
+                amount,
+                min: config.min_redemption,
+            });
+        }
         let fee = self.fee(amount);
         let sats_out = amount - fee;
         if sats_out == 0 {
@@ -225,6 +292,18 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 .map_err(|e| PoolError::Invoice(e.to_string()))?;
             if invoice.expires_at <= now() {
                 return Err(PoolError::Invoice("it has expired".into()));
+            }
+            if invoice.expires_at > now().saturating_add(config.max_invoice_expiry_secs) {
+                return Err(PoolError::Invoice(format!(
+                    "it expires too late: at most {} s from now",
+                    config.max_invoice_expiry_secs
+                )));
+            }
+            if invoice.min_final_cltv_expiry_delta >= u64::from(config.max_payout_cltv) {
+                return Err(PoolError::Invoice(format!(
+                    "its final CLTV delta ({} blocks) leaves no route within the pool's {} blocks",
+                    invoice.min_final_cltv_expiry_delta, config.max_payout_cltv
+                )));
             }
             if let Some(asked_msat) = invoice.amount_msat {
                 if asked_msat != sats_out * 1000 {
@@ -255,11 +334,8 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             id
         };
         lock(&self.trust).insert(id, trust);
-        let outcomes = self.process().await;
-        let status = match outcomes.into_iter().find(|(i, _)| *i == id) {
-            Some((_, status)) => status,
-            None => self.queued_status(id),
-        };
+        self.wake.notify_one();
+        let status = self.queued_status(id);
         Ok(Ticket {
             id,
             sats_out,
@@ -286,7 +362,16 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             }
     }
 
+    /// Returns once a redemption was queued since the last call (or at once if one was queued
+    /// before anyone waited): the signal for a background task to [process](Self::process).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
     fn queued_status(&self, id: u64) -> Status {
+        if lock(&self.parked).contains_key(&id) {
+            return Status::InFlight;
+        }
         let ledger = lock(&self.ledger);
         match ledger.state().redemptions().keys().position(|k| *k == id) {
             Some(position) => Status::Queued {
@@ -307,62 +392,111 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         Some(self.queued_status(id))
     }
 
-    /// Pays the queue's head for as long as the limits allow; returns what happened to each
-    /// redemption it took up.
+    /// Settles the parked payouts whose outcome the node now knows, then pays the queue in
+    /// order for as long as the limits allow; returns what happened to each redemption it
+    /// took up. A payout still unknown after [`PoolConfig::payout_wait_secs`] is parked and
+    /// the queue goes on (see the module docs).
     pub async fn process(&self) -> Vec<(u64, Status)> {
         let _one_at_a_time = self.busy.lock().await;
         let mut outcomes = Vec::new();
-        loop {
-            let head = {
-                let ledger = lock(&self.ledger);
-                ledger
-                    .state()
-                    .redemptions()
-                    .iter()
-                    .next()
-                    .map(|(id, r)| (*id, r.clone()))
+        let parked: Vec<(u64, Parked)> = lock(&self.parked).iter().map(|(i, p)| (*i, *p)).collect();
+        for (id, flight) in parked {
+            let Some(pending) = self.pending(id) else {
+                lock(&self.parked).remove(&id);
+                continue;
             };
-            let Some((id, pending)) = head else { break };
+            let attempt = match pending.payout.strip_prefix(ONCHAIN_PREFIX) {
+                Some(address) => self.pay_onchain(id, address, &pending).await,
+                None if flight.sent_here => self.poll_parked(&pending).await,
+                None => self.pay_lightning(id, &pending).await,
+            };
+            if let Some(status) = self.conclude(id, &pending, flight.reserved, attempt) {
+                lock(&self.parked).remove(&id);
+                outcomes.push((id, status));
+            }
+        }
+        let queue: Vec<(u64, PendingRedemption)> = {
+            let ledger = lock(&self.ledger);
+            ledger
+                .state()
+                .redemptions()
+                .iter()
+                .map(|(id, r)| (*id, r.clone()))
+                .collect()
+        };
+        for (id, pending) in queue {
+            let out = {
+                let parked = lock(&self.parked);
+                parked.contains_key(&id) || parked.values().any(|p| p.from == pending.from)
+            };
+            if out {
+                continue;
+            }
             let trust = lock(&self.trust).get(&id).copied().unwrap_or(0.0);
-            let checked = lock(&self.limiter).check(now(), &pending.from, pending.amount, trust);
+            // The most that may leave: what it pays plus its fee, the network's limit.
+            let reserved = pending.amount;
+            let checked = lock(&self.limiter).check(now(), &pending.from, reserved, trust);
             if let Err(hold) = checked {
                 *lock(&self.last_hold) = Some(hold);
                 break;
             }
             *lock(&self.last_hold) = None;
+            lock(&self.limiter).reserve(&pending.from, reserved);
+            let first = !lock(&self.attempted).contains(&id);
             let attempt = if let Some(address) = pending.payout.strip_prefix(ONCHAIN_PREFIX) {
-                self.pay_onchain(id, address, pending.sats_out).await
+                self.pay_onchain(id, address, &pending).await
             } else {
-                self.pay_lightning(id, &pending.payout, pending.sats_out)
-                    .await
+                self.pay_lightning(id, &pending).await
             };
-            match self.conclude(id, &pending.from, pending.amount, attempt) {
+            match self.conclude(id, &pending, reserved, attempt) {
                 Some(status) => outcomes.push((id, status)),
                 None => {
+                    lock(&self.parked).insert(
+                        id,
+                        Parked {
+                            from: pending.from,
+                            reserved,
+                            sent_here: first,
+                        },
+                    );
                     outcomes.push((id, Status::InFlight));
-                    break;
                 }
             }
         }
         outcomes
     }
 
-    /// Records how redemption `id` ended — paid (burned, and counted against the limits) or
-    /// failed (tokens back) — and returns its status; `None` while the result is unknown.
-    fn conclude(&self, id: u64, from: &AccountId, amount: u64, attempt: Attempt) -> Option<Status> {
-        match attempt {
-            Attempt::Paid => {
-                if self.settle(id, Op::Redeemed { id }) {
-                    lock(&self.limiter).record(now(), from, amount);
+    /// Redemption `id`, if it is still pending.
+    fn pending(&self, id: u64) -> Option<PendingRedemption> {
+        lock(&self.ledger).state().redemptions().get(&id).cloned()
+    }
+
+    /// Records how redemption `id` ended — paid (burned, its network fee out of collateral, and
+    /// counted against the limits at what it cost) or failed (tokens back) — releasing the
+    /// `reserved` room under the limits; returns its status, `None` while the result is unknown.
+    fn conclude(
+        &self,
+        id: u64,
+        pending: &PendingRedemption,
+        reserved: u64,
+        attempt: Attempt,
+    ) -> Option<Status> {
+        let status = match attempt {
+            Attempt::Paid { fee_msat } => {
+                if self.settle(id, Op::Redeemed { id, fee_msat }) {
+                    let out = pending.sats_out + fee_sats(fee_msat);
+                    lock(&self.limiter).record(now(), &pending.from, out);
                 }
-                Some(Status::Paid)
+                Status::Paid
             }
             Attempt::Failed(reason) => {
                 self.settle(id, Op::RedeemCancelled { id });
-                Some(Status::Cancelled { reason })
+                Status::Cancelled { reason }
             }
-            Attempt::Unknown => None,
-        }
+            Attempt::Unknown => return None,
+        };
+        lock(&self.limiter).release(&pending.from, reserved);
+        Some(status)
     }
 
     /// Records the end of redemption `id`; false if it was already recorded.
@@ -384,18 +518,20 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
     }
 
-    /// Pays redemption `id`'s invoice — or, on a retry, first learns whether an earlier
-    /// attempt paid it (see the module docs).
-    async fn pay_lightning(&self, id: u64, invoice: &str, sats_out: u64) -> Attempt {
+    /// Pays redemption `id`'s invoice, with its fee as the routing-fee limit — or, on a retry,
+    /// first learns whether an earlier attempt paid it (see the module docs).
+    async fn pay_lightning(&self, id: u64, pending: &PendingRedemption) -> Attempt {
+        let invoice = &pending.payout;
         let summary = match moip_lightning::read_invoice(invoice) {
             Ok(summary) => summary,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
         let hash = summary.payment_hash;
+        let budget = fee_budget_msat(pending);
         let retry = !lock(&self.attempted).insert(id);
         if retry {
-            if let Attempt::Paid = self.outcome_of(hash, true).await {
-                return Attempt::Paid;
+            if let paid @ Attempt::Paid { .. } = self.outcome_of(hash, true, budget).await {
+                return paid;
             }
             if summary.expires_at.saturating_add(IN_FLIGHT_HORIZON_SECS) < now() {
                 return Attempt::Failed(
@@ -408,12 +544,22 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             Err(_) if retry => return Attempt::Unknown,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
-        let mut request = PayRequest::new(invoice);
+        let config = self.config();
+        let mut request = PayRequest::new(invoice.as_str());
         if decoded.amount_msat.is_none() {
-            request.amount_msat = Some(sats_out * 1000);
+            request.amount_msat = Some(pending.sats_out * 1000);
         }
+        request.limits = RouteLimits {
+            max_fee_msat: Some(budget),
+            max_cltv_expiry_delta: Some(config.max_payout_cltv),
+            ..RouteLimits::default()
+        };
+        request.timeout = Duration::from_secs(config.payout_wait_secs);
         match self.rail.pay(request).await {
-            Ok(_) => Attempt::Paid,
+            Ok(outcome) => Attempt::Paid {
+                // Unknown fee: count the most it can have been.
+                fee_msat: outcome.fee_paid_msat.unwrap_or(budget),
+            },
             // LDK's last word on the payment this call sent.
             Err(e @ LightningError::PaymentFailed { .. }) => Attempt::Failed(e.to_string()),
             // Refused before sending: the end of a first attempt, no answer for a retry.
@@ -425,16 +571,31 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 | LightningError::WrongNetwork { .. }
                 | LightningError::InvalidAmount(_)),
             ) if !retry => Attempt::Failed(e.to_string()),
-            Err(_) => self.outcome_of(hash, retry).await,
+            Err(_) => self.outcome_of(hash, retry, budget).await,
         }
     }
 
-    /// What the node knows of the payment for `hash`. On a retry a failed record is no answer:
-    /// it may be the record of a refused retry while the first attempt is still out.
-    async fn outcome_of(&self, hash: PaymentHash, retry: bool) -> Attempt {
+    /// How a parked payout this process sent ended, if the node knows: it was the only
+    /// attempt, so a failed record is final.
+    async fn poll_parked(&self, pending: &PendingRedemption) -> Attempt {
+        match moip_lightning::read_invoice(&pending.payout) {
+            Ok(invoice) => {
+                self.outcome_of(invoice.payment_hash, false, fee_budget_msat(pending))
+                    .await
+            }
+            Err(e) => Attempt::Failed(e.to_string()),
+        }
+    }
+
+    /// What the node knows of the payment for `hash`, whose network fee was limited to
+    /// `budget_msat`. On a retry a failed record is no answer: it may be the record of a
+    /// refused retry while the first attempt is still out.
+    async fn outcome_of(&self, hash: PaymentHash, retry: bool, budget_msat: u64) -> Attempt {
         match self.rail.payment_by_hash(hash).await {
             Ok(Some(record)) => match record.state {
-                PaymentState::Succeeded => Attempt::Paid,
+                PaymentState::Succeeded => Attempt::Paid {
+                    fee_msat: record.fee_paid_msat.unwrap_or(budget_msat),
+                },
                 PaymentState::Failed if !retry => Attempt::Failed("the payment failed".into()),
                 PaymentState::Failed | PaymentState::Pending => Attempt::Unknown,
             },
@@ -442,9 +603,12 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
     }
 
-    /// Pays redemption `id` on chain, tagged — or, on a retry, first looks for the tagged
-    /// payout an earlier attempt may have sent (see the module docs).
-    async fn pay_onchain(&self, id: u64, address: &str, sats_out: u64) -> Attempt {
+    /// Pays redemption `id` on chain, tagged, if the transaction's fee fits in the
+    /// redemption's — or, on a retry, first looks for the tagged payout an earlier attempt may
+    /// have sent (see the module docs).
+    async fn pay_onchain(&self, id: u64, address: &str, pending: &PendingRedemption) -> Attempt {
+        let sats_out = pending.sats_out;
+        let budget = fee_budget_msat(pending);
         let Some(wallet) = self.onchain.clone() else {
             return Attempt::Failed("this pool pays over Lightning only".into());
         };
@@ -469,7 +633,8 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 match wallet.tagged(&tag) {
                     Ok(Some((tx, confirmed))) => {
                         return if confirmed || wallet.rebroadcast(&tx).is_ok() {
-                            Attempt::Paid
+                            // Its fee was checked against the budget before it went out.
+                            Attempt::Paid { fee_msat: budget }
                         } else {
                             Attempt::Unknown
                         };
@@ -490,8 +655,16 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 // Building or signing failed: nothing went out.
                 Err(e) => return Attempt::Failed(e.to_string()),
             };
+            let fee_msat = prepared.fee.to_sat().saturating_mul(1000);
+            if fee_msat > budget {
+                return Attempt::Failed(format!(
+                    "the on-chain fee ({} sat) exceeds the redemption's fee ({} sat)",
+                    prepared.fee.to_sat(),
+                    budget / 1000
+                ));
+            }
             match wallet.broadcast(&prepared.psbt) {
-                Ok(_) => Attempt::Paid,
+                Ok(_) => Attempt::Paid { fee_msat },
                 // The server refused it: nothing went out.
                 Err(e @ moip_wallet::WalletError::Broadcast(_)) => Attempt::Failed(e.to_string()),
                 // It may have gone out (an answer lost): the retry looks for the tag.
@@ -506,27 +679,30 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
     /// processes the queue. Every redemption pending now is a retry from here on, since the
     /// crash may have come after the node sent its payment.
     pub async fn recover(&self) -> Vec<(u64, Status)> {
-        let pending: Vec<(u64, String, AccountId, u64)> = {
+        let pending: Vec<(u64, PendingRedemption)> = {
             let ledger = lock(&self.ledger);
             ledger
                 .state()
                 .redemptions()
                 .iter()
-                .map(|(id, r)| (*id, r.payout.clone(), r.from, r.amount))
+                .map(|(id, r)| (*id, r.clone()))
                 .collect()
         };
         let mut outcomes = Vec::new();
-        for (id, payout, from, amount) in pending {
+        for (id, pending) in pending {
             lock(&self.attempted).insert(id);
-            if payout.starts_with(ONCHAIN_PREFIX) {
+            if pending.payout.starts_with(ONCHAIN_PREFIX) {
                 // Settled by its first retry, which looks for the tagged payout first.
                 continue;
             }
-            let Ok(invoice) = moip_lightning::read_invoice(&payout) else {
+            let Ok(invoice) = moip_lightning::read_invoice(&pending.payout) else {
                 continue;
             };
-            if let Attempt::Paid = self.outcome_of(invoice.payment_hash, true).await {
-                if let Some(status) = self.conclude(id, &from, amount, Attempt::Paid) {
+            let attempt = self
+                .outcome_of(invoice.payment_hash, true, fee_budget_msat(&pending))
+                .await;
+            if let paid @ Attempt::Paid { .. } = attempt {
+                if let Some(status) = self.conclude(id, &pending, 0, paid) {
                     outcomes.push((id, status));
                 }
             }
@@ -540,7 +716,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         lock(&self.limiter).config().clone()
     }
 
-    /// Tokens paid out in the current epoch.
+    /// Satoshis paid out in the current epoch, network fees included.
     pub fn epoch_out(&self) -> u64 {
         lock(&self.limiter).epoch_out()
     }

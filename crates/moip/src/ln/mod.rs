@@ -90,6 +90,7 @@ impl From<RouteArgs> for RouteLimits {
         RouteLimits {
             max_fee_msat: route.max_fee_msat,
             max_parts: route.max_parts,
+            ..RouteLimits::default()
         }
     }
 }

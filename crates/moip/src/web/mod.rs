@@ -550,7 +550,7 @@ async fn perform(hub: &Hub, keys: &nostr_sdk::Keys, fields: &Fields) -> Result<S
                     num(view.fee.unwrap_or(0))
                 ),
                 "queued" => format!(
-                    "Your redemption waits in line (place {}); it is paid when the pool's limits allow.",
+                    "Your redemption is queued (place {}): it is paid as soon as the pool's limits allow, in seconds unless they hold it.",
                     view.position.unwrap_or(0) + 1
                 ),
                 "cancelled" => format!(
