@@ -575,29 +575,15 @@ pub async fn deposit(
             DepositError::Amount(_) => {
                 Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
+            DepositError::TooManyUnpaid => {
+                Failure::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
             DepositError::Busy => Failure::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             _ => Failure::new(StatusCode::BAD_GATEWAY, e.to_string()),
         })?;
     Ok(deposit_view(hash.to_string(), deposit))
 }
 
-#[utoipa::path(post, path = "/api/deposits", request_body = DepositRequest,
-    responses((status = 201, body = DepositView), (status = 400, body = ApiError),
-              (status = 401, body = ApiError), (status = 403, body = ApiError),
-              (status = 422, body = ApiError), (status = 429, body = ApiError),
-              (status = 503, body = ApiError)))]
-async fn deposits(
-    State(hub): State<Arc<Hub>>,
-    body: Result<String, StringRejection>,
-            DepositError::TooManyUnpaid => {
-                Failure::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
-            }
-) -> Result<Response, Failure> {
-    let body = text_of(body)?;
-    let request: DepositRequest = parse_json(&body)?;
-    let (depositor, account) = depositor(&hub, &headers, request.pubkey.as_deref())?;
-    let view = deposit(&hub, depositor, account, request.sats).await?;
-    Ok((StatusCode::CREATED, Json(view)).into_response())
 /// Who may ask for a deposit invoice, and for which account: the operator (the token, or
 /// the operator's dashboard session) for `pubkey`, or a logged-in member for their own key.
 /// Nobody else: an unpaid invoice takes a place in the book (and in the Lightning node's
@@ -645,13 +631,27 @@ fn depositor(
     }
 }
 
-}
+#[utoipa::path(post, path = "/api/deposits", request_body = DepositRequest,
     security(("operator" = []), ("session" = [])),
+    responses((status = 201, body = DepositView), (status = 400, body = ApiError),
+              (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 422, body = ApiError), (status = 429, body = ApiError),
+              (status = 503, body = ApiError)))]
+async fn deposits(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Result<Response, Failure> {
+    let body = text_of(body)?;
+    let request: DepositRequest = parse_json(&body)?;
+    let (depositor, account) = depositor(&hub, &headers, request.pubkey.as_deref())?;
+    let view = deposit(&hub, depositor, account, request.sats).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
 
 #[utoipa::path(get, path = "/api/deposits/{hash}",
     params(("hash" = String, Path, description = "the invoice's payment hash (hex)")),
     responses((status = 200, body = DepositView), (status = 404, body = ApiError)))]
-    headers: HeaderMap,
 async fn deposit_status(
     State(hub): State<Arc<Hub>>,
     Path(hash): Path<String>,
@@ -770,6 +770,12 @@ impl utoipa::Modify for OperatorAuth {
             "operator",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new(crate::web::session::COOKIE),
+            )),
+        );
     }
 }
 
@@ -823,12 +829,6 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
-                utoipa::openapi::security::ApiKeyValue::new(crate::web::session::COOKIE),
-            )),
-        );
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = moip_chain::http::HttpLimits::default();
