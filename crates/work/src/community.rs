@@ -25,9 +25,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use bitcoin::secp256k1::Keypair;
 use moip_assets::ledger::{Escrow, Settlement, TaskId, TokenLedger};
 
-use crate::dispute::{consequences, draw_panel, panel_seed, tally};
+use crate::dispute::{
+    consequences, draw_panel, drawing_key, drawing_public_key, drawn_seed, sign_draw, tally,
+};
 use crate::events::{Message, Signed};
 use crate::identity::{IdentityError, Registry, Role, VerifierRules};
 use crate::task::{Attestation, Rules, State, Task, TaskError, TaskSpec};
@@ -107,10 +110,34 @@ pub struct Community<L> {
     panels: HashMap<String, Panel>,
     /// When each verifier vouched, for [`Rules::vouch_cap`].
     vouches: HashMap<AccountId, Vec<u64>>,
+    /// Signs each dispute's draw (see [`crate::dispute`]).
+    drawing: Keypair,
+    /// Each disputed task's draw: the dispute event's id and the drawing key's signature.
+    draws: HashMap<String, Draw>,
+}
+
+/// What a panel was drawn from: anyone checks it with [`crate::dispute::verify_draw`] and the
+/// community's [`Community::drawing_key`], then redraws with [`draw_panel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Draw {
+    /// The dispute event's id.
+    pub dispute: [u8; 32],
+    /// The drawing key's signature over the task and the dispute.
+    pub signature: [u8; 64],
 }
 
 /// A dispute's jurors and the votes they cast so far.
 type Panel = (Vec<AccountId>, Vec<(AccountId, bool)>);
+
+/// A drawing key nobody else knows, for a community not (yet) given its service's.
+fn random_drawing_key() -> Keypair {
+    loop {
+        let secret = nostr_sdk::Keys::generate().secret_key().secret_bytes();
+        if let Some(key) = drawing_key(&secret) {
+            return key;
+        }
+    }
+}
 
 fn ledger_error(e: impl std::fmt::Display) -> Rejection {
     Rejection::Ledger(e.to_string())
@@ -140,9 +167,31 @@ impl<L: TokenLedger> Community<L> {
             seen: HashSet::new(),
             panels: HashMap::new(),
             vouches: HashMap::new(),
+            drawing: random_drawing_key(),
+            draws: HashMap::new(),
         };
         community.rescore(0);
         community
+    }
+
+    /// Sets the key that signs panel draws, derived from `service_secret` (the Work service's
+    /// signing key; [`crate::service::WorkService::start`] does this). Until then a community
+    /// draws with a random key of its own: nobody can grind it, but another instance replaying
+    /// the same events draws other panels — set the same secret on both to rebuild.
+    pub fn set_drawing_secret(&mut self, service_secret: &[u8; 32]) {
+        if let Some(key) = drawing_key(service_secret) {
+            self.drawing = key;
+        }
+    }
+
+    /// The public key that checks this community's panel draws.
+    pub fn drawing_key(&self) -> [u8; 32] {
+        drawing_public_key(&self.drawing)
+    }
+
+    /// What a disputed task's panel was drawn from.
+    pub fn draw(&self, task: &str) -> Option<Draw> {
+        self.draws.get(task).copied()
     }
 
     /// The community's id (the `h` tag of its events).
@@ -375,7 +424,10 @@ impl<L: TokenLedger> Community<L> {
                     .iter()
                     .map(|(a, s)| (*a, *s))
                     .collect();
-                let seed = panel_seed(task, &event.event_id);
+                // Neither side can compute this before the dispute is accepted, and only the
+                // first dispute is: see [`crate::dispute`].
+                let signature = sign_draw(&self.drawing, task, &event.event_id);
+                let seed = drawn_seed(task, &event.event_id, &signature);
                 let panel = draw_panel(
                     &seed,
                     &candidates,
@@ -384,6 +436,13 @@ impl<L: TokenLedger> Community<L> {
                     self.rules.min_trust,
                 );
                 self.panels.insert(task.clone(), (panel, Vec::new()));
+                self.draws.insert(
+                    task.clone(),
+                    Draw {
+                        dispute: event.event_id,
+                        signature,
+                    },
+                );
                 Ok(Outcome::Accepted)
             }
             Message::Vote { task, worker_won } => {

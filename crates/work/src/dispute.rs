@@ -1,14 +1,40 @@
-//! Disputes: a panel drawn at random — verifiably, from a seed both sides can recompute — with
-//! the chance of each member proportional to their trust, excluding the task's parties; a
-//! majority of the panel decides; the losing side takes negative trust edges.
+//! Disputes: a panel drawn at random — verifiably, from a seed neither side of the dispute can
+//! choose — with the chance of each member proportional to their trust, excluding the task's
+//! parties; a majority of the panel decides; the losing side takes negative trust edges.
+//!
+//! ## The seed, and why it cannot be ground
+//!
+//! Hashing only the dispute event ([`panel_seed`]) let the challenger pick the panel: they can
+//! sign the dispute again and again (another `created_at`, another id), compute the draw for
+//! each from public data, and publish the one that suits them. The Work service has no chain
+//! to take a later block hash from, so the seed adds what only the service can compute: its
+//! **drawing key**'s BIP-340 signature over the task and the dispute event ([`sign_draw`]),
+//! made without auxiliary randomness, so that the same key, task and dispute always give the
+//! same signature and a replay redraws the same panel. The seed is
+//! [`drawn_seed`]`(task, dispute, signature)`.
+//!
+//! - The challenger cannot grind: without the drawing key they cannot compute the seed of any
+//!   dispute they might sign, and only the first dispute of a task is accepted, so they get one
+//!   draw, blind.
+//! - The worker and the attesters cannot either, for the same reason.
+//! - Anyone can check the draw afterwards: [`verify_draw`] checks the signature against the
+//!   drawing key's public key and gives the seed; [`draw_panel`] from it gives the panel.
+//! - What remains trusted is the service: holding the key, it could sign with other nonces and
+//!   choose among draws. It already decides every event and holds the ledger; the drawing key
+//!   is derived from its signing key ([`drawing_key`]), so the same operator answers for both.
+//!
+//! The challenger still chooses *when* to dispute within the challenge window, and so which
+//! trust scores the draw weighs; they cannot see the draw before choosing.
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::{schnorr, Keypair, Message as Digest, Secp256k1, XOnlyPublicKey};
 
 use crate::trust::Signal;
 use crate::AccountId;
 
-/// The panel's seed: `sha256("moip/panel" ‖ task id ‖ the dispute event's id)`. Both sides know
-/// both inputs, and neither chooses the dispute event's id alone (it hashes the signed event).
+/// The public part of the seed: `sha256("moip/panel" ‖ task id ‖ the dispute event's id)`.
+/// **Grindable on its own** (the challenger signs the dispute event): the draw uses
+/// [`drawn_seed`].
 pub fn panel_seed(task_id: &str, dispute_event_id: &[u8; 32]) -> [u8; 32] {
     let mut engine = sha256::Hash::engine();
     engine.input(b"moip/panel");
@@ -16,6 +42,68 @@ pub fn panel_seed(task_id: &str, dispute_event_id: &[u8; 32]) -> [u8; 32] {
     engine.input(task_id.as_bytes());
     engine.input(dispute_event_id);
     sha256::Hash::from_engine(engine).to_byte_array()
+}
+
+/// The drawing key for a service whose signing key's secret is `service_secret`:
+/// `sha256("moip/panel-key" ‖ secret)`, a key of its own so that panel signatures can never be
+/// taken for Nostr events. `None` only for the negligible case of a digest that is no key.
+pub fn drawing_key(service_secret: &[u8; 32]) -> Option<Keypair> {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"moip/panel-key");
+    engine.input(service_secret);
+    let secret = sha256::Hash::from_engine(engine).to_byte_array();
+    Keypair::from_seckey_slice(&Secp256k1::signing_only(), &secret).ok()
+}
+
+/// The public key that checks a drawing key's signatures (x-only, as Nostr keys are).
+pub fn drawing_public_key(key: &Keypair) -> [u8; 32] {
+    key.x_only_public_key().0.serialize()
+}
+
+/// What the drawing key signs for a dispute:
+/// `sha256("moip/panel-draw" ‖ task id ‖ the dispute event's id)`.
+fn draw_digest(task_id: &str, dispute_event_id: &[u8; 32]) -> Digest {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"moip/panel-draw");
+    engine.input(&(task_id.len() as u64).to_be_bytes());
+    engine.input(task_id.as_bytes());
+    engine.input(dispute_event_id);
+    Digest::from_digest(sha256::Hash::from_engine(engine).to_byte_array())
+}
+
+/// The drawing key's signature for a dispute (BIP-340 without auxiliary randomness: the same
+/// inputs give the same signature, so a replay redraws the same panel).
+pub fn sign_draw(key: &Keypair, task_id: &str, dispute_event_id: &[u8; 32]) -> [u8; 64] {
+    Secp256k1::signing_only()
+        .sign_schnorr_no_aux_rand(&draw_digest(task_id, dispute_event_id), key)
+        .serialize()
+}
+
+/// The panel's seed: `sha256("moip/panel-seed" ‖ task id ‖ dispute event id ‖ signature)`.
+pub fn drawn_seed(task_id: &str, dispute_event_id: &[u8; 32], signature: &[u8; 64]) -> [u8; 32] {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"moip/panel-seed");
+    engine.input(&(task_id.len() as u64).to_be_bytes());
+    engine.input(task_id.as_bytes());
+    engine.input(dispute_event_id);
+    engine.input(signature);
+    sha256::Hash::from_engine(engine).to_byte_array()
+}
+
+/// Checks a draw's signature against the drawing key's public key and gives the seed it makes;
+/// `None` when the signature is not the drawing key's for this task and dispute.
+pub fn verify_draw(
+    drawing_key: &[u8; 32],
+    task_id: &str,
+    dispute_event_id: &[u8; 32],
+    signature: &[u8; 64],
+) -> Option<[u8; 32]> {
+    let key = XOnlyPublicKey::from_slice(drawing_key).ok()?;
+    let sig = schnorr::Signature::from_slice(signature).ok()?;
+    Secp256k1::verification_only()
+        .verify_schnorr(&sig, &draw_digest(task_id, dispute_event_id), &key)
+        .ok()?;
+    Some(drawn_seed(task_id, dispute_event_id, signature))
 }
 
 /// A number in (0, 1] for `who` from `seed`.
