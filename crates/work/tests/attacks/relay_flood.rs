@@ -353,7 +353,8 @@ fn disk(dir: &std::path::Path) -> u64 {
 /// service with its default limits and a log on disk) and disk (the log's files) as strangers
 /// flood it, for `docs/reliability.md`. Each stranger publishes a follow list of 100 keys, a
 /// report and a claim; `MOIP_FLOOD_EVENTS` hostile events in all (default 60,000), in rounds
-/// of 3,000 over fresh connections. Run by hand:
+/// of 3,000 over fresh connections; `MOIP_FLOOD_STORED` sets the relay's
+/// [`RelayLimits::max_stored_events`]. Run by hand:
 ///
 /// `cargo test -p moip-work --test attacks relay_flood::measure -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +365,14 @@ async fn measure_flood_growth() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    let mut limits = RelayLimits::default();
+    if let Some(stored) = std::env::var("MOIP_FLOOD_STORED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        limits.max_stored_events = stored;
+    }
+    let relay = Relay::start_with(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), limits)
         .await
         .expect("relay");
     let f1 = Keys::generate();
