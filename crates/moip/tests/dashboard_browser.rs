@@ -165,6 +165,26 @@ founders = ["{}", "{}"]
 
     // Flow 1: the worker claims the task and proves the work.
     let worker = log_in(&browser, &base, "worker");
+    // Claiming needs trust: a founder (a key the test holds) vouches for the worker.
+    let vouch = moip_work::events::encode(
+        &founders[0],
+        "bakery",
+        &moip_work::events::Message::Vouch {
+            subject: moip::actions::parse_key(&worker).expect("key"),
+        },
+        moip::views::now(),
+    )
+    .expect("sign");
+    let mut response = agent
+        .post(format!("{base}/api/events"))
+        .send(vouch.as_json())
+        .expect("post");
+    assert_eq!(
+        response.status().as_u16(),
+        202,
+        "{:?}",
+        response.body_mut().read_to_string()
+    );
     browser.goto(&format!("{base}/tasks/fence"));
     act(&browser, "claim", "Done");
     browser.wait_text("#task-state", "claimed", WAIT);
