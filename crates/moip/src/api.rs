@@ -26,11 +26,10 @@ use axum::extract::rejection::StringRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use moip_assets::ledger::AccountId;
 use moip_assets::pool::PoolError;
-use moip_moneysocket::provider::SpendingLimit;
 use moip_nwc::Budget;
 use moip_work::events::unsigned;
 use moip_work::receipt::Verdict;
@@ -39,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::actions::{self, decode_redeem, redeem_builder, Fields, Prepared, RedeemRequest};
+use crate::beacons::BeaconView;
 use crate::commitments::CommitmentRecord;
 use crate::deposits::{DepositError, Depositor};
 use crate::history::Point;
@@ -173,6 +173,15 @@ pub struct BeaconPairingRequest {
 pub struct PairingView {
     /// What the app scans or pastes.
     pub uri: String,
+}
+
+/// A new beacon: the bearer secret, shown once, and the id it is listed and revoked by.
+#[derive(Serialize, ToSchema)]
+pub struct BeaconPairingView {
+    /// What the app scans or pastes.
+    pub uri: String,
+    /// Its id in `GET /api/pairing/beacons`.
+    pub id: String,
 }
 
 fn bad_request(text: impl Into<String>) -> Failure {
@@ -692,23 +701,63 @@ pub fn pair_nwc(hub: &Hub, name: &str, budget_sat: Option<u64>) -> Result<Pairin
     })
 }
 
-/// A new Moneysocket beacon, served from now on.
+/// A new Moneysocket beacon, written down with its budget and served from now on (after a
+/// restart too, until revoked).
 ///
 /// # Errors
-/// 500 when the relay URL cannot go in a beacon.
-pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<PairingView, Failure> {
-    let limit = SpendingLimit {
-        max_msat: limit_sat.map(|sat| sat.saturating_mul(1_000)),
-    };
+/// 500 when the relay URL cannot go in a beacon or the beacon book cannot be written.
+pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<BeaconPairingView, Failure> {
     let node = &hub.node;
-    let beacon = crate::pairing::new_beacon(
-        &node.moneysocket_url,
-        crate::pairing::ProviderPath::InProcess(node.moneysocket_relay.clone()),
-        &hub.moneysocket,
-        limit,
-    )
-    .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(PairingView { uri: beacon })
+    let (id, uri) = hub
+        .beacons
+        .create(
+            &node.moneysocket_url,
+            crate::pairing::ProviderPath::InProcess(node.moneysocket_relay.clone()),
+            &hub.moneysocket,
+            limit_sat.map(|sat| sat.saturating_mul(1_000)),
+        )
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(BeaconPairingView { uri, id })
+}
+
+/// Revokes beacon `id` (see [`crate::beacons::Beacons::revoke`]).
+///
+/// # Errors
+/// 404 for an unknown id, 500 when the beacon book cannot be written.
+pub fn revoke_beacon(hub: &Hub, id: &str) -> Result<BeaconView, Failure> {
+    hub.beacons.revoke(id).map_err(|e| match e {
+        crate::beacons::BeaconError::Unknown(_) => {
+            Failure::new(StatusCode::NOT_FOUND, e.to_string())
+        }
+        e => Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    })
+}
+
+#[utoipa::path(get, path = "/api/pairing/beacons", security(("operator" = [])),
+    responses((status = 200, description = "every beacon made, its budget and whether it was \
+                revoked (never its seed)", body = [BeaconView]),
+              (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn pairing_beacons(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<BeaconView>>, Failure> {
+    operator(&hub, &headers)?;
+    Ok(Json(hub.beacons.list()))
+}
+
+#[utoipa::path(delete, path = "/api/pairing/beacons/{id}", security(("operator" = [])),
+    params(("id" = String, Path, description = "the beacon's id, as the list gives it")),
+    responses((status = 200, description = "revoked: no longer served, spends nothing more",
+                body = BeaconView),
+              (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 404, body = ApiError)))]
+async fn pairing_beacon_revoke(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<BeaconView>, Failure> {
+    operator(&hub, &headers)?;
+    revoke_beacon(&hub, &id).map(Json)
 }
 
 #[utoipa::path(post, path = "/api/pairing/nwc", request_body = NwcPairingRequest,
@@ -728,13 +777,13 @@ async fn pairing_nwc(
 
 #[utoipa::path(post, path = "/api/pairing/beacon", request_body = BeaconPairingRequest,
     security(("operator" = [])),
-    responses((status = 200, body = PairingView), (status = 401, body = ApiError),
+    responses((status = 200, body = BeaconPairingView), (status = 401, body = ApiError),
               (status = 403, body = ApiError)))]
 async fn pairing_beacon(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
     body: Result<String, StringRejection>,
-) -> Result<Json<PairingView>, Failure> {
+) -> Result<Json<BeaconPairingView>, Failure> {
     let body = text_of(body)?;
     operator(&hub, &headers)?;
     let request: BeaconPairingRequest = parse_json(&body)?;
@@ -750,12 +799,13 @@ async fn pairing_beacon(
     ),
     paths(community, pool, history, tasks, task, identities, identity, node, supply, proof, events,
           prepare_handler, redemptions, redemption, deposits, deposit_status, pairing_electrum,
-          pairing_nwc, pairing_beacon),
+          pairing_nwc, pairing_beacon, pairing_beacons, pairing_beacon_revoke),
     components(schemas(ApiError, CommunityView, PoolView, Point, TaskView, IdentityView,
                        SupplyView, BalanceProof, CommitmentRecord,
                        IdentityDetail, Neighbour, NodeView, ChannelView, ReceiptView,
                        PrepareRequest, Unsigned, RedemptionView, DepositRequest, DepositView,
-                       NwcPairingRequest, BeaconPairingRequest, PairingView)),
+                       NwcPairingRequest, BeaconPairingRequest, PairingView,
+                       BeaconPairingView, BeaconView)),
     modifiers(&OperatorAuth)
 )]
 pub struct ApiDoc;
@@ -812,6 +862,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/pairing/electrum", get(pairing_electrum))
         .route("/pairing/nwc", post(pairing_nwc))
         .route("/pairing/beacon", post(pairing_beacon))
+        .route("/pairing/beacons", get(pairing_beacons))
+        .route("/pairing/beacons/{id}", delete(pairing_beacon_revoke))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -61,6 +61,8 @@ pub struct Hub {
     pub nwc: Arc<NwcService>,
     /// The node's Moneysocket account, served on the beacons made for it.
     pub moneysocket: Arc<Account>,
+    /// The beacons made for it, with their durable budgets.
+    pub beacons: Arc<crate::beacons::Beacons>,
     /// The operator's token (a file in the data directory): pairing needs it.
     pub admin_token: String,
     /// Logged-in browsers.

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod beacons;
 pub mod commitments;
 pub mod deposits;
 pub mod history;

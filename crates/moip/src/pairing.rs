@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moip_moneysocket::client::ClientConfig;
-use moip_moneysocket::provider::{Account, SpendingLimit};
+use moip_moneysocket::provider::{Account, BeaconBudget, MemoryBudget, SpendingLimit};
 use moip_moneysocket::relay::LocalConnector;
 use moip_moneysocket::v0::beacon::Beacon;
 use moip_moneysocket::v0::location::{Location, WebSocketLocation};
@@ -72,8 +72,10 @@ pub enum ProviderPath {
     InProcess(LocalConnector),
 }
 
-/// A fresh beacon on `relay` for `account`, spending at most `limit`, with a provider serving
-/// it on the current tokio runtime for as long as the runtime runs. Returns the beacon.
+/// A fresh beacon on `relay` for `account`, spending at most `limit` in all its sessions (held
+/// in memory: `moip up` keeps its beacons' budgets durably, see [`crate::beacons`]), with a
+/// provider serving it on the current tokio runtime for as long as the runtime runs. Returns
+/// the beacon.
 ///
 /// # Errors
 /// [`PairingError`] for a relay URL a beacon cannot carry.
@@ -84,42 +86,49 @@ pub fn new_beacon(
     limit: SpendingLimit,
 ) -> Result<String, PairingError> {
     let seed = SharedSeed::from_bytes(rand::random());
-    let beacon = Beacon {
-        shared_seed: seed,
-        locations: vec![Location::WebSocket(relay_location(relay)?)],
-    }
-    .to_bech32()
-    .map_err(|e| PairingError::Beacon(e.to_string()))?;
+    let beacon = beacon_uri(relay, seed)?;
     tokio::spawn(serve_beacon(
         relay.to_owned(),
         path,
         seed,
         Arc::clone(account),
-        limit,
+        Arc::new(MemoryBudget::new(limit)),
     ));
     Ok(beacon)
 }
 
-/// Serves a beacon for as long as the runtime runs: after each consumer leaves (or the relay
-/// drops), the provider rendezvouses again for the next one.
+/// The beacon (`moneysocket1…`) for `seed` on `relay`.
+///
+/// # Errors
+/// [`PairingError`] for a relay URL a beacon cannot carry.
+pub fn beacon_uri(relay: &str, seed: SharedSeed) -> Result<String, PairingError> {
+    Beacon {
+        shared_seed: seed,
+        locations: vec![Location::WebSocket(relay_location(relay)?)],
+    }
+    .to_bech32()
+    .map_err(|e| PairingError::Beacon(e.to_string()))
+}
+
+/// Serves a beacon for as long as the runtime runs (or the task is aborted): after each
+/// consumer leaves (or the relay drops), the provider rendezvouses again for the next one.
+/// Every session spends from the one `budget`, so a reconnect starts from what was spent.
 pub async fn serve_beacon(
     relay: String,
     path: ProviderPath,
     seed: SharedSeed,
     account: Arc<Account>,
-    limit: SpendingLimit,
+    budget: Arc<dyn BeaconBudget>,
 ) {
+    use moip_moneysocket::provider::{serve_socket_with_budget, serve_with_budget};
     let config = ClientConfig::default();
     loop {
-        let account = Arc::clone(&account);
+        let (account, budget) = (Arc::clone(&account), Arc::clone(&budget));
         let served = match &path {
-            ProviderPath::Url => {
-                moip_moneysocket::provider::serve(&relay, seed, account, limit, &config).await
-            }
+            ProviderPath::Url => serve_with_budget(&relay, seed, account, budget, &config).await,
             ProviderPath::InProcess(connector) => {
                 let socket = connector.connect(seed);
-                moip_moneysocket::provider::serve_socket(socket, account, limit, config.security)
-                    .await
+                serve_socket_with_budget(socket, account, budget, config.security).await
             }
         };
         if let Err(e) = served {

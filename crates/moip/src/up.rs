@@ -734,6 +734,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         _ => format!("tcp://{electrum_tcp}"),
     };
     let account = Account::new(RailProvider::new(Arc::clone(&rail)), Denomination::Bitcoin);
+    // The beacons made before the restart are served again, their budgets where they were.
+    let beacons = moip::beacons::Beacons::open(state.document("beacons.json"), Arc::clone(&rail))
+        .context("opening the beacon book")?;
+    beacons.serve_all(
+        &moneysocket_url,
+        &moip::pairing::ProviderPath::InProcess(moneysocket.local_connector()),
+        &account,
+    );
+    tokio::spawn(Arc::clone(&beacons).run());
 
     // L5: the dashboard and the REST API.
     let listener = tokio::net::TcpListener::bind(at(s.ports.api))
@@ -761,6 +770,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         },
         nwc: Arc::clone(&nwc),
         moneysocket: account,
+        beacons,
         admin_token,
         sessions: Sessions::default(),
         https: s.tls,

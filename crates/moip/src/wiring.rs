@@ -42,7 +42,9 @@ impl RailProvider {
 }
 
 /// The Moneysocket error code for a node error, so apps can tell a bad request from a failed
-/// payment.
+/// payment. Only the errors that say nothing was paid, or nothing will be, are final; any
+/// other (a wait that timed out above all) leaves the outcome unknown, so a beacon's budget
+/// keeps the amount reserved until the node knows.
 fn backend_error(e: LightningError) -> BackendError {
     let code = match &e {
         LightningError::Malformed { .. }
@@ -54,7 +56,7 @@ fn backend_error(e: LightningError) -> BackendError {
         LightningError::PaymentFailed { .. } | LightningError::NotSent { .. } => {
             ErrorCode::PAYMENT_FAILED
         }
-        _ => ErrorCode::NOT_READY,
+        _ => return BackendError::outcome_unknown(ErrorCode::NOT_READY, e.to_string()),
     };
     BackendError::new(code, e.to_string())
 }
@@ -87,8 +89,12 @@ impl ProviderBackend for RailProvider {
         let mut request = PayRequest::new(bolt11);
         request.amount_msat = amount_msat;
         let outcome = self.rail.pay(request).await.map_err(backend_error)?;
+        // Paid without a recorded preimage: the budget learns the outcome from the node later.
         let preimage = outcome.preimage.ok_or_else(|| {
-            BackendError::new(ErrorCode::PAYMENT_FAILED, "paid, but no preimage recorded")
+            BackendError::outcome_unknown(
+                ErrorCode::PAYMENT_FAILED,
+                "paid, but no preimage recorded",
+            )
         })?;
         Ok(Paid {
             preimage: preimage.0,

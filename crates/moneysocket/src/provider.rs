@@ -40,16 +40,168 @@ pub struct BackendError {
     pub code: ErrorCode,
     /// For the person using the app.
     pub message: String,
+    /// The payment may still complete (the wait for its outcome ran out while its HTLCs are in
+    /// flight): the beacon's budget keeps the amount reserved instead of giving it back.
+    pub outcome_unknown: bool,
 }
 
 impl BackendError {
-    /// An error with `code`.
+    /// An error with `code`: the request failed for good.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> BackendError {
         BackendError {
             code,
             message: message.into(),
+            outcome_unknown: false,
         }
     }
+
+    /// A payment whose outcome is not known yet (it may still settle).
+    pub fn outcome_unknown(code: ErrorCode, message: impl Into<String>) -> BackendError {
+        BackendError {
+            outcome_unknown: true,
+            ..BackendError::new(code, message)
+        }
+    }
+}
+
+/// Amounts set aside in a beacon's budget for one payment, from before it is sent until its
+/// final outcome is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reservation {
+    /// The budget's id for it.
+    pub id: u64,
+    /// The amount reserved, in msat (the fee is added when the payment settles).
+    pub amount_msat: u64,
+}
+
+/// Why a beacon's budget refused a payment. Nothing was paid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// The payment would take the beacon over its limit (what is spent plus what is reserved
+    /// for payments still in flight).
+    #[error("over this beacon's spending limit: {left_msat} msat left")]
+    Exhausted {
+        /// What the beacon may still spend.
+        left_msat: u64,
+    },
+    /// The operator revoked the beacon.
+    #[error("this beacon was revoked")]
+    Revoked,
+    /// The reservation could not be recorded, so the payment is not made.
+    #[error("the beacon's budget could not be recorded: {0}")]
+    Store(String),
+}
+
+impl BudgetError {
+    /// The code the consumer is told.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BudgetError::Exhausted { .. } | BudgetError::Revoked => ErrorCode::SPENDING_LIMIT,
+            BudgetError::Store(_) => ErrorCode::NOT_READY,
+        }
+    }
+}
+
+/// What one beacon may spend, across all its sessions. The provider reserves each payment's
+/// amount before sending it, settles the reservation (adding the routing fee) when it is paid,
+/// and releases it only when the payment failed for good; a payment whose outcome is unknown
+/// stays reserved ([`BeaconBudget::unresolved`]) until whoever implements the budget learns
+/// its final outcome. moip keeps it durably per beacon, so neither a reconnect nor a restart
+/// resets what was spent.
+pub trait BeaconBudget: Send + Sync + 'static {
+    /// Sets `amount_msat` aside for paying `bolt11`.
+    ///
+    /// # Errors
+    /// [`BudgetError`] when the beacon may not spend it; nothing is then reserved.
+    fn reserve(&self, amount_msat: u64, bolt11: &str) -> Result<Reservation, BudgetError>;
+    /// The payment was made, with `fee_msat` of routing fees: both count as spent. Returns what
+    /// the beacon has spent in all, fees included.
+    fn settle(&self, reservation: Reservation, fee_msat: u64) -> u64;
+    /// The payment failed for good: the amount may be spent again.
+    fn release(&self, reservation: Reservation);
+    /// The payment's outcome is not known yet: the amount stays reserved.
+    fn unresolved(&self, reservation: Reservation);
+}
+
+/// A budget held in memory: it spans every session of the beacons that share it, not a
+/// restart. [`serve`] and [`serve_socket`] give each call one of their own.
+#[derive(Debug, Default)]
+pub struct MemoryBudget {
+    limit: SpendingLimit,
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    spent_msat: u64,
+    reserved: HashMap<u64, u64>,
+    next: u64,
+    revoked: bool,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit`, nothing spent.
+    pub fn new(limit: SpendingLimit) -> MemoryBudget {
+        MemoryBudget {
+            limit,
+            state: Mutex::default(),
+        }
+    }
+
+    /// What was spent, fees included, in msat.
+    pub fn spent_msat(&self) -> u64 {
+        lock(&self.state).spent_msat
+    }
+
+    /// What is reserved for payments not yet settled, in msat.
+    pub fn reserved_msat(&self) -> u64 {
+        lock(&self.state).reserved.values().sum()
+    }
+
+    /// Refuses every payment from now on.
+    pub fn revoke(&self) {
+        lock(&self.state).revoked = true;
+    }
+}
+
+impl BeaconBudget for MemoryBudget {
+    fn reserve(&self, amount_msat: u64, _bolt11: &str) -> Result<Reservation, BudgetError> {
+        let mut state = lock(&self.state);
+        if state.revoked {
+            return Err(BudgetError::Revoked);
+        }
+        let committed = state
+            .spent_msat
+            .saturating_add(state.reserved.values().sum());
+        if let Some(max) = self.limit.max_msat {
+            if committed.saturating_add(amount_msat) > max {
+                return Err(BudgetError::Exhausted {
+                    left_msat: max.saturating_sub(committed),
+                });
+            }
+        }
+        state.next += 1;
+        let id = state.next;
+        state.reserved.insert(id, amount_msat);
+        Ok(Reservation { id, amount_msat })
+    }
+
+    fn settle(&self, reservation: Reservation, fee_msat: u64) -> u64 {
+        let mut state = lock(&self.state);
+        if state.reserved.remove(&reservation.id).is_some() {
+            state.spent_msat = state
+                .spent_msat
+                .saturating_add(reservation.amount_msat)
+                .saturating_add(fee_msat);
+        }
+        state.spent_msat
+    }
+
+    fn release(&self, reservation: Reservation) {
+        lock(&self.state).reserved.remove(&reservation.id);
+    }
+
+    fn unresolved(&self, _reservation: Reservation) {}
 }
 
 /// A payment the wallet made.
@@ -257,13 +409,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Nexus {
     account: Arc<Account>,
     uuid: Uuid,
-    limit: SpendingLimit,
-    spent_msat: Mutex<u64>,
+    budget: Arc<dyn BeaconBudget>,
     /// Invoices asked for on this nexus: payment hash → the invoice request's uuid.
     invoices: Mutex<HashMap<[u8; 32], Uuid>>,
 }
 
-/// Serves `account` on the beacon `seed` at the relay `url` until the connection ends.
+/// Serves `account` on the beacon `seed` at the relay `url` until the connection ends, with a
+/// budget of `limit` for this session only (see [`serve_with_budget`] for one that lasts).
 ///
 /// # Errors
 /// [`ProviderError::Client`] when the relay cannot be reached or the connection breaks.
@@ -274,8 +426,23 @@ pub async fn serve(
     limit: SpendingLimit,
     config: &ClientConfig,
 ) -> Result<(), ProviderError> {
+    let budget = Arc::new(MemoryBudget::new(limit));
+    serve_with_budget(url, seed, account, budget, config).await
+}
+
+/// [`serve`], spending from `budget` (shared by every session of the beacon).
+///
+/// # Errors
+/// [`ProviderError::Client`] when the relay cannot be reached or the connection breaks.
+pub async fn serve_with_budget(
+    url: &str,
+    seed: SharedSeed,
+    account: Arc<Account>,
+    budget: Arc<dyn BeaconBudget>,
+    config: &ClientConfig,
+) -> Result<(), ProviderError> {
     let socket = OutgoingSocket::connect(url, seed, config).await?;
-    serve_socket(socket, account, limit, config.security).await
+    serve_socket_with_budget(socket, account, budget, config.security).await
 }
 
 /// [`serve`] on a socket already connected to a relay (over the network, or in process with
@@ -286,17 +453,31 @@ pub async fn serve(
 /// [`ProviderError::Client`] when the connection breaks or a frame on the authenticated layer
 /// is refused.
 pub async fn serve_socket(
-    mut socket: OutgoingSocket,
+    socket: OutgoingSocket,
     account: Arc<Account>,
     limit: SpendingLimit,
+    security: Security,
+) -> Result<(), ProviderError> {
+    let budget = Arc::new(MemoryBudget::new(limit));
+    serve_socket_with_budget(socket, account, budget, security).await
+}
+
+/// [`serve_socket`], spending from `budget` (shared by every session of the beacon).
+///
+/// # Errors
+/// [`ProviderError::Client`] when the connection breaks or a frame on the authenticated layer
+/// is refused.
+pub async fn serve_socket_with_budget(
+    mut socket: OutgoingSocket,
+    account: Arc<Account>,
+    budget: Arc<dyn BeaconBudget>,
     security: Security,
 ) -> Result<(), ProviderError> {
     account.emit(&socket, NexusEventKind::Created);
     let nexus = Arc::new(Nexus {
         account: Arc::clone(&account),
         uuid: socket.uuid(),
-        limit,
-        spent_msat: Mutex::new(0),
+        budget,
         invoices: Mutex::new(HashMap::new()),
     });
     let mut announced = false;
@@ -560,31 +741,16 @@ impl Nexus {
                 )
             }
         };
-        // The limit is checked before paying and the amount stays counted unless the payment
-        // fails; the fee is added once known.
-        if let Some(max) = self.limit.max_msat {
-            let mut spent = lock(&self.spent_msat);
-            if spent.saturating_add(amount) > max {
-                return refuse(
-                    uuid,
-                    ErrorCode::SPENDING_LIMIT,
-                    format!(
-                        "over this beacon's spending limit: {} msat left",
-                        max.saturating_sub(*spent)
-                    ),
-                );
-            }
-            *spent += amount;
-        } else {
-            *lock(&self.spent_msat) += amount;
-        }
+        // The amount is reserved in the beacon's budget (across sessions) before paying; it
+        // counts as spent once paid, the fee added, and is given back only when the payment
+        // failed for good. A payment whose outcome is unknown keeps its reservation.
+        let reservation = match self.budget.reserve(amount, bolt11) {
+            Ok(reservation) => reservation,
+            Err(e) => return refuse(uuid, e.code(), e.to_string()),
+        };
         match self.account.backend.pay(bolt11, msats).await {
             Ok(paid) => {
-                let spent = {
-                    let mut spent = lock(&self.spent_msat);
-                    *spent = spent.saturating_add(paid.fee_msat);
-                    *spent
-                };
+                let spent = self.budget.settle(reservation, paid.fee_msat);
                 if let Some(status) = lock(&self.account.nexuses).get_mut(&self.uuid) {
                     status.spent_msat = spent;
                 }
@@ -599,8 +765,11 @@ impl Nexus {
                 )
             }
             Err(e) => {
-                let mut spent = lock(&self.spent_msat);
-                *spent = spent.saturating_sub(amount);
+                if e.outcome_unknown {
+                    self.budget.unresolved(reservation);
+                } else {
+                    self.budget.release(reservation);
+                }
                 backend_refusal(uuid, e)
             }
         }
@@ -672,6 +841,32 @@ mod tests {
         assert!(!bolt11_shaped(&format!("lnbcrt10u1p{}", "b".repeat(120))));
         assert!(!bolt11_shaped(&format!("bc1{}", "q".repeat(120))));
         assert!(!bolt11_shaped(&format!("lnBCrt10u1p{}", "q".repeat(120))));
+    }
+
+    #[test]
+    fn a_budget_holds_reservations_until_their_final_outcome() {
+        let budget = MemoryBudget::new(SpendingLimit {
+            max_msat: Some(30_000),
+        });
+        let first = budget.reserve(20_000, "lnbcrt…").expect("within the limit");
+        // Its outcome is unknown (the wait timed out): still reserved, so 20 000 more is over.
+        budget.unresolved(first);
+        assert_eq!(
+            budget.reserve(20_000, "lnbcrt…"),
+            Err(BudgetError::Exhausted { left_msat: 10_000 })
+        );
+        assert_eq!(budget.reserved_msat(), 20_000);
+        // It settled after all: spent with its fee.
+        assert_eq!(budget.settle(first, 7), 20_007);
+        assert_eq!(budget.reserved_msat(), 0);
+        // A payment that failed for good gives its amount back.
+        let second = budget.reserve(9_000, "lnbcrt…").expect("9 000 left");
+        budget.release(second);
+        assert_eq!(budget.spent_msat(), 20_007);
+        budget.reserve(9_993, "lnbcrt…").expect("all that is left");
+        budget.revoke();
+        assert_eq!(budget.reserve(1, "lnbcrt…"), Err(BudgetError::Revoked));
+        assert_eq!(BudgetError::Revoked.code(), ErrorCode::SPENDING_LIMIT);
     }
 
     #[test]

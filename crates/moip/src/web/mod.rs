@@ -712,6 +712,7 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
                 input("name", "App name", "", "my phone"),
                 input("budget_sat", "Daily budget (sat, optional)", "", "50000"),
             );
+            body.push_str(&beacons_section(&hub, &s.csrf));
         }
         _ => body.push_str(
             "<p>Beacons and NWC connections spend from the node's wallet: \
@@ -719,6 +720,63 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
         ),
     }
     render(&hub, &headers, "Pair", &body)
+}
+
+/// The beacons made (never their seeds): limit, spent, reserved, and a revoke button each.
+fn beacons_section(hub: &Hub, csrf: &str) -> String {
+    let beacons = hub.beacons.list();
+    if beacons.is_empty() {
+        return String::new();
+    }
+    let sat = |msat: u64| num(msat / 1_000);
+    let mut rows = String::new();
+    for b in beacons {
+        let state = match b.revoked_at {
+            Some(_) => "revoked".to_owned(),
+            None => format!(
+                "<form method=\"post\" action=\"/pair/beacons/{0}/revoke\" class=\"action\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{1}\"><button type=\"submit\">Revoke</button></form>",
+                esc(&b.id),
+                esc(csrf)
+            ),
+        };
+        let _ = write!(
+            rows,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&b.id),
+            b.limit_msat.map_or_else(|| "none".to_owned(), sat),
+            sat(b.spent_msat),
+            sat(b.reserved_msat),
+            state
+        );
+    }
+    format!(
+        "<section><h2>Beacons</h2><table><tr><th>Beacon</th><th>Limit (sat)</th><th>Spent (sat)</th>\
+         <th>Reserved (sat)</th><th></th></tr>{rows}</table></section>"
+    )
+}
+
+async fn beacon_revoke(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    match checked_session(&hub, &headers, &fields) {
+        Some((_, s)) if s.operator => {}
+        _ => {
+            return refused(
+                &hub,
+                &headers,
+                StatusCode::FORBIDDEN,
+                "Only the operator revokes beacons.",
+            )
+        }
+    }
+    match api::revoke_beacon(&hub, &id) {
+        Ok(_) => Redirect::to("/pair").into_response(),
+        Err(f) => refused(&hub, &headers, f.status, &f.message),
+    }
 }
 
 fn optional_amount(fields: &Fields, name: &str) -> Result<Option<u64>, String> {
@@ -997,6 +1055,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/node", get(node_page))
         .route("/pair", get(pair_page))
         .route("/pair/{kind}", post(pair_make))
+        .route("/pair/beacons/{id}/revoke", post(beacon_revoke))
         .route("/login", get(login_page).post(login_local))
         .route("/login/operator", post(login_operator))
         .route("/login/challenge", post(login_challenge))

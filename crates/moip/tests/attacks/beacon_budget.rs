@@ -1,1 +1,400 @@
-//! (attack tests follow)
+//! A beacon's spending limit, attacked by whoever holds the beacon (an app, or anyone it
+//! leaked to), against the real `moip up` (its ldk-node, its Moneysocket relay and provider,
+//! its API) with a real Moneysocket consumer and a real payee: the test's own ldk-node with a
+//! channel to the community's node.
+//!
+//! - spending up to the limit, then reconnecting — or waiting for a restart — to spend again;
+//! - paying a hold invoice the payee holds past the provider's wait, then spending the
+//!   "refunded" amount while the held payment can still settle;
+//! - spending through a beacon the operator revoked.
+
+use std::num::NonZeroU64;
+use std::path::Path;
+use std::time::Duration;
+
+use moip_lightning::{LightningNode, PaymentHash, PaymentState, Preimage, RouteLimits};
+use moip_moneysocket::client::ClientConfig;
+use moip_moneysocket::consumer::{Consumer, ConsumerError};
+use moip_moneysocket::v0::beacon::Beacon;
+use moip_moneysocket::v0::location::Location;
+use moip_moneysocket::v0::message::ErrorCode;
+use serde_json::{json, Value};
+
+use crate::common::payer::payer_with_channel;
+use crate::common::{free_port, wait_until, NodeProcess};
+
+/// Longer than the provider's 60 s wait for a payment's outcome.
+const WAIT: Duration = Duration::from_secs(150);
+
+/// The beacon's limit in the tests, and what each payment tries to spend.
+const LIMIT_SAT: u64 = 30_000;
+const SPEND_MSAT: u64 = 20_000_000;
+
+/// A running `moip up` with fixed ports (a restart keeps the beacon's relay address).
+struct Up {
+    node: NodeProcess,
+    base: String,
+    token: String,
+    electrum: String,
+    lightning: String,
+}
+
+fn start(dir: &Path) -> Up {
+    let args = [
+        "up".to_owned(),
+        "--config".into(),
+        dir.join("moip.toml").display().to_string(),
+        "--data-dir".into(),
+        dir.join("node").display().to_string(),
+    ];
+    let (node, lines) = NodeProcess::spawn_with_env(
+        &args,
+        &[("MOIP_PASSWORD", "correct horse")],
+        &dir.join("node"),
+        &[
+            "  electrum tcp: ",
+            "  lightning: ",
+            "  dashboard: ",
+            "  operator token: ",
+        ],
+    );
+    let token = std::fs::read_to_string(&lines[3]).expect("the operator token");
+    Up {
+        node,
+        electrum: lines[0].clone(),
+        lightning: lines[1].clone(),
+        base: lines[2].trim_end_matches('/').to_owned(),
+        token: token.trim().to_owned(),
+    }
+}
+
+fn configure(dir: &Path) {
+    let port = free_port;
+    std::fs::write(
+        dir.join("moip.toml"),
+        format!(
+            "mine_every_secs = 0\n[ports]\nrpc = {}\nelectrum_tcp = {}\nelectrum_ws = {}\n\
+             electrum_ssl = 0\nelectrum_wss = 0\nlightning = {}\nmoneysocket = {}\nnostr = {}\n\
+             api = {}\n[community]\nid = \"beacons\"\n",
+            port(),
+            port(),
+            port(),
+            port(),
+            port(),
+            port(),
+            port()
+        ),
+    )
+    .expect("settings");
+}
+
+/// `method path` on the API as the operator: the status and the JSON body.
+fn api(up: &Up, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let url = format!("{}{path}", up.base);
+    let auth = format!("Bearer {}", up.token);
+    let response = match (method, body) {
+        ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+        ("DELETE", _) => agent.delete(&url).header("Authorization", &auth).call(),
+        (_, body) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body.unwrap_or(json!({})).to_string()),
+    };
+    let mut response = response.expect("the API answers");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A new beacon with the test's limit: (the beacon, its id if the API gives one).
+fn new_beacon(up: &Up) -> (String, Option<String>) {
+    let (status, body) = api(
+        up,
+        "POST",
+        "/api/pairing/beacon",
+        Some(json!({ "limit_sat": LIMIT_SAT })),
+    );
+    assert_eq!(status, 200, "{body}");
+    let uri = body["uri"].as_str().expect("a beacon").to_owned();
+    (uri, body["id"].as_str().map(str::to_owned))
+}
+
+/// The beacon's entry in the API's list.
+fn listed(up: &Up, id: &str) -> Value {
+    let (status, list) = api(up, "GET", "/api/pairing/beacons", None);
+    assert_eq!(status, 200, "the beacons are listed: {list}");
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .find(|b| b["id"] == json!(id))
+        .unwrap_or_else(|| panic!("beacon {id} in {list}"))
+        .clone()
+}
+
+async fn connect(beacon: &str, wait: Duration) -> Result<Consumer, ConsumerError> {
+    let beacon = Beacon::from_bech32(beacon).expect("a beacon");
+    let Some(Location::WebSocket(ws)) = beacon.locations.first() else {
+        panic!("a WebSocket beacon");
+    };
+    // The rendezvous itself waits for a provider for ever: bounded here.
+    let config = ClientConfig::default();
+    let url = ws.url();
+    let connecting = Consumer::connect(&url, beacon.shared_seed, &config, wait);
+    tokio::time::timeout(wait, connecting)
+        .await
+        .unwrap_or(Err(ConsumerError::Timeout(wait)))
+}
+
+fn code_of<T: std::fmt::Debug>(result: Result<T, ConsumerError>) -> ErrorCode {
+    match result {
+        Err(ConsumerError::Provider {
+            code: Some(code),
+            message,
+        }) => {
+            eprintln!("refused [{code}]: {message}");
+            code
+        }
+        other => panic!("expected a coded refusal, got {other:?}"),
+    }
+}
+
+/// Waits until the community's node can send 50 000 sat over its channel.
+fn wait_sendable(up: &Up) {
+    wait_until(WAIT, "the community's node able to send", || {
+        let (_, node) = api(up, "GET", "/api/node", None);
+        node["channels"]
+            .as_array()?
+            .iter()
+            .any(|c| c["usable"] == json!(true) && c["outbound_sats"].as_u64() >= Some(50_000))
+            .then_some(())
+    });
+}
+
+/// `moip up`, the payee's node with a channel to it, and a consumer on a fresh beacon that has
+/// given the community's node something to spend (an invoice made through the beacon, paid by
+/// the payee).
+struct World {
+    up: Up,
+    payee: LightningNode,
+    rt: tokio::runtime::Runtime,
+    beacon: String,
+    id: Option<String>,
+    /// Last: removed once the nodes are gone.
+    dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Stopped before its directory goes, even when a check failed.
+        let _ = self.payee.stop();
+    }
+}
+
+fn world() -> (World, Consumer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    configure(dir.path());
+    let up = start(dir.path());
+    let payee = payer_with_channel(
+        &up.node,
+        &dir.path().join("payee"),
+        &up.electrum,
+        &up.lightning,
+        1_000_000,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (beacon, id) = new_beacon(&up);
+    let consumer = rt
+        .block_on(connect(&beacon, WAIT))
+        .expect("the consumer connects");
+    // Receiving through a beacon is not spending: the community's node gets 90 000 sat of
+    // outbound liquidity.
+    let invoice = rt
+        .block_on(consumer.invoice(NonZeroU64::new(90_000_000).expect("non-zero"), None))
+        .expect("an invoice through the beacon");
+    payee
+        .pay(&invoice, None, RouteLimits::default(), WAIT)
+        .expect("the payee funds the community's node");
+    // The payee hears of success before the channel's last update reaches the community's side.
+    wait_sendable(&up);
+    (
+        World {
+            up,
+            payee,
+            rt,
+            beacon,
+            id,
+            dir,
+        },
+        consumer,
+    )
+}
+
+impl World {
+    fn invoice(&self, what: &str) -> moip_lightning::Invoice {
+        self.payee
+            .create_invoice(Some(SPEND_MSAT), what, 3600)
+            .expect("the payee's invoice")
+    }
+
+    /// SIGKILL, then `moip up` again on the same data and ports.
+    fn restart(&mut self) {
+        let _ = self.up.node.child.kill();
+        let _ = self.up.node.child.wait();
+        self.up = start(self.dir.path());
+        // The channel back, so that a payment the budget let through would really go out.
+        let community = self
+            .up
+            .lightning
+            .parse()
+            .expect("the node's Lightning address");
+        let _ = self.payee.connect(&community);
+        wait_sendable(&self.up);
+    }
+
+    fn received(&self, hash: PaymentHash) -> bool {
+        self.payee
+            .payment_by_hash(hash)
+            .is_some_and(|p| p.inbound && p.state == PaymentState::Succeeded)
+    }
+}
+
+#[test]
+fn a_reconnect_or_a_restart_does_not_reset_a_beacons_spending() {
+    let (mut w, consumer) = world();
+    let first = w.invoice("first");
+    w.rt.block_on(consumer.pay(&first.bolt11, None))
+        .expect("20 000 of 30 000 sat");
+    assert!(w.received(first.payment_hash));
+    let second = w.invoice("second");
+    assert_eq!(
+        code_of(w.rt.block_on(consumer.pay(&second.bolt11, None))),
+        ErrorCode::SPENDING_LIMIT,
+        "in one session the limit holds"
+    );
+
+    // The consumer leaves and comes back on the same beacon: a new session, the same budget.
+    drop(consumer);
+    let again =
+        w.rt.block_on(connect(&w.beacon, WAIT))
+            .expect("the beacon is served again");
+    assert_eq!(
+        code_of(w.rt.block_on(again.pay(&second.bolt11, None))),
+        ErrorCode::SPENDING_LIMIT,
+        "a reconnect must not reset what the beacon spent"
+    );
+    assert!(!w.received(second.payment_hash), "nothing was paid");
+    drop(again);
+
+    // The node is killed and started again: the beacon is served, its budget where it was.
+    w.restart();
+    let restarted =
+        w.rt.block_on(connect(&w.beacon, WAIT))
+            .expect("the beacon is served after the restart");
+    assert_eq!(
+        code_of(w.rt.block_on(restarted.pay(&second.bolt11, None))),
+        ErrorCode::SPENDING_LIMIT,
+        "a restart must not reset what the beacon spent"
+    );
+    assert!(!w.received(second.payment_hash), "nothing was paid");
+    let id = w.id.clone().expect("the beacon's id");
+    let entry = listed(&w.up, &id);
+    assert_eq!(entry["spent_msat"], json!(SPEND_MSAT), "{entry}");
+    assert_eq!(entry["limit_msat"], json!(LIMIT_SAT * 1_000), "{entry}");
+}
+
+#[test]
+fn a_payment_that_timed_out_stays_reserved_until_its_outcome_is_known() {
+    let (w, consumer) = world();
+    // The payee takes the HTLC and holds it past the provider's 60 s wait.
+    let preimage = Preimage::random();
+    let held = w
+        .payee
+        .create_hold_invoice(preimage.payment_hash(), SPEND_MSAT, "held", 3600)
+        .expect("a hold invoice");
+    let started = std::time::Instant::now();
+    let timed_out = w.rt.block_on(consumer.pay(&held.bolt11, None));
+    eprintln!(
+        "the held payment, after {:?}: {timed_out:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        code_of(timed_out),
+        ErrorCode::NOT_READY,
+        "the provider stops waiting and says so"
+    );
+    let at_payee = w.payee.payment_by_hash(held.payment_hash);
+    assert!(
+        at_payee
+            .as_ref()
+            .is_some_and(|p| p.inbound && p.state == PaymentState::Pending),
+        "the payee holds the HTLC: {at_payee:?}"
+    );
+    // The held payment may still settle: its 20 000 sat stay reserved, so 20 000 more would
+    // take the beacon over its 30 000.
+    let more = w.invoice("more");
+    assert_eq!(
+        code_of(w.rt.block_on(consumer.pay(&more.bolt11, None))),
+        ErrorCode::SPENDING_LIMIT,
+        "a payment of unknown outcome must not be refunded"
+    );
+    assert!(!w.received(more.payment_hash), "nothing was paid");
+    let id = w.id.clone().expect("the beacon's id");
+    let entry = listed(&w.up, &id);
+    assert_eq!(entry["reserved_msat"], json!(SPEND_MSAT), "{entry}");
+    // The payee settles after all: the node learns the outcome and the beacon has spent it.
+    w.payee.settle_hold_invoice(preimage).expect("settle");
+    let entry = wait_until(WAIT, "the settled payment counted as spent", || {
+        let entry = listed(&w.up, &id);
+        (entry["reserved_msat"] == json!(0)).then_some(entry)
+    });
+    let spent = entry["spent_msat"].as_u64().expect("spent");
+    assert!(spent >= SPEND_MSAT, "{entry}");
+    assert_eq!(
+        code_of(w.rt.block_on(consumer.pay(&more.bolt11, None))),
+        ErrorCode::SPENDING_LIMIT
+    );
+}
+
+#[test]
+fn a_revoked_beacon_cannot_spend() {
+    let (w, consumer) = world();
+    let id = w.id.clone().expect("the API names the beacon");
+    let entry = listed(&w.up, &id);
+    assert_eq!(entry["revoked_at"], Value::Null, "{entry}");
+    assert!(
+        !entry.to_string().contains(&w.beacon[10..]),
+        "the list never shows the beacon"
+    );
+
+    let (status, revoked) = api(&w.up, "DELETE", &format!("/api/pairing/beacons/{id}"), None);
+    assert_eq!(status, 200, "the operator revokes the beacon: {revoked}");
+    assert!(revoked["revoked_at"].as_u64().is_some(), "{revoked}");
+    assert!(listed(&w.up, &id)["revoked_at"].as_u64().is_some());
+    let (status, _) = api(&w.up, "DELETE", "/api/pairing/beacons/0000", None);
+    assert_eq!(status, 404, "an unknown beacon");
+
+    // Nothing more is paid through it, and its live session ends.
+    let bill = w.invoice("after the revocation");
+    let refused = w.rt.block_on(consumer.pay(&bill.bolt11, None));
+    assert!(refused.is_err(), "a revoked beacon paid: {refused:?}");
+    assert!(!w.received(bill.payment_hash), "nothing was paid");
+    w.rt.block_on(async { tokio::time::timeout(WAIT, consumer.revoked()).await })
+        .expect("the consumer's session ends with the revocation");
+    // Nobody serves it any more: a new connection finds no provider.
+    let reconnect = w.rt.block_on(connect(&w.beacon, Duration::from_secs(10)));
+    assert!(reconnect.is_err(), "a revoked beacon is not served");
+    assert!(!w.received(bill.payment_hash), "nothing was paid");
+}
