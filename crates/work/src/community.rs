@@ -1,7 +1,9 @@
 //! A community's Work state: verified events applied to tasks, the registry of verifiers and
 //! the trust graph, with every reward held in the token ledger's escrow — locked when a task is
-//! posted, released to the worker once the challenge window passes or a panel decides for them,
-//! refunded to the employer when the task is withdrawn or a panel decides against the work.
+//! posted, released to the worker once the challenge window passes, a panel decides for them or
+//! a panel's deadline passes undecided, refunded to the employer when the task is withdrawn
+//! (open, its claim lapsed, or its submission unattested past the window) or a panel decides
+//! against the work.
 //!
 //! Events come from relays in any order and may repeat; each is applied once (a replay is
 //! refused by its id) and a refused event changes nothing — neither the tasks nor the ledger —
