@@ -64,13 +64,27 @@ async fn socket(url: &str) -> Socket {
         .0
 }
 
+/// An event as sent: its id (hex) and its `["EVENT", …]` message.
+type Wire = (String, String);
+
+fn wire(event: &Event) -> Wire {
+    (
+        event.id.to_hex(),
+        format!(r#"["EVENT",{}]"#, event.as_json()),
+    )
+}
+
 /// Sends every event on `ws` at once, then reads the relay's `OK` for each, by a deadline:
 /// `(accepted, reason)` in the order sent.
 async fn flood(ws: &mut Socket, events: &[Event]) -> Vec<(bool, String)> {
-    for event in events {
-        ws.feed(Ws::text(format!(r#"["EVENT",{}]"#, event.as_json())))
-            .await
-            .expect("send");
+    flood_wire(ws, &events.iter().map(wire).collect::<Vec<_>>()).await
+}
+
+/// [`flood`] with the events already serialised (the measurement holds no `Event`, so the
+/// attacker's share of the process's memory is only the messages).
+async fn flood_wire(ws: &mut Socket, events: &[Wire]) -> Vec<(bool, String)> {
+    for (_, message) in events {
+        ws.feed(Ws::text(message.as_str())).await.expect("send");
     }
     ws.flush().await.expect("flush");
     let mut answers = std::collections::HashMap::new();
@@ -91,7 +105,7 @@ async fn flood(ws: &mut Socket, events: &[Event]) -> Vec<(bool, String)> {
     }
     events
         .iter()
-        .map(|e| answers.remove(&e.id.to_hex()).expect("an OK for each"))
+        .map(|(id, _)| answers.remove(id).expect("an OK for each"))
         .collect()
 }
 
@@ -169,7 +183,7 @@ async fn flood_of_strangers_is_refused_or_dropped_and_members_are_served() {
     let note = EventBuilder::text_note("x".repeat(limits.max_event_bytes))
         .sign_with_keys(&stranger)
         .expect("signed");
-    let huge_follows = follow_list(&stranger, 8_000);
+    let huge_follows = follow_list(&stranger, 2_000);
     assert!(huge_follows.as_json().len() > limits.max_follow_list_bytes);
     let small = EventBuilder::text_note("hi")
         .sign_with_keys(&stranger)
@@ -208,11 +222,11 @@ async fn flood_of_strangers_is_refused_or_dropped_and_members_are_served() {
     assert!(limited >= 100, "{limited} events rate-limited");
     let mut hostile_taken = answers.iter().filter(|(ok, _)| *ok).count();
 
-    // The flood: 150 strangers, each with a follow list of 2,000 keys (~140 KiB), a report on
+    // The flood: 150 strangers, each with a follow list of 1,500 keys (~105 KiB), a report on
     // a founder and a claim, over three connections — while members act.
     let victim = account(&f1);
     let batches: Vec<Vec<Event>> = (0..3)
-        .map(|_| (0..50).flat_map(|_| hostile(2_000, victim)).collect())
+        .map(|_| (0..50).flat_map(|_| hostile(1_500, victim)).collect())
         .collect();
     let flood_bytes: usize = batches.iter().map(|b| json_bytes(b)).sum();
     let strangers: Vec<AccountId> = batches
@@ -350,11 +364,13 @@ fn disk(dir: &std::path::Path) -> u64 {
 }
 
 /// Measures the node's memory (this process's RSS: the relay with its default limits, and the
-/// service with its default limits and a log on disk) and disk (the log's files) as strangers
+/// service with its default limits and a log on disk, and the flooding client holding one
+/// round of messages) and disk (the log's files) as strangers
 /// flood it, for `docs/reliability.md`. Each stranger publishes a follow list of 100 keys, a
 /// report and a claim; `MOIP_FLOOD_EVENTS` hostile events in all (default 60,000), in rounds
 /// of 3,000 over fresh connections; `MOIP_FLOOD_STORED` sets the relay's
-/// [`RelayLimits::max_stored_events`]. Run by hand:
+/// [`RelayLimits::max_stored_events`] and `MOIP_FLOOD_FOLLOWS` the keys per follow list. Run
+/// by hand:
 ///
 /// `cargo test -p moip-work --test attacks relay_flood::measure -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,6 +380,10 @@ async fn measure_flood_growth() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60_000);
+    let follows: usize = std::env::var("MOIP_FLOOD_FOLLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut limits = RelayLimits::default();
     if let Some(stored) = std::env::var("MOIP_FLOOD_STORED")
@@ -386,13 +406,22 @@ async fn measure_flood_growth() {
     println!("| hostile events | their bytes | RSS growth | per event | log growth | kept |");
     let (mut sent, mut taken, mut bytes) = (0usize, 0usize, 0usize);
     while sent < total {
-        let round: Vec<Event> = (0..1_000)
-            .flat_map(|_| hostile(100, account(&f1)))
+        let round: Vec<Wire> = (0..1_000)
+            .flat_map(|_| {
+                hostile(follows, account(&f1))
+                    .iter()
+                    .map(wire)
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        bytes += json_bytes(&round);
+        bytes += round.iter().map(|(_, m)| m.len()).sum::<usize>();
         sent += round.len();
         let mut ws = socket(relay.url()).await;
-        taken += flood(&mut ws, &round).await.iter().filter(|a| a.0).count();
+        taken += flood_wire(&mut ws, &round)
+            .await
+            .iter()
+            .filter(|a| a.0)
+            .count();
         assert!(
             until(|| {
                 let stats = service.stats();
