@@ -95,7 +95,9 @@ pub struct Rules {
     /// After the quorum, disputes may be raised for this many seconds.
     pub challenge_window: u64,
     /// Least trust score to claim a task: a fresh key cannot take one (and so cannot hold its
-    /// reward in escrow). One vouch or certification from a verifier clears it.
+    /// reward in escrow). A vouch or certification from a verifier who rates a few others clears
+    /// it; one who rates many spreads its confidence thin (the rater budget), so then it takes
+    /// more than one.
     pub claim_min_trust: f64,
     /// A claim lapses unless proof comes within this many seconds (and by the task's deadline).
     pub claim_window: u64,
