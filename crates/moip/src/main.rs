@@ -1,5 +1,6 @@
 //! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
 
+mod beacons_cli;
 mod bitcoind;
 mod demo;
 mod electrum;
@@ -43,6 +44,9 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Moneysocket consumer: use a wallet through its beacon (balance, invoice, pay).
     Socket(socket::SocketArgs),
+    /// The Moneysocket beacons a running `moip up` handed out: list them with their budgets,
+    /// revoke one (through its API, as the operator).
+    Beacons(beacons_cli::BeaconsArgs),
     /// Checks a community's committed token supply against its collateral, from the chain
     /// alone (proof of liabilities against proof of reserves).
     VerifySupply(supply::VerifySupplyArgs),
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Wallet(args) => return wallet::run(args),
         Command::VerifySupply(args) => return supply::run(args),
+        Command::Beacons(args) => return beacons_cli::run(args),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,7 +95,9 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => runtime.block_on(up::run(args)),
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Electrum(args) => runtime.block_on(electrum::run(args)),
-        Command::Wallet(_) | Command::VerifySupply(_) => unreachable!("run above"),
+        Command::Wallet(_) | Command::VerifySupply(_) | Command::Beacons(_) => {
+            unreachable!("run above")
+        }
         // Synchronous like the wallet; the node runs on a runtime of its own.
         Command::Ln(args) => ln::run(args),
         Command::Relay(args) => runtime.block_on(relay::run(args)),

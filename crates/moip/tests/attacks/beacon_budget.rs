@@ -385,6 +385,25 @@ fn a_revoked_beacon_cannot_spend() {
     assert!(listed(&w.up, &id)["revoked_at"].as_u64().is_some());
     let (status, _) = api(&w.up, "DELETE", "/api/pairing/beacons/0000", None);
     assert_eq!(status, 404, "an unknown beacon");
+    // The operator's command line says the same.
+    let cli = |args: &[&str]| {
+        let data = w.dir.path().join("node");
+        std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+            .args(["beacons", "--api", &w.up.base, "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("moip beacons")
+    };
+    let listing = cli(&["list"]);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.status.success(), "{listing:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&id) && l.ends_with("revoked")),
+        "{text}"
+    );
+    assert!(!cli(&["revoke", "0000"]).status.success());
 
     // Nothing more is paid through it, and its live session ends.
     let bill = w.invoice("after the revocation");
