@@ -13,6 +13,9 @@
 //! operator for any account. Pairing an app with the node's wallet needs the operator's token
 //! (`Authorization: Bearer …`, the file `api.token` in the data directory).
 //!
+//! Balances are private: a member sees their own, the operator sees all, anyone else sees none
+//! — unless the community publishes them (`publish_balances` in `[community]`).
+//!
 //! Errors are JSON `{"error": "..."}` with the status an API client expects: 400 for a body or
 //! field that does not parse, 401 for a signature that does not verify or a missing operator
 //! token, 403 for a wrong one, 404 for an unknown task or redemption, 409 for a request already
@@ -44,7 +47,7 @@ use crate::deposits::{DepositError, Depositor};
 use crate::history::Point;
 use crate::hub::Hub;
 use crate::views::{
-    self, ChannelView, CommunityView, IdentityView, Neighbour, NodeView, PoolView, RedemptionView,
+    self, Viewer, ChannelView, CommunityView, IdentityView, Neighbour, NodeView, PoolView, RedemptionView,
     TaskView,
 };
 
@@ -404,10 +407,26 @@ async fn task(
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("there is no task {id:?}")))
 }
 
+/// Who asks, for what they may see: the operator with the token (a wrong one is refused) or
+/// the operator's session, a member with a session, or anyone.
+fn viewer(hub: &Hub, headers: &HeaderMap) -> Result<Viewer, Failure> {
+    if headers.contains_key("authorization") {
+        operator(hub, headers)?;
+        return Ok(Viewer::Operator);
+    }
+    Ok(crate::web::viewer(hub, headers))
+}
+
 #[utoipa::path(get, path = "/api/identities",
-    responses((status = 200, description = "best trust first", body = [IdentityView])))]
-async fn identities(State(hub): State<Arc<Hub>>) -> Json<Vec<IdentityView>> {
-    Json(views::identities(&hub, MAX_LISTED))
+    security((), ("operator" = []), ("session" = [])),
+    responses((status = 200, description = "best trust first; balances only where the caller \
+        may see them", body = [IdentityView]), (status = 403, body = ApiError)))]
+async fn identities(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<IdentityView>>, Failure> {
+    let viewer = viewer(&hub, &headers)?;
+    Ok(Json(views::identities(&hub, MAX_LISTED, viewer)))
 }
 
 /// An identity with its neighbourhood.
@@ -422,14 +441,18 @@ pub struct IdentityDetail {
 
 #[utoipa::path(get, path = "/api/identities/{pubkey}",
     params(("pubkey" = String, Path, description = "a Nostr public key: 64 hex digits or npub")),
-    responses((status = 200, body = IdentityDetail), (status = 400, body = ApiError)))]
+    security((), ("operator" = []), ("session" = [])),
+    responses((status = 200, body = IdentityDetail), (status = 400, body = ApiError),
+              (status = 403, body = ApiError)))]
 async fn identity(
     State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
     Path(pubkey): Path<String>,
 ) -> Result<Json<IdentityDetail>, Failure> {
     let account = account(&pubkey)?;
+    let viewer = viewer(&hub, &headers)?;
     Ok(Json(IdentityDetail {
-        identity: views::identity(&hub, &account),
+        identity: views::identity(&hub, &account, viewer),
         neighbours: views::neighbours(&hub, &account, 50),
     }))
 }
@@ -473,12 +496,22 @@ pub struct BalanceProof {
 
 #[utoipa::path(get, path = "/api/proof/{pubkey}",
     params(("pubkey" = String, Path, description = "a Nostr public key: 64 hex digits or npub")),
-    responses((status = 200, body = BalanceProof), (status = 400, body = ApiError)))]
+    security((), ("operator" = []), ("session" = [])),
+    responses((status = 200, body = BalanceProof), (status = 400, body = ApiError),
+              (status = 403, body = ApiError)))]
 async fn proof(
     State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
     Path(pubkey): Path<String>,
 ) -> Result<Json<BalanceProof>, Failure> {
     let account = account(&pubkey)?;
+    // The proof's leaf is the balance: shown to whom the balance is.
+    if !viewer(&hub, &headers)?.sees_balance_of(&hub, &account) {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "a balance proof shows the balance: log in as that member (or give the operator's token)",
+        ));
+    }
     Ok(Json(views::balance_proof(&hub, &account)))
 }
 

@@ -73,6 +73,9 @@ pub struct Hub {
     pub users: PathBuf,
     /// Collateral and supply over time, replayed from the journal.
     pub history: History,
+    /// Whether the community publishes every member's balance (else a member sees their own,
+    /// the operator all; see [`crate::views::Viewer`]).
+    pub publish_balances: bool,
     /// Redemption requests already taken (event id → created_at), so none is taken twice.
     pub redemptions_seen: Mutex<HashMap<[u8; 32], u64>>,
 }

@@ -173,6 +173,9 @@ struct CommunitySettings {
     founders: Vec<String>,
     /// Seconds after an attestation quorum during which the task may be disputed.
     challenge_window_secs: Option<u64>,
+    /// Whether every member's balance is shown to anyone (default: a member sees their own,
+    /// the operator all).
+    publish_balances: bool,
 }
 
 /// The supply's commitments on chain.
@@ -231,6 +234,8 @@ struct Settings {
     ports: Ports,
     token: TokenInfo,
     founders: Vec<AccountId>,
+    /// Whether balances are shown to anyone.
+    publish_balances: bool,
     rules: Rules,
     supply: SupplySettings,
     database: Option<String>,
@@ -313,6 +318,7 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
         ports: file.ports,
         token,
         founders,
+        publish_balances: file.community.publish_balances,
         rules: Rules {
             challenge_window: file
                 .community
@@ -776,6 +782,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         https: s.tls,
         users: s.data_dir.join("users"),
         history: History::default(),
+        publish_balances: s.publish_balances,
         redemptions_seen: Mutex::new(HashMap::new()),
     });
     let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();

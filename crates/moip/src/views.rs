@@ -68,8 +68,8 @@ pub struct IdentityView {
     pub score: f64,
     /// The NIP-85 rank published for it (0–100).
     pub rank: u8,
-    /// Spendable tokens.
-    pub balance: u64,
+    /// Spendable tokens; `null` when hidden from the viewer (see [`Viewer`]).
+    pub balance: Option<u64>,
     /// A physical verifier now.
     pub verifier: bool,
 }
@@ -250,21 +250,49 @@ pub fn pool(hub: &Hub) -> PoolView {
     }
 }
 
-/// One identity.
-pub fn identity(hub: &Hub, account: &AccountId) -> IdentityView {
+/// Who is looking at balances. A balance says what a member holds — what they could be robbed
+/// of, or pressed for — so it is theirs to see: a member sees their own, the operator (who
+/// keeps the ledger anyway) sees all, anyone else sees none, unless the community chooses to
+/// publish them (`publish_balances` in `[community]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// Nobody logged in (or a key nobody proved).
+    Anyone,
+    /// A logged-in member.
+    Member(AccountId),
+    /// The operator (the token, or the operator's session).
+    Operator,
+}
+
+impl Viewer {
+    /// Whether this viewer sees `account`'s balance on `hub`.
+    pub fn sees_balance_of(self, hub: &Hub, account: &AccountId) -> bool {
+        hub.publish_balances
+            || match self {
+                Viewer::Operator => true,
+                Viewer::Member(me) => me == *account,
+                Viewer::Anyone => false,
+            }
+    }
+}
+
+/// One identity, its balance shown to `viewer` if theirs to see.
+pub fn identity(hub: &Hub, account: &AccountId, viewer: Viewer) -> IdentityView {
     let at = now();
     let score = hub.work.scores().get(account);
+    let shown = viewer.sees_balance_of(hub, account);
     hub.work.with_community(|c| IdentityView {
         pubkey: hex_of(account),
         score,
         rank: rank(score),
-        balance: c.ledger().balance(account),
+        balance: shown.then(|| c.ledger().balance(account)),
         verifier: c.registry().verifiers(at).contains(account),
     })
 }
 
-/// Everyone with a score or a balance, best score first (at most `max`).
-pub fn identities(hub: &Hub, max: usize) -> Vec<IdentityView> {
+/// Everyone with a score, and those with a balance `viewer` may see, best score first (at most
+/// `max`); the balances `viewer` may not see are hidden, and play no part in the order.
+pub fn identities(hub: &Hub, max: usize, viewer: Viewer) -> Vec<IdentityView> {
     let at = now();
     let scores = hub.work.scores();
     let mut all: Vec<IdentityView> = hub.work.with_community(|c| {
@@ -276,7 +304,7 @@ pub fn identities(hub: &Hub, max: usize) -> Vec<IdentityView> {
         accounts.extend(
             hub.ledger_state_accounts()
                 .into_iter()
-                .filter(|a| ledger.balance(a) > 0),
+                .filter(|a| ledger.balance(a) > 0 && viewer.sees_balance_of(hub, a)),
         );
         accounts
             .into_iter()
@@ -286,7 +314,9 @@ pub fn identities(hub: &Hub, max: usize) -> Vec<IdentityView> {
                     pubkey: hex_of(&a),
                     score,
                     rank: rank(score),
-                    balance: ledger.balance(&a),
+                    balance: viewer
+                        .sees_balance_of(hub, &a)
+                        .then(|| ledger.balance(&a)),
                     verifier: verifiers.contains(&a),
                 }
             })

@@ -21,9 +21,15 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// The operator's token: balances are read over the API as the operator (a member's balance
+/// is shown to that member and the operator only).
+static OPERATOR: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
 fn api(agent: &ureq::Agent, base: &str, path: &str) -> Value {
+    let bearer = format!("Bearer {}", OPERATOR.lock().expect("token"));
     let text = agent
         .get(format!("{base}{path}"))
+        .header("Authorization", &bearer)
         .call()
         .expect("api")
         .body_mut()
@@ -102,6 +108,8 @@ founders = ["{}", "{}"]
         &["  electrum tcp: ", "  lightning: ", "  dashboard: "],
     );
     let base = lines[2].trim_end_matches('/').to_owned();
+    let token = std::fs::read_to_string(data_dir.join("api.token")).expect("the operator token");
+    *OPERATOR.lock().expect("token") = token.trim().to_owned();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(WAIT))

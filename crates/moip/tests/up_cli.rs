@@ -177,7 +177,7 @@ commit_every_blocks = 2
     let operator = operator.trim();
     let base = lines[8].trim_end_matches("/api/openapi.json");
     check_api(base, operator);
-    check_supply_commitment(base);
+    check_supply_commitment(base, operator);
 
     // SIGTERM stops everything and the process exits cleanly.
     stop_with_sigterm(&mut node.child);
@@ -284,7 +284,18 @@ fn check_api(base: &str, operator: &str) {
     );
     let (status, identity) = get(&format!("/api/identities/{}", keys.public_key().to_hex()));
     assert_eq!(status, 200);
-    assert_eq!(identity["balance"], 0);
+    assert_eq!(identity["balance"], json!(null), "a balance is its owner's");
+    let mut response = agent
+        .get(format!(
+            "{base}/api/identities/{}",
+            keys.public_key().to_hex()
+        ))
+        .header("Authorization", &format!("Bearer {operator}"))
+        .call()
+        .expect("get");
+    let identity: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("json");
+    assert_eq!(identity["balance"], 0, "the operator sees it");
 
     // The read-only endpoints.
     let (status, pool) = get("/api/pool");
@@ -642,7 +653,7 @@ fn up_runs_over_a_users_bitcoind() {
 /// The node commits the supply root from its operations wallet (funded when the regtest chain
 /// was new) and checks the confirmed commitment against the guardians' collateral, from the
 /// chain alone; each member's balance comes with its proof against the root.
-fn check_supply_commitment(base: &str) {
+fn check_supply_commitment(base: &str, operator: &str) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(WAIT))
@@ -680,8 +691,16 @@ fn check_supply_commitment(base: &str) {
         "the overview shows it"
     );
 
-    let (status, proof) = get(&format!("/api/proof/{}", "4f".repeat(32)));
-    assert_eq!(status, 200);
+    // A proof shows the balance: to its owner and the operator only.
+    assert_eq!(get(&format!("/api/proof/{}", "4f".repeat(32))).0, 403);
+    let mut response = agent
+        .get(format!("{base}/api/proof/{}", "4f".repeat(32)))
+        .header("Authorization", &format!("Bearer {operator}"))
+        .call()
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 200);
+    let proof: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("json");
     assert_eq!(proof["leaf_sum"], 0);
     assert_eq!(proof["root"], supply["root"]);
     assert_eq!(get("/api/proof/nope").0, 400);

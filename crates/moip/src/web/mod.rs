@@ -79,6 +79,23 @@ fn render_with(
     ))
 }
 
+/// Who the request's session is, for what it may see.
+pub(crate) fn viewer(hub: &Hub, headers: &HeaderMap) -> views::Viewer {
+    match session(hub, headers) {
+        Some((_, s)) if s.operator => views::Viewer::Operator,
+        Some((_, Session {
+            account: Some(account),
+            ..
+        })) => views::Viewer::Member(account),
+        _ => views::Viewer::Anyone,
+    }
+}
+
+/// A balance as a page shows it: hidden from who may not see it.
+fn balance_text(balance: Option<u64>) -> String {
+    balance.map_or_else(|| "<span title=\"not published\">—</span>".into(), num)
+}
+
 fn csrf_of(hub: &Hub, headers: &HeaderMap) -> String {
     session(hub, headers).map_or_else(String::new, |(_, s)| s.csrf)
 }
@@ -395,7 +412,7 @@ async fn wallet(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<String>
             "<h1>Wallet</h1><p>The operator has no tokens; log in as a member.</p>",
         );
     };
-    let me = views::identity(&hub, &account);
+    let me = views::identity(&hub, &account, views::Viewer::Member(account));
     let pool = views::pool(&hub);
     let cap = (pool.account_cap as f64 * me.score.max(0.1)) as u64;
     let mut body = String::new();
@@ -404,7 +421,7 @@ async fn wallet(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<String>
         "<h1>Wallet</h1><div class=\"cards\"><div class=\"card\">Tokens<b id=\"balance\">{}</b></div>\
          <div class=\"card\">Trust<b>{:.3}</b></div><div class=\"card\">Redeemable per epoch<b>{}</b></div></div>\
          <p>Your key: {}</p>",
-        num(me.balance),
+        balance_text(me.balance),
         me.score,
         num(cap),
         key_link(&me.pubkey)
@@ -568,14 +585,14 @@ async fn identities_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Htm
         "<h1>Identities</h1><table id=\"identities\"><tr><th>Key</th><th>Trust</th><th>Rank</th>\
          <th>Tokens</th><th>Physical verifier</th></tr>",
     );
-    for i in views::identities(&hub, api::MAX_LISTED) {
+    for i in views::identities(&hub, api::MAX_LISTED, viewer(&hub, &headers)) {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             key_link(&i.pubkey),
             i.score,
             i.rank,
-            num(i.balance),
+            balance_text(i.balance),
             if i.verifier { "yes" } else { "" }
         );
     }
@@ -607,7 +624,7 @@ async fn identity_page(
             "A key is 64 hex digits or npub1….",
         );
     };
-    let me = views::identity(&hub, &account);
+    let me = views::identity(&hub, &account, viewer(&hub, &headers));
     let around = views::neighbours(&hub, &account, 24);
     let mut body = String::new();
     let _ = write!(
@@ -619,7 +636,7 @@ async fn identity_page(
         esc(&me.pubkey),
         me.score,
         me.rank,
-        num(me.balance),
+        balance_text(me.balance),
         if me.verifier { "yes" } else { "no" },
         charts::trust_graph(&me.pubkey, me.score, &around)
     );

@@ -17,16 +17,23 @@ struct Up {
     base: String,
     data: PathBuf,
     token: String,
+    /// Its Electrum server (`tcp://…`) and Lightning node (`id@host:port`), for a payer.
+    electrum: String,
+    lightning: String,
 }
 
 /// `moip up` in `dir/node` on loopback (every port free, no mining), started by a shell that
-/// first sets `umask`, so files are made as the operator's shell would make them.
-fn up_with_umask(dir: &Path, umask: &str) -> Up {
+/// first sets `umask`, so files are made as the operator's shell would make them; `community`
+/// goes in the settings' `[community]` table.
+fn up_with(dir: &Path, umask: &str, community: &str) -> Up {
     let config = dir.join("moip.toml");
     std::fs::write(
         &config,
-        "mine_every_secs = 0\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\n\
-         electrum_ssl = 0\nelectrum_wss = 0\nlightning = 0\nmoneysocket = 0\nnostr = 0\napi = 0\n",
+        format!(
+            "mine_every_secs = 0\n[ports]\nrpc = 0\nelectrum_tcp = 0\nelectrum_ws = 0\n\
+             electrum_ssl = 0\nelectrum_wss = 0\nlightning = 0\nmoneysocket = 0\nnostr = 0\n\
+             api = 0\n[community]\n{community}\n"
+        ),
     )
     .expect("settings");
     let data = dir.join("node");
@@ -40,7 +47,11 @@ fn up_with_umask(dir: &Path, umask: &str) -> Up {
         .arg("--data-dir")
         .arg(&data)
         .env("MOIP_PASSWORD", PASSWORD);
-    let (node, lines) = NodeProcess::spawn_command(command, &data, &["  dashboard: "]);
+    let (node, lines) = NodeProcess::spawn_command(
+        command,
+        &data,
+        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
+    );
     let base = lines[0].trim_end_matches('/').to_owned();
     let token = std::fs::read_to_string(data.join("api.token"))
         .expect("the operator's token")
@@ -51,12 +62,14 @@ fn up_with_umask(dir: &Path, umask: &str) -> Up {
         base,
         data,
         token,
+        electrum: lines[1].clone(),
+        lightning: lines[2].clone(),
     }
 }
 
 /// `moip up` as an operator with the usual umask starts it.
 fn start(dir: &Path) -> Up {
-    up_with_umask(dir, "022")
+    up_with(dir, "022", "")
 }
 
 fn agent() -> ureq::Agent {
@@ -87,7 +100,7 @@ fn mode(path: &Path) -> u32 {
 fn the_data_directory_and_its_secrets_are_the_owner_s_alone() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
-    let up = up_with_umask(dir.path(), "000");
+    let up = up_with(dir.path(), "000", "");
     let agent = agent();
     assert_eq!(mode(&up.data), 0o700, "the data directory");
     assert_eq!(
@@ -417,5 +430,160 @@ fn a_stranger_cannot_fill_the_deposit_book() {
         2_000,
     );
     assert_eq!(status, 403, "a wrong token");
+    up.node.stop();
+}
+
+/// GET `path` as `auth` (a header) if any: the status and the body.
+fn read(agent: &ureq::Agent, base: &str, path: &str, auth: Option<(&str, &str)>) -> (u16, String) {
+    let mut request = agent.get(format!("{base}{path}"));
+    if let Some((name, value)) = auth {
+        request = request.header(name, value);
+    }
+    let mut response = request.call().expect("get");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().expect("body"))
+}
+
+/// [`read`], as JSON.
+fn read_json(
+    agent: &ureq::Agent,
+    base: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+) -> (u16, serde_json::Value) {
+    let (status, text) = read(agent, base, path, auth);
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// A member logged in as a NIP-07 signer, holding `sats` tokens deposited over Lightning
+/// from `payer` (the test's own node, with a channel to the community's); their keys and
+/// session cookie.
+fn funded_member(
+    agent: &ureq::Agent,
+    up: &Up,
+    payer: &moip_lightning::LightningNode,
+    sats: u64,
+) -> (nostr_sdk::Keys, String) {
+    let keys = nostr_sdk::Keys::generate();
+    let cookie = nip07_session(agent, &up.base, &keys);
+    let (status, deposit) = ask_deposit(agent, &up.base, Some(("Cookie", &cookie)), None, sats);
+    assert_eq!(status, 201, "{deposit}");
+    payer
+        .pay(
+            deposit["invoice"].as_str().expect("invoice"),
+            None,
+            Default::default(),
+            WAIT,
+        )
+        .expect("the deposit paid");
+    let bearer = format!("Bearer {}", up.token);
+    let me = keys.public_key().to_hex();
+    crate::common::wait_until(WAIT, "the deposit minted", || {
+        let (_, identity) = read_json(
+            agent,
+            &up.base,
+            &format!("/api/identities/{me}"),
+            Some(("Authorization", &bearer)),
+        );
+        (identity["balance"] == sats).then_some(())
+    });
+    (keys, cookie)
+}
+
+/// Balances are their owners': an anonymous visitor and another member see no member's
+/// balance — not over the API (identity, listing, balance proof) nor on the dashboard's
+/// pages — while the member sees their own and the operator sees all; a community that
+/// chooses to publish balances (`publish_balances = true`) shows them to anyone.
+#[test]
+fn a_balance_is_shown_to_its_owner_and_the_operator_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = start(dir.path());
+    let agent = agent();
+    let base = &up.base;
+    let payer = crate::common::payer::payer_with_channel(
+        &up.node,
+        &dir.path().join("payer"),
+        &up.electrum,
+        &up.lightning,
+        1_000_000,
+    );
+    let (ana, ana_cookie) = funded_member(&agent, &up, &payer, 20_000);
+    let ana_hex = ana.public_key().to_hex();
+    let bob = nip07_session(&agent, base, &nostr_sdk::Keys::generate());
+    let bearer = format!("Bearer {}", up.token);
+    let one = format!("/api/identities/{ana_hex}");
+    let proof = format!("/api/proof/{ana_hex}");
+    let shown = "20\u{202f}000";
+
+    // Strangers: an anonymous visitor, and another member.
+    for (who, auth) in [("anyone", None), ("bob", Some(("Cookie", bob.as_str())))] {
+        let (status, identity) = read_json(&agent, base, &one, auth);
+        assert_eq!(status, 200);
+        assert_eq!(
+            identity["balance"],
+            serde_json::Value::Null,
+            "{who}: {identity}"
+        );
+        let (_, all) = read_json(&agent, base, "/api/identities", auth);
+        let all = all.as_array().expect("a list").clone();
+        assert!(
+            all.iter()
+                .all(|i| i["pubkey"] != ana_hex.as_str() && i["balance"].is_null()),
+            "{who} sees no balance in the listing, nor who holds one: {all:?}"
+        );
+        let (status, answer) = read_json(&agent, base, &proof, auth);
+        assert_eq!(status, 403, "{who}: the proof shows the balance: {answer}");
+        for page in [format!("/identities/{ana_hex}"), "/identities".to_owned()] {
+            let (status, html) = read(&agent, base, &page, auth);
+            assert_eq!(status, 200);
+            assert!(!html.contains(shown), "{who} on {page}");
+        }
+    }
+
+    // The member herself, and the operator.
+    for (who, auth) in [
+        ("ana", ("Cookie", ana_cookie.as_str())),
+        ("the operator", ("Authorization", bearer.as_str())),
+    ] {
+        let (_, identity) = read_json(&agent, base, &one, Some(auth));
+        assert_eq!(identity["balance"], 20_000, "{who}: {identity}");
+        let (_, all) = read_json(&agent, base, "/api/identities", Some(auth));
+        assert!(
+            all.as_array()
+                .expect("a list")
+                .iter()
+                .any(|i| i["pubkey"] == ana_hex.as_str() && i["balance"] == 20_000),
+            "{who}: {all}"
+        );
+        let (status, answer) = read_json(&agent, base, &proof, Some(auth));
+        assert_eq!(status, 200, "{who}: {answer}");
+        assert_eq!(answer["leaf_sum"], 20_000);
+    }
+    let (_, html) = read(
+        &agent,
+        base,
+        &format!("/identities/{ana_hex}"),
+        Some(("Cookie", &ana_cookie)),
+    );
+    assert!(html.contains(shown), "ana sees her own on the dashboard");
+    let (status, _) = read_json(
+        &agent,
+        base,
+        &one,
+        Some(("Authorization", "Bearer not-the-token")),
+    );
+    assert_eq!(
+        status, 403,
+        "a wrong token is refused, not taken for anyone"
+    );
+
+    // A community that publishes balances shows them to anyone.
+    up.node.stop();
+    let up = up_with(dir.path(), "022", "publish_balances = true");
+    let (_, identity) = read_json(&agent, &up.base, &one, None);
+    assert_eq!(identity["balance"], 20_000, "published: {identity}");
+    let (_, html) = read(&agent, &up.base, &format!("/identities/{ana_hex}"), None);
+    assert!(html.contains(shown), "published on the dashboard");
+    payer.stop().expect("stop the payer");
     up.node.stop();
 }
