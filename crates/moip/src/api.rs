@@ -47,8 +47,8 @@ use crate::deposits::{DepositError, Depositor};
 use crate::history::Point;
 use crate::hub::Hub;
 use crate::views::{
-    self, Viewer, ChannelView, CommunityView, IdentityView, Neighbour, NodeView, PoolView, RedemptionView,
-    TaskView,
+    self, ChannelView, CommunityView, IdentityView, Neighbour, NodeView, PoolView, RedemptionView,
+    TaskView, Viewer,
 };
 
 /// Largest request body accepted, in bytes (a Nostr event with its content and tags).
@@ -258,18 +258,26 @@ pub async fn redeem_event(hub: &Hub, event: &Event) -> Result<RedemptionView, Fa
     let community = hub.work.with_community(|c| c.id().to_owned());
     let (account, request) = decode_redeem(event, &community, now)
         .map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    {
-        let mut seen = crate::util::lock(&hub.redemptions_seen);
-        seen.retain(|_, at| at.abs_diff(now) <= actions::REDEEM_FRESHNESS_SECS);
-        if seen
-            .insert(event.id.to_bytes(), event.created_at.as_secs())
-            .is_some()
-        {
-            return Err(Failure::new(
-                StatusCode::CONFLICT,
-                "this redemption request was taken already",
-            ));
-        }
+    // Written down before the pool sees it: a request replayed after a restart is refused too.
+    let first = hub
+        .redemptions_seen
+        .take(
+            &event.id.to_hex(),
+            event.created_at.as_secs(),
+            now,
+            actions::REDEEM_FRESHNESS_SECS,
+        )
+        .map_err(|e| {
+            Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the request cannot be recorded, so it is not taken: {e}"),
+            )
+        })?;
+    if !first {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "this redemption request was taken already",
+        ));
     }
     // The last computed scores (at most the service's `scores_every` old): a request never
     // makes the node score the trust graph under the Work state's lock.

@@ -1,7 +1,6 @@
 //! What the API and the dashboard reach: the community's services on a running node, and
 //! read-only handles on the lower layers for the status page.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -76,6 +75,6 @@ pub struct Hub {
     /// Whether the community publishes every member's balance (else a member sees their own,
     /// the operator all; see [`crate::views::Viewer`]).
     pub publish_balances: bool,
-    /// Redemption requests already taken (event id → created_at), so none is taken twice.
-    pub redemptions_seen: Mutex<HashMap<[u8; 32], u64>>,
+    /// Redemption requests already taken, so none is taken twice (across restarts too).
+    pub redemptions_seen: crate::state::SeenRequests,
 }

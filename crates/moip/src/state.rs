@@ -183,6 +183,67 @@ impl Document {
     }
 }
 
+/// Signed requests already taken (by event id), kept in one of the node's documents so that a
+/// request replayed after a restart is refused as it is before one: a signed redemption
+/// request, taken twice, would redeem twice. Ids older than the freshness window are
+/// forgotten, since requests that old are refused anyway.
+pub struct SeenRequests {
+    document: Option<Document>,
+    seen: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl SeenRequests {
+    /// The ids written in `document` (none when absent; `None`: kept in memory only).
+    ///
+    /// # Errors
+    /// [`StateError`] when the document cannot be read or is not such a record.
+    pub fn open(document: Option<Document>) -> Result<SeenRequests, StateError> {
+        let seen = match &document {
+            Some(d) => match d.read()? {
+                Some(text) => serde_json::from_str(&text).map_err(|e| d.error(e))?,
+                None => std::collections::BTreeMap::new(),
+            },
+            None => std::collections::BTreeMap::new(),
+        };
+        Ok(SeenRequests {
+            document,
+            seen: Mutex::new(seen),
+        })
+    }
+
+    /// Takes request `id` (signed at `created_at`) at `now`: `true` the first time, once it is
+    /// written down; `false` when it was taken before. Ids signed more than `window` seconds
+    /// from `now` are forgotten first.
+    ///
+    /// # Errors
+    /// [`StateError`] when the record cannot be written: then the request is not taken
+    /// (refusing it is safe; taking it unrecorded is not).
+    pub fn take(
+        &self,
+        id: &str,
+        created_at: u64,
+        now: u64,
+        window: u64,
+    ) -> Result<bool, StateError> {
+        let mut seen = lock(&self.seen);
+        seen.retain(|_, at| at.abs_diff(now) <= window);
+        if seen.contains_key(id) {
+            return Ok(false);
+        }
+        seen.insert(id.to_owned(), created_at);
+        if let Some(document) = &self.document {
+            let written = serde_json::to_string(&*seen)
+                .map_err(|e| document.error(e))
+                .and_then(|text| document.write(&text));
+            if let Err(e) = written {
+                seen.remove(id);
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// The NWC service keeps its connection list as one of the node's documents.
 impl moip_nwc::DocumentStore for Document {
     fn load(&self) -> Result<Option<Vec<u8>>, String> {
@@ -200,6 +261,24 @@ impl moip_nwc::DocumentStore for Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_taken_once_across_reopenings_until_it_is_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::open(None, "mill", dir.path()).expect("files");
+        let seen = SeenRequests::open(Some(store.document("seen.json"))).expect("open");
+        assert!(seen.take("a", 1_000, 1_000, 600).expect("take"));
+        assert!(!seen.take("a", 1_000, 1_001, 600).expect("take"));
+        drop(seen);
+        let seen = SeenRequests::open(Some(store.document("seen.json"))).expect("reopen");
+        assert!(
+            !seen.take("a", 1_000, 1_002, 600).expect("take"),
+            "after a restart"
+        );
+        assert!(seen.take("b", 1_700, 1_700, 600).expect("take"));
+        // "a" is past the window now (and would be refused as stale before reaching here).
+        assert!(seen.take("a", 1_000, 1_700, 600).expect("take"));
+    }
 
     #[test]
     fn a_file_document_is_absent_then_replaced_whole() {

@@ -66,7 +66,6 @@ use moip_work::trust::Params;
 
 use moip::tls::{NodeCert, TlsMode};
 use serde::Deserialize;
-use std::collections::HashMap;
 
 use moip::commitments::{CommitConfig, Committer};
 use moip::deposits::Deposits;
@@ -783,7 +782,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         users: s.data_dir.join("users"),
         history: History::default(),
         publish_balances: s.publish_balances,
-        redemptions_seen: Mutex::new(HashMap::new()),
+        redemptions_seen: moip::state::SeenRequests::open(Some(
+            state.document("redemptions-seen.json"),
+        ))
+        .context("opening the record of redemption requests taken")?,
     });
     let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(moip::api::serve(

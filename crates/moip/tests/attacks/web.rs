@@ -587,3 +587,86 @@ fn a_balance_is_shown_to_its_owner_and_the_operator_only() {
     payer.stop().expect("stop the payer");
     up.node.stop();
 }
+
+/// A redemption request is signed once and taken once: replayed after the node restarts (when
+/// the guard lived in memory only, it was taken again), it is refused with 409 and the
+/// member's balance does not move.
+#[test]
+fn a_redemption_replayed_after_a_restart_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = start(dir.path());
+    let agent = agent();
+    let payer = crate::common::payer::payer_with_channel(
+        &up.node,
+        &dir.path().join("payer"),
+        &up.electrum,
+        &up.lightning,
+        1_000_000,
+    );
+    let (member, _) = funded_member(&agent, &up, &payer, 30_000);
+    let bearer = format!("Bearer {}", up.token);
+    let me = format!("/api/identities/{}", member.public_key().to_hex());
+    let balance = |base: &str| {
+        read_json(&agent, base, &me, Some(("Authorization", &bearer))).1["balance"].as_u64()
+    };
+
+    // The member redeems 10 000 tokens to an invoice of the payer's, and is paid.
+    let (_, pool) = read_json(&agent, &up.base, "/api/pool", None);
+    let ppm = pool["fee_ppm"].as_u64().expect("fee");
+    let amount = 10_000u64;
+    let fee = (amount * ppm).div_ceil(1_000_000);
+    let payout = payer
+        .create_invoice(Some((amount - fee) * 1_000), "my tokens", 3_600)
+        .expect("invoice");
+    let (_, community) = read_json(&agent, &up.base, "/api/community", None);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let request = moip::actions::RedeemRequest {
+        amount,
+        invoice: payout.bolt11.clone(),
+    };
+    let signed =
+        moip::actions::redeem_builder(community["id"].as_str().expect("id"), &request, now)
+            .sign_with_keys(&member)
+            .expect("sign");
+    let signed = nostr_sdk::JsonUtil::as_json(&signed);
+    let redeem = |base: &str| {
+        let mut response = agent
+            .post(format!("{base}/api/redemptions"))
+            .send(signed.clone())
+            .expect("redeem");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        )
+    };
+    let (status, ticket) = redeem(&up.base);
+    assert_eq!(status, 200, "{ticket}");
+    let id = ticket["id"].as_u64().expect("id");
+    crate::common::wait_until(WAIT, "the redemption paid", || {
+        let (_, r) = read_json(&agent, &up.base, &format!("/api/redemptions/{id}"), None);
+        (r["status"] == "paid").then_some(())
+    });
+
+    // The same signed request, replayed after a restart: refused, nothing taken.
+    up.node.stop();
+    let up = start(dir.path());
+    let before = balance(&up.base);
+    let (status, answer) = redeem(&up.base);
+    assert_eq!(status, 409, "the replay after the restart: {answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("taken already")),
+        "{answer}"
+    );
+    assert_eq!(balance(&up.base), before, "the balance stays");
+    let (_, pool) = read_json(&agent, &up.base, "/api/pool", None);
+    assert_eq!(pool["queued"], 0, "nothing waits to be paid: {pool}");
+    payer.stop().expect("stop the payer");
+    up.node.stop();
+}
