@@ -317,7 +317,7 @@ fn a_reconnect_or_a_restart_does_not_reset_a_beacons_spending() {
 
 #[test]
 fn a_payment_that_timed_out_stays_reserved_until_its_outcome_is_known() {
-    let (w, consumer) = world();
+    let (mut w, consumer) = world();
     // The payee takes the HTLC and holds it past the provider's 60 s wait.
     let preimage = Preimage::random();
     let held = w
@@ -354,6 +354,23 @@ fn a_payment_that_timed_out_stays_reserved_until_its_outcome_is_known() {
     let id = w.id.clone().expect("the beacon's id");
     let entry = listed(&w.up, &id);
     assert_eq!(entry["reserved_msat"], json!(SPEND_MSAT), "{entry}");
+
+    // The node is killed and started again while the HTLC is held: the reservation is still
+    // there, and still refuses the second payment.
+    drop(consumer);
+    w.restart();
+    let entry = listed(&w.up, &id);
+    assert_eq!(entry["reserved_msat"], json!(SPEND_MSAT), "{entry}");
+    let consumer =
+        w.rt.block_on(connect(&w.beacon, WAIT))
+            .expect("the beacon is served after the restart");
+    assert_eq!(
+        code_of(w.rt.block_on(consumer.pay(&more.bolt11, None))),
+        ErrorCode::SPENDING_LIMIT,
+        "a restart must not refund a payment of unknown outcome"
+    );
+    assert!(!w.received(more.payment_hash), "nothing was paid");
+
     // The payee settles after all: the node learns the outcome and the beacon has spent it.
     w.payee.settle_hold_invoice(preimage).expect("settle");
     let entry = wait_until(WAIT, "the settled payment counted as spent", || {
