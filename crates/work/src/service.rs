@@ -1,13 +1,13 @@
 //! The Work service: a community's [`Community`] state run over Nostr relays.
 //!
-//! It subscribes to its community's Work events (`#h` = the community) and to follow lists and
-//! reports, applies each event once, and publishes a signed [`Receipt`] for every decision —
-//! so the sender of a refused event reads the reason on the relay — and for every payout at the
-//! end of a challenge window. The receipts are the community's log: the service keeps a local
-//! copy ([`WorkLog`]) to restart from, and when that is lost it rebuilds by fetching its
-//! receipts and the events they name from the relays and replaying them over the ledger, which
-//! already holds their effects (see [`crate::community`]). Trust scores go out as NIP-85
-//! assertions when they change.
+//! It subscribes to its community's Work events (`#h` = the community) and to the follow lists
+//! and reports of authors with a trust score (renewed as scores change), applies each event
+//! once, and publishes a signed [`Receipt`] for every decision — so the sender of a refused
+//! event reads the reason on the relay — and for every payout at the end of a challenge window.
+//! The receipts are the community's log: the service keeps a local copy ([`WorkLog`]) to
+//! restart from, and when that is lost it rebuilds by fetching its receipts and the events they
+//! name from the relays and replaying them over the ledger, which already holds their effects
+//! (see [`crate::community`]). Trust scores go out as NIP-85 assertions when they change.
 //!
 //! Time comes from the service's clock, never from an event: a late submission is late when the
 //! service sees it, whatever the event's `created_at` says.
@@ -15,13 +15,15 @@
 //! Anyone who reaches a relay can publish, so what the service keeps is bounded
 //! ([`IngestLimits`]): follow lists and reports count only from authors with *standing* — a
 //! role in the community, tokens, or a trust score above 0 (followed by someone who counts) —
-//! and the rest are dropped unrecorded, as GrapeRank gives them no weight anyway; the refusals
-//! of authors without standing are kept only up to a budget shared by all of them; and each
-//! author has a quota of decisions and bytes kept per window. Scores are computed by a task on
-//! a schedule, outside the state's lock, and readers ([`WorkService::trust`]) take the last
-//! computed ones: no request makes the node score the graph.
+//! and the rest are dropped unrecorded, as GrapeRank gives them no weight anyway (the relays
+//! are asked only for those of authors with a score, so strangers' lists do not even reach the
+//! service); the refusals of authors without standing are kept only up to a budget shared by
+//! all of them; and each author has a quota of decisions and bytes kept per window. Scores are
+//! computed by a task on a schedule, outside the state's lock, and readers
+//! ([`WorkService::trust`]) take the last computed ones: no request makes the node score the
+//! graph.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,7 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moip_assets::ledger::TokenLedger;
 use nostr_sdk::prelude::{Alphabet, RelayPoolNotification, RelayUrl, SingleLetterTag};
-use nostr_sdk::{Client, Event, EventId, Filter, JsonUtil, Keys, Kind, PublicKey, Timestamp};
+use nostr_sdk::{
+    Client, Event, EventId, Filter, JsonUtil, Keys, Kind, PublicKey, SubscriptionId, Timestamp,
+};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -129,6 +133,10 @@ pub struct IngestStats {
     /// Events dropped unrecorded: follow lists and reports of authors without standing, and
     /// their refused events beyond [`IngestLimits::stranger_refusals`].
     pub ignored: u64,
+    /// Of those, follow lists and reports (the subscription asks only for those of authors
+    /// with a score, so these are the ones that came all the same: a catch-up, a standing
+    /// lost since).
+    pub signals_ignored: u64,
     /// Events dropped unrecorded because their author's quota was spent.
     pub over_quota: u64,
     /// Times the trust graph was scored by the scoring task.
@@ -200,6 +208,10 @@ struct Inner<L> {
     latest: Mutex<Arc<Scores>>,
     /// Times the graph was scored (by [`Inner::rescore`]).
     scorings: AtomicU64,
+    /// The authors whose follow lists and reports the service subscribes to (those with a
+    /// score, and its own key so that the set is never empty); `None`: every author
+    /// ([`IngestLimits::keep_strangers`]).
+    trust_authors: Mutex<Option<BTreeSet<PublicKey>>>,
     fetch_timeout: Duration,
 }
 
@@ -242,19 +254,34 @@ fn relay_error(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Relay(e.to_string())
 }
 
-/// The filters a community's service reads: its Work events, and follows and reports.
-fn filters(community: &str, since: Option<u64>) -> Vec<Filter> {
-    let work = Filter::new()
+/// The subscription to follow lists and reports, renewed when who has a score changes.
+const TRUST_SUBSCRIPTION: &str = "moip-work-trust";
+
+/// Most authors named in the subscription to follow lists and reports (the highest scores);
+/// a REQ naming them is about 330 KB.
+const MAX_TRUST_AUTHORS: usize = 5_000;
+
+/// The filter of a community's Work events.
+fn work_filter(community: &str) -> Filter {
+    Filter::new()
         .kinds(WORK_KINDS.iter().map(|k| Kind::from(*k)))
-        .custom_tag(SingleLetterTag::lowercase(Alphabet::H), community);
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::H), community)
+}
+
+/// The filter of follow lists and reports: by `authors` only, unless `None` (every author).
+fn trust_filter(authors: Option<&BTreeSet<PublicKey>>) -> Filter {
     let trust = Filter::new().kinds([Kind::from(KIND_FOLLOWS), Kind::from(KIND_REPORT)]);
-    [work, trust]
-        .into_iter()
-        .map(|f| match since {
-            Some(s) => f.since(Timestamp::from(s)),
-            None => f,
-        })
-        .collect()
+    match authors {
+        Some(authors) => trust.authors(authors.iter().copied()),
+        None => trust,
+    }
+}
+
+fn since(filter: Filter, since: Option<u64>) -> Filter {
+    match since {
+        Some(s) => filter.since(Timestamp::from(s)),
+        None => filter,
+    }
 }
 
 fn verdict_of(outcome: Outcome) -> Verdict {
@@ -375,6 +402,7 @@ impl<L: TokenLedger> Node<L> {
         if !standing && trust_signal {
             // GrapeRank gives its signals no weight: nothing to keep.
             self.stats.ignored += 1;
+            self.stats.signals_ignored += 1;
             return None;
         }
         let json = event.as_json();
@@ -485,6 +513,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             published: Mutex::new(HashMap::new()),
             latest: Mutex::new(Arc::new(Scores::default())),
             scorings: AtomicU64::new(0),
+            trust_authors: Mutex::new(None),
             fetch_timeout: config.fetch_timeout,
         });
         let logged = inner.restore().await?;
@@ -496,13 +525,16 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             (node.seq > 0).then(|| node.last_at.saturating_sub(CATCH_UP_SECS))
         };
         let notifications = inner.client.notifications();
-        for filter in filters(&inner.community, since) {
-            inner
-                .client
-                .subscribe(filter.limit(PAGE * 10), None)
-                .await
-                .map_err(relay_error)?;
+        let work = self::since(work_filter(&inner.community), since);
+        inner
+            .client
+            .subscribe(work.limit(PAGE * 10), None)
+            .await
+            .map_err(relay_error)?;
+        if !config.limits.keep_strangers {
+            *lock(&inner.trust_authors) = Some(inner.standing_authors());
         }
+        inner.subscribe_trust(since).await?;
         let serve = tokio::spawn(Arc::clone(&inner).serve(notifications, since));
         let republish = tokio::spawn(Arc::clone(&inner).republish(logged));
         let tick = tokio::spawn(Arc::clone(&inner).tick(config.tick));
@@ -802,8 +834,9 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
     }
 
     async fn catch_up(&self, since: u64) {
-        let community = &self.community;
-        for filter in filters(community, Some(since)) {
+        let trust = trust_filter(lock(&self.trust_authors).as_ref());
+        for filter in [work_filter(&self.community), trust] {
+            let filter = filter.since(Timestamp::from(since));
             match self
                 .client
                 .fetch_events(filter.limit(PAGE * 10), self.fetch_timeout)
@@ -873,6 +906,58 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
         }
     }
 
+    /// The authors to read follow lists and reports from: those with a score above 0 in the
+    /// latest scores (members, who are certified or vouched for, and whoever they follow), at
+    /// most [`MAX_TRUST_AUTHORS`] of the highest, and the service's own key.
+    fn standing_authors(&self) -> BTreeSet<PublicKey> {
+        let scores = Arc::clone(&lock(&self.latest));
+        let mut scored: Vec<(&AccountId, &f64)> = scores.iter().collect();
+        scored.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        let mut authors: BTreeSet<PublicKey> = scored
+            .into_iter()
+            .take(MAX_TRUST_AUTHORS)
+            .filter_map(|(who, _)| PublicKey::from_slice(who.as_bytes()).ok())
+            .collect();
+        authors.insert(self.keys.public_key());
+        authors
+    }
+
+    /// Subscribes (again: the same id replaces the subscription) to follow lists and reports
+    /// of [`Inner::trust_authors`], from `since`.
+    async fn subscribe_trust(&self, since: Option<u64>) -> Result<(), ServiceError> {
+        let filter = trust_filter(lock(&self.trust_authors).as_ref());
+        self.client
+            .subscribe_with_id(
+                SubscriptionId::new(TRUST_SUBSCRIPTION),
+                self::since(filter, since).limit(PAGE * 10),
+                None,
+            )
+            .await
+            .map_err(relay_error)?;
+        Ok(())
+    }
+
+    /// Renews the subscription to follow lists and reports when who has a score changed; the
+    /// new authors' lists of the last [`CATCH_UP_SECS`] come with it.
+    async fn renew_trust_subscription(&self) {
+        let authors = {
+            let current = lock(&self.trust_authors);
+            let Some(current) = current.as_ref() else {
+                return;
+            };
+            let authors = self.standing_authors();
+            if &authors == current {
+                return;
+            }
+            authors
+        };
+        *lock(&self.trust_authors) = Some(authors);
+        let from = unix_now().saturating_sub(CATCH_UP_SECS);
+        if let Err(e) = self.subscribe_trust(Some(from)).await {
+            tracing::warn!("work service: renewing the trust subscription: {e}");
+        }
+    }
+
     /// Scores the graph as of the last decision and makes the result the latest; returns the
     /// sequence number scored. The state's lock is held only to copy the graph: the scoring
     /// itself runs on a blocking thread while events keep being decided.
@@ -912,6 +997,7 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
             let seq = lock(&self.node).seq;
             if seq != scored_at {
                 scored_at = Arc::clone(&self).rescore().await;
+                self.renew_trust_subscription().await;
             }
             if published_at == Some(scored_at) {
                 continue;

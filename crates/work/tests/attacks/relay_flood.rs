@@ -236,12 +236,14 @@ async fn flood_of_strangers_is_refused_or_dropped_and_members_are_served() {
         .collect();
     let url = relay.url().to_owned();
     let flooding = tokio::spawn(async move {
-        let mut taken = 0;
+        let (mut taken, mut claims) = (0, 0);
         for batch in batches {
             let mut ws = socket(&url).await;
-            taken += flood(&mut ws, &batch).await.iter().filter(|a| a.0).count();
+            let answers = flood(&mut ws, &batch).await;
+            taken += answers.iter().filter(|a| a.0).count();
+            claims += answers.iter().skip(2).step_by(3).filter(|a| a.0).count();
         }
-        taken
+        (taken, claims)
     });
 
     // Members' events get their receipts within the deadline meanwhile.
@@ -290,17 +292,33 @@ async fn flood_of_strangers_is_refused_or_dropped_and_members_are_served() {
     );
     let member_entries = 2 + 6;
 
-    hostile_taken += flooding.await.expect("the flood");
-    // Every hostile event the relay took is read and dropped (or kept within the budget).
+    let (taken, claims) = flooding.await.expect("the flood");
+    hostile_taken += taken;
+    // The strangers' claims (Work events of the community) are read, and refused within the
+    // budget or dropped; their follow lists and reports are not even sent to the service, which
+    // subscribes to those of authors with a score only.
     assert!(
         until(|| {
             let stats = service.stats();
-            stats.ignored + stats.kept >= (hostile_taken + member_entries) as u64
+            stats.ignored + stats.kept >= (claims + member_entries) as u64
         })
         .await,
-        "{:?} for {hostile_taken} hostile events",
+        "{:?} for {claims} claims",
         service.stats()
     );
+    assert_eq!(
+        service.stats().signals_ignored,
+        0,
+        "no stranger's follow list or report reached the service"
+    );
+    // The node's own path (`WorkService::publish`, behind `POST /api/events`) decides without
+    // the subscription: there the standing rule drops a stranger's follow list unrecorded.
+    let direct = follow_list(&Keys::generate(), 10);
+    service.publish(&direct).await.expect("published");
+    assert_eq!(service.stats().signals_ignored, 1);
+    assert!(service.receipt(&direct.id).is_none(), "no receipt kept");
+    let direct_author = AccountId::from_bytes(direct.pubkey.to_bytes());
+    assert!(service.with_community(|c| c.graph().around(&direct_author, 1).0.is_empty()));
 
     // Nothing of the strangers is in the graph, and the log holds the members' decisions and
     // at most the strangers' refusal budget.
@@ -404,7 +422,7 @@ async fn measure_flood_growth() {
     let (rss0, disk0) = (rss(), disk(dir.path()));
     println!("baseline: RSS {rss0} B, log {disk0} B");
     println!("| hostile events | their bytes | RSS growth | per event | log growth | kept |");
-    let (mut sent, mut taken, mut bytes) = (0usize, 0usize, 0usize);
+    let (mut sent, mut taken, mut claims, mut bytes) = (0usize, 0usize, 0usize, 0usize);
     while sent < total {
         let round: Vec<Wire> = (0..1_000)
             .flat_map(|_| {
@@ -417,15 +435,15 @@ async fn measure_flood_growth() {
         bytes += round.iter().map(|(_, m)| m.len()).sum::<usize>();
         sent += round.len();
         let mut ws = socket(relay.url()).await;
-        taken += flood_wire(&mut ws, &round)
-            .await
-            .iter()
-            .filter(|a| a.0)
-            .count();
+        let answers = flood_wire(&mut ws, &round).await;
+        taken += answers.iter().filter(|a| a.0).count();
+        // The service reads the claims only (follow lists and reports of authors without a
+        // score are not sent to it).
+        claims += answers.iter().skip(2).step_by(3).filter(|a| a.0).count();
         assert!(
             until(|| {
                 let stats = service.stats();
-                stats.ignored + stats.kept >= taken as u64
+                stats.ignored + stats.kept >= claims as u64
             })
             .await,
             "the service read the round: {:?}",
