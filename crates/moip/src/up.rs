@@ -26,6 +26,10 @@
 //! work.sqlite     the Work service's log (a copy of its receipts on the relays)
 //! operations/     the operations wallet that pays for supply commitments, and their record
 //! api.token       the operator's token for the dashboard and the pairing API (mode 0600)
+//! redemptions-seen.json  the redemption requests taken in the last 10 minutes
+//!
+//! The directory is the owner's alone (0700, and tightened if found open), and the token and
+//! the state documents are created 0600, whatever the umask.
 //! users/NAME.seed local users' Nostr keys, each sealed under that user's own password
 //! moip.toml       settings, optional
 //! ```

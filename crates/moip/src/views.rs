@@ -314,9 +314,7 @@ pub fn identities(hub: &Hub, max: usize, viewer: Viewer) -> Vec<IdentityView> {
                     pubkey: hex_of(&a),
                     score,
                     rank: rank(score),
-                    balance: viewer
-                        .sees_balance_of(hub, &a)
-                        .then(|| ledger.balance(&a)),
+                    balance: viewer.sees_balance_of(hub, &a).then(|| ledger.balance(&a)),
                     verifier: verifiers.contains(&a),
                 }
             })
