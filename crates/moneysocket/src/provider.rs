@@ -474,6 +474,12 @@ pub async fn serve_socket_with_budget(
     security: Security,
 ) -> Result<(), ProviderError> {
     account.emit(&socket, NexusEventKind::Created);
+    // Whatever ends the session — even its task being aborted (a beacon revoked) — the nexus
+    // leaves the account's list.
+    let _listed = Listed {
+        account: &account,
+        nexus: socket.uuid(),
+    };
     let nexus = Arc::new(Nexus {
         account: Arc::clone(&account),
         uuid: socket.uuid(),
@@ -496,6 +502,18 @@ pub async fn serve_socket_with_budget(
     account.emit(&socket, NexusEventKind::Destroyed);
     let _ = socket.close().await;
     result.map_err(ProviderError::from)
+}
+
+/// Takes a nexus off its account's list when dropped.
+struct Listed<'a> {
+    account: &'a Account,
+    nexus: Uuid,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        lock(&self.account.nexuses).remove(&self.nexus);
+    }
 }
 
 async fn run(
