@@ -170,6 +170,27 @@ fn write_private(document: &Document, text: &str) -> Result<(), StateError> {
     std::fs::rename(&tmp, path).map_err(failed)
 }
 
+/// The book in `document`, empty if it was never written.
+fn read_book(document: &Document) -> Result<Book, BeaconError> {
+    let Some(text) = document.read()? else {
+        return Ok(Book {
+            version: VERSION,
+            ..Book::default()
+        });
+    };
+    let book: Book = serde_json::from_str(&text).map_err(|e| BeaconError::Corrupt {
+        place: document.place(),
+        reason: e.to_string(),
+    })?;
+    if book.version != VERSION {
+        return Err(BeaconError::Corrupt {
+            place: document.place(),
+            reason: format!("version {} (this moip reads {VERSION})", book.version),
+        });
+    }
+    Ok(book)
+}
+
 impl Beacons {
     /// The beacons kept in `document` (none if it was never written), paying through `rail`.
     /// Every reservation found is a payment of a previous run, whose outcome is now the node's
@@ -181,25 +202,7 @@ impl Beacons {
         document: Document,
         rail: Arc<dyn PaymentRail>,
     ) -> Result<Arc<Beacons>, BeaconError> {
-        let mut book = match document.read()? {
-            None => Book {
-                version: VERSION,
-                ..Book::default()
-            },
-            Some(text) => {
-                let book: Book = serde_json::from_str(&text).map_err(|e| BeaconError::Corrupt {
-                    place: document.place(),
-                    reason: e.to_string(),
-                })?;
-                if book.version != VERSION {
-                    return Err(BeaconError::Corrupt {
-                        place: document.place(),
-                        reason: format!("version {} (this moip reads {VERSION})", book.version),
-                    });
-                }
-                book
-            }
-        };
+        let mut book = read_book(&document)?;
         for record in &mut book.beacons {
             for held in &mut record.reserved {
                 held.unresolved = true;
@@ -476,5 +479,57 @@ impl BeaconBudget for Budget {
             held.unresolved = true;
             self.beacons.save_or_log(&book);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_book_is_private_versioned_and_replaced_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let document = Document::File(dir.path().join("beacons.json"));
+        assert_eq!(read_book(&document).expect("empty").beacons.len(), 0);
+        let mut book = Book {
+            version: VERSION,
+            ..Book::default()
+        };
+        book.beacons.push(Record {
+            id: "00".into(),
+            seed: "11".repeat(16),
+            limit_msat: Some(5),
+            spent_msat: 3,
+            created_at: 1,
+            revoked_at: None,
+            reserved: vec![Held {
+                id: 1,
+                payment_hash: Some("22".repeat(32)),
+                amount_msat: 2,
+                unresolved: false,
+            }],
+        });
+        let text = serde_json::to_string(&book).expect("json");
+        write_private(&document, &text).expect("write");
+        write_private(&document, &text).expect("rewrite");
+        let read = read_book(&document).expect("read");
+        assert_eq!(read.beacons[0].view().reserved_msat, 2);
+        assert_eq!(unhex32(&"22".repeat(32)), Some([0x22; 32]));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("beacons.json"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(!dir.path().join("beacons.tmp").exists());
+        // Another layout is refused, not misread.
+        write_private(&document, &text.replace("\"version\":1", "\"version\":2")).expect("write");
+        assert!(matches!(
+            read_book(&document),
+            Err(BeaconError::Corrupt { .. })
+        ));
     }
 }
