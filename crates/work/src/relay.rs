@@ -55,13 +55,14 @@ pub const NOTES_PER_MINUTE: u32 = 6_000;
 /// [`crate::events::MAX_CONTENT`] (16 KiB) of content.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 
-/// Largest follow list (kind 3), by default: about 1,800 keys. Longer lists add little trust
-/// (GrapeRank splits a rater's confidence over everyone it follows), and an event's tags take
-/// several times its size in memory wherever it is held.
-pub const MAX_FOLLOW_LIST_BYTES: usize = 128 * 1024;
+/// Largest follow list (kind 3), by default: about 900 keys. Longer lists add little trust
+/// (GrapeRank splits a rater's confidence over everyone it follows), and a follow list takes
+/// about seven times its size in the relay's memory (measured: `docs/reliability.md`).
+pub const MAX_FOLLOW_LIST_BYTES: usize = 64 * 1024;
 
-/// Most events the relay keeps in memory, by default.
-pub const MAX_STORED_EVENTS: usize = 10_000;
+/// Most events the relay keeps in memory, by default: about 2.5 GB with every one a follow
+/// list at its limit (from the memory measured per event: `docs/reliability.md`).
+pub const MAX_STORED_EVENTS: usize = 5_000;
 
 /// How far ahead of the relay's clock an event's `created_at` may be, by default. The store
 /// drops its oldest events first when full, so events dated in the future would stay for ever
