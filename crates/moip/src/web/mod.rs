@@ -83,10 +83,13 @@ fn render_with(
 pub(crate) fn viewer(hub: &Hub, headers: &HeaderMap) -> views::Viewer {
     match session(hub, headers) {
         Some((_, s)) if s.operator => views::Viewer::Operator,
-        Some((_, Session {
-            account: Some(account),
-            ..
-        })) => views::Viewer::Member(account),
+        Some((
+            _,
+            Session {
+                account: Some(account),
+                ..
+            },
+        )) => views::Viewer::Member(account),
         _ => views::Viewer::Anyone,
     }
 }
@@ -1094,7 +1097,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// Headers on every answer, pages and API alike. Framing is refused because a framed pairing
 /// page could be clicked into handing out a beacon or an NWC connection; nothing is sniffed as
-/// another type; no URL leaks to other sites in a `Referer`.
+/// another type; no URL leaks to other sites in a `Referer` (`same-origin`, not `no-referrer`:
+/// under that, browsers send `Origin: null` with the node's own forms, and the login forms
+/// tell other sites' posts by their origin).
 async fn security_headers(mut response: Response) -> Response {
     use axum::http::HeaderValue;
     let headers = response.headers_mut();
@@ -1102,7 +1107,7 @@ async fn security_headers(mut response: Response) -> Response {
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }

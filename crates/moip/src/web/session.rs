@@ -170,19 +170,18 @@ impl Sessions {
 
 /// Whether a request was sent by another site's page — a cross-site form or script posting to
 /// the node — as the browser says it: its `Sec-Fetch-Site` is not `same-origin` (or `none`, a
-/// request the user made), or its `Origin` names another host than the `Host` it was sent to
-/// (or is `null`, as a sandboxed frame's is). Every browser sends one or the other with a
-/// POST; a client with neither is not a browser, so no visitor's browser can be made to send
-/// it. The login forms refuse such requests: otherwise another site could log a visitor in as
+/// request the user made); or, from a browser too old to send that, its `Origin` names another
+/// host than the `Host` it was sent to (or is `null`, as a sandboxed frame's is). Browsers send
+/// one or the other with a POST; a client with neither is not a browser, so no visitor's
+/// browser can be made to send it. (`Sec-Fetch-Site` decides when present: a browser may send
+/// `Origin: null` for its own site's form under a strict referrer policy.) The login forms refuse such requests: otherwise another site could log a visitor in as
 /// the attacker (login CSRF), and what the visitor then deposits or does would land in the
 /// attacker's account. The `SameSite=Strict` cookie already keeps other sites out of an
 /// existing session; this keeps them from starting one.
 pub fn cross_site(headers: &axum::http::HeaderMap) -> bool {
     use axum::http::header;
     if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return true;
-        }
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
@@ -258,6 +257,14 @@ mod tests {
             ("origin", "https://evil.example")
         ])));
         assert!(cross_site(&headers(&[host, ("origin", "null")])));
+        assert!(
+            !cross_site(&headers(&[
+                host,
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin")
+            ])),
+            "a browser's own form under a strict referrer policy"
+        );
         assert!(cross_site(&headers(&[
             host,
             ("origin", "http://127.0.0.1:8081")
