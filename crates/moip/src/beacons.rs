@@ -97,13 +97,19 @@ struct Held {
     /// The payment's hash, hex, to ask the node about it.
     payment_hash: Option<String>,
     amount_msat: u64,
+    /// The most routing fee it may cost, reserved with the amount.
+    #[serde(default)]
+    max_fee_msat: u64,
     /// Its outcome was not known when the provider stopped waiting.
     unresolved: bool,
 }
 
 impl Record {
     fn reserved_msat(&self) -> u64 {
-        self.reserved.iter().map(|h| h.amount_msat).sum()
+        self.reserved
+            .iter()
+            .map(|h| h.amount_msat.saturating_add(h.max_fee_msat))
+            .sum()
     }
 
     fn view(&self) -> BeaconView {
@@ -416,7 +422,12 @@ struct Budget {
 }
 
 impl BeaconBudget for Budget {
-    fn reserve(&self, amount_msat: u64, bolt11: &str) -> Result<Reservation, BudgetError> {
+    fn reserve(
+        &self,
+        amount_msat: u64,
+        max_fee_msat: u64,
+        bolt11: &str,
+    ) -> Result<Reservation, BudgetError> {
         let payment_hash = self
             .beacons
             .rail
@@ -436,7 +447,11 @@ impl BeaconBudget for Budget {
         }
         let committed = record.spent_msat.saturating_add(record.reserved_msat());
         if let Some(max) = record.limit_msat {
-            if committed.saturating_add(amount_msat) > max {
+            if committed
+                .saturating_add(amount_msat)
+                .saturating_add(max_fee_msat)
+                > max
+            {
                 return Err(BudgetError::Exhausted {
                     left_msat: max.saturating_sub(committed),
                 });
@@ -446,6 +461,7 @@ impl BeaconBudget for Budget {
             id,
             payment_hash,
             amount_msat,
+            max_fee_msat,
             unresolved: false,
         });
         book.next_reservation = id;
@@ -456,7 +472,11 @@ impl BeaconBudget for Budget {
             }
             return Err(BudgetError::Store(e.to_string()));
         }
-        Ok(Reservation { id, amount_msat })
+        Ok(Reservation {
+            id,
+            amount_msat,
+            max_fee_msat,
+        })
     }
 
     fn settle(&self, reservation: Reservation, fee_msat: u64) -> u64 {
@@ -506,6 +526,7 @@ mod tests {
                 id: 1,
                 payment_hash: Some("22".repeat(32)),
                 amount_msat: 2,
+                max_fee_msat: 1,
                 unresolved: false,
             }],
         });
@@ -513,7 +534,7 @@ mod tests {
         write_private(&document, &text).expect("write");
         write_private(&document, &text).expect("rewrite");
         let read = read_book(&document).expect("read");
-        assert_eq!(read.beacons[0].view().reserved_msat, 2);
+        assert_eq!(read.beacons[0].view().reserved_msat, 3);
         assert_eq!(unhex32(&"22".repeat(32)), Some([0x22; 32]));
         #[cfg(unix)]
         {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use moip_lightning::{LightningError, LightningEvent, PayRequest, PaymentRail};
+use moip_lightning::{LightningError, LightningEvent, PayRequest, PaymentRail, RouteLimits};
 use moip_moneysocket::provider::{BackendError, Paid, ProviderBackend};
 use moip_moneysocket::v0::message::ErrorCode;
 use tokio::sync::broadcast;
@@ -88,6 +88,11 @@ impl ProviderBackend for RailProvider {
     async fn pay(&self, bolt11: &str, amount_msat: Option<u64>) -> Result<Paid, BackendError> {
         let mut request = PayRequest::new(bolt11);
         request.amount_msat = amount_msat;
+        // The fee cap the provider reserved in the beacon's budget, enforced on the route.
+        let amount = amount_msat.or_else(|| self.rail.decode_invoice(bolt11).ok()?.amount_msat);
+        if let Some(amount) = amount {
+            request.limits = RouteLimits::max_fee(self.max_fee_msat(amount));
+        }
         let outcome = self.rail.pay(request).await.map_err(backend_error)?;
         // Paid without a recorded preimage: the budget learns the outcome from the node later.
         let preimage = outcome.preimage.ok_or_else(|| {
@@ -100,6 +105,11 @@ impl ProviderBackend for RailProvider {
             preimage: preimage.0,
             fee_msat: outcome.fee_paid_msat.unwrap_or(0),
         })
+    }
+
+    /// LDK's own default: 1 % of the amount plus 50 sat.
+    fn max_fee_msat(&self, amount_msat: u64) -> u64 {
+        (amount_msat / 100).saturating_add(50_000)
     }
 
     fn received(&self) -> broadcast::Receiver<([u8; 32], [u8; 32])> {

@@ -70,8 +70,11 @@ impl BackendError {
 pub struct Reservation {
     /// The budget's id for it.
     pub id: u64,
-    /// The amount reserved, in msat (the fee is added when the payment settles).
+    /// The payment's amount, in msat.
     pub amount_msat: u64,
+    /// The most routing fee it may cost, in msat, reserved with the amount (the fee really
+    /// paid replaces it when the payment settles).
+    pub max_fee_msat: u64,
 }
 
 /// Why a beacon's budget refused a payment. Nothing was paid.
@@ -109,11 +112,16 @@ impl BudgetError {
 /// its final outcome. moip keeps it durably per beacon, so neither a reconnect nor a restart
 /// resets what was spent.
 pub trait BeaconBudget: Send + Sync + 'static {
-    /// Sets `amount_msat` aside for paying `bolt11`.
+    /// Sets `amount_msat` and at most `max_fee_msat` of routing fee aside for paying `bolt11`.
     ///
     /// # Errors
-    /// [`BudgetError`] when the beacon may not spend it; nothing is then reserved.
-    fn reserve(&self, amount_msat: u64, bolt11: &str) -> Result<Reservation, BudgetError>;
+    /// [`BudgetError`] when the beacon may not spend both; nothing is then reserved.
+    fn reserve(
+        &self,
+        amount_msat: u64,
+        max_fee_msat: u64,
+        bolt11: &str,
+    ) -> Result<Reservation, BudgetError>;
     /// The payment was made, with `fee_msat` of routing fees: both count as spent. Returns what
     /// the beacon has spent in all, fees included.
     fn settle(&self, reservation: Reservation, fee_msat: u64) -> u64;
@@ -165,7 +173,12 @@ impl MemoryBudget {
 }
 
 impl BeaconBudget for MemoryBudget {
-    fn reserve(&self, amount_msat: u64, _bolt11: &str) -> Result<Reservation, BudgetError> {
+    fn reserve(
+        &self,
+        amount_msat: u64,
+        max_fee_msat: u64,
+        _bolt11: &str,
+    ) -> Result<Reservation, BudgetError> {
         let mut state = lock(&self.state);
         if state.revoked {
             return Err(BudgetError::Revoked);
@@ -174,7 +187,11 @@ impl BeaconBudget for MemoryBudget {
             .spent_msat
             .saturating_add(state.reserved.values().sum());
         if let Some(max) = self.limit.max_msat {
-            if committed.saturating_add(amount_msat) > max {
+            if committed
+                .saturating_add(amount_msat)
+                .saturating_add(max_fee_msat)
+                > max
+            {
                 return Err(BudgetError::Exhausted {
                     left_msat: max.saturating_sub(committed),
                 });
@@ -182,8 +199,14 @@ impl BeaconBudget for MemoryBudget {
         }
         state.next += 1;
         let id = state.next;
-        state.reserved.insert(id, amount_msat);
-        Ok(Reservation { id, amount_msat })
+        state
+            .reserved
+            .insert(id, amount_msat.saturating_add(max_fee_msat));
+        Ok(Reservation {
+            id,
+            amount_msat,
+            max_fee_msat,
+        })
     }
 
     fn settle(&self, reservation: Reservation, fee_msat: u64) -> u64 {
@@ -224,8 +247,16 @@ pub trait ProviderBackend: Send + Sync + 'static {
         msats: u64,
         description: Option<&str>,
     ) -> Result<(String, [u8; 32]), BackendError>;
-    /// Pays `bolt11`; `amount_msat` is given for an amountless invoice.
+    /// Pays `bolt11`; `amount_msat` is given for an amountless invoice. Spends at most
+    /// [`ProviderBackend::max_fee_msat`] of routing fee.
     async fn pay(&self, bolt11: &str, amount_msat: Option<u64>) -> Result<Paid, BackendError>;
+    /// The most routing fee [`ProviderBackend::pay`] spends on a payment of `amount_msat`. The
+    /// provider reserves it with the amount in the beacon's budget, so a limit holds fees
+    /// included. The default, 0, is for a wallet that pays no routing fee.
+    fn max_fee_msat(&self, amount_msat: u64) -> u64 {
+        let _ = amount_msat;
+        0
+    }
     /// Payments received: (payment hash, preimage). A subscription starting now.
     fn received(&self) -> broadcast::Receiver<([u8; 32], [u8; 32])>;
 }
@@ -762,7 +793,8 @@ impl Nexus {
         // The amount is reserved in the beacon's budget (across sessions) before paying; it
         // counts as spent once paid, the fee added, and is given back only when the payment
         // failed for good. A payment whose outcome is unknown keeps its reservation.
-        let reservation = match self.budget.reserve(amount, bolt11) {
+        let max_fee = self.account.backend.max_fee_msat(amount);
+        let reservation = match self.budget.reserve(amount, max_fee, bolt11) {
             Ok(reservation) => reservation,
             Err(e) => return refuse(uuid, e.code(), e.to_string()),
         };
@@ -866,11 +898,13 @@ mod tests {
         let budget = MemoryBudget::new(SpendingLimit {
             max_msat: Some(30_000),
         });
-        let first = budget.reserve(20_000, "lnbcrt…").expect("within the limit");
+        let first = budget
+            .reserve(20_000, 0, "lnbcrt…")
+            .expect("within the limit");
         // Its outcome is unknown (the wait timed out): still reserved, so 20 000 more is over.
         budget.unresolved(first);
         assert_eq!(
-            budget.reserve(20_000, "lnbcrt…"),
+            budget.reserve(20_000, 0, "lnbcrt…"),
             Err(BudgetError::Exhausted { left_msat: 10_000 })
         );
         assert_eq!(budget.reserved_msat(), 20_000);
@@ -878,12 +912,19 @@ mod tests {
         assert_eq!(budget.settle(first, 7), 20_007);
         assert_eq!(budget.reserved_msat(), 0);
         // A payment that failed for good gives its amount back.
-        let second = budget.reserve(9_000, "lnbcrt…").expect("9 000 left");
+        // The fee allowance is reserved too: 9 000 with up to 994 of fee fits, 995 does not.
+        assert_eq!(
+            budget.reserve(9_000, 994, "lnbcrt…"),
+            Err(BudgetError::Exhausted { left_msat: 9_993 })
+        );
+        let second = budget.reserve(9_000, 993, "lnbcrt…").expect("9 993 left");
         budget.release(second);
         assert_eq!(budget.spent_msat(), 20_007);
-        budget.reserve(9_993, "lnbcrt…").expect("all that is left");
+        budget
+            .reserve(9_993, 0, "lnbcrt…")
+            .expect("all that is left");
         budget.revoke();
-        assert_eq!(budget.reserve(1, "lnbcrt…"), Err(BudgetError::Revoked));
+        assert_eq!(budget.reserve(1, 0, "lnbcrt…"), Err(BudgetError::Revoked));
         assert_eq!(BudgetError::Revoked.code(), ErrorCode::SPENDING_LIMIT);
     }
 
