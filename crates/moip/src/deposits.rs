@@ -360,6 +360,130 @@ mod tests {
         .expect("ledger")
     }
 
+    /// A node that only makes invoices (all a deposit request needs).
+    struct Invoices;
+
+    #[async_trait::async_trait]
+    impl PaymentRail for Invoices {
+        async fn create_invoice(
+            &self,
+            amount_msat: Option<u64>,
+            _: &str,
+            expiry_secs: u32,
+        ) -> moip_lightning::Result<moip_lightning::Invoice> {
+            let payment_hash = moip_lightning::Preimage::random().payment_hash();
+            Ok(moip_lightning::Invoice {
+                bolt11: format!("lnbcrt{payment_hash}"),
+                payment_hash,
+                amount_msat,
+                expires_at: now() + u64::from(expiry_secs),
+                min_final_cltv_expiry_delta: 18,
+            })
+        }
+        async fn pay(
+            &self,
+            _: moip_lightning::PayRequest,
+        ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
+            unimplemented!()
+        }
+        async fn create_hold_invoice(
+            &self,
+            _: PaymentHash,
+            _: u64,
+            _: &str,
+            _: u32,
+        ) -> moip_lightning::Result<moip_lightning::Invoice> {
+            unimplemented!()
+        }
+        async fn settle_hold_invoice(
+            &self,
+            _: moip_lightning::Preimage,
+        ) -> moip_lightning::Result<()> {
+            unimplemented!()
+        }
+        async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
+            unimplemented!()
+        }
+        async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
+            unimplemented!()
+        }
+        fn decode_invoice(&self, _: &str) -> moip_lightning::Result<moip_lightning::Invoice> {
+            unimplemented!()
+        }
+        async fn payments(&self) -> moip_lightning::Result<Vec<moip_lightning::PaymentRecord>> {
+            unimplemented!()
+        }
+        async fn payment_by_hash(
+            &self,
+            _: PaymentHash,
+        ) -> moip_lightning::Result<Option<moip_lightning::PaymentRecord>> {
+            Ok(None)
+        }
+        fn node_info(&self) -> moip_lightning::NodeInfo {
+            unimplemented!()
+        }
+        fn events(&self) -> broadcast::Receiver<LightningEvent> {
+            broadcast::channel(1).1
+        }
+    }
+
+    /// Fresh keys cost nothing: strangers with one each fill at most the newcomers' share of
+    /// the book, one key at most its own bound, and a member holding tokens still gets an
+    /// invoice after the flood (so does the operator).
+    #[tokio::test]
+    async fn fresh_keys_fill_only_the_newcomers_share() {
+        let ledger = Arc::new(Mutex::new(ledger()));
+        let holder = AccountId::from_bytes([7; 32]);
+        {
+            let mut l = lock(&ledger);
+            l.deposit(
+                5_000,
+                CollateralSource::Lightning {
+                    payment_hash: "ab".repeat(32),
+                },
+            )
+            .expect("deposit");
+            l.mint(&holder, 5_000).expect("mint");
+        }
+        let deposits = Deposits::open(Arc::new(Invoices), Arc::clone(&ledger), None).expect("book");
+        let one = AccountId::from_bytes([1; 32]);
+        for _ in 0..MAX_PENDING_PER_ACCOUNT {
+            deposits
+                .invoice_for(Depositor::Member, one, 1_000)
+                .await
+                .expect("within the account's bound");
+        }
+        assert!(matches!(
+            deposits.invoice_for(Depositor::Member, one, 1_000).await,
+            Err(DepositError::TooManyUnpaid)
+        ));
+        let mut made = MAX_PENDING_PER_ACCOUNT;
+        let mut key = 0u32;
+        loop {
+            key += 1;
+            let mut bytes = [2u8; 32];
+            bytes[..4].copy_from_slice(&key.to_be_bytes());
+            match deposits
+                .invoice_for(Depositor::Member, AccountId::from_bytes(bytes), 1_000)
+                .await
+            {
+                Ok(_) => made += 1,
+                Err(DepositError::Busy) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(made <= MAX_PENDING_NEWCOMERS, "past the newcomers' share");
+        }
+        assert_eq!(made, MAX_PENDING_NEWCOMERS);
+        deposits
+            .invoice_for(Depositor::Member, holder, 1_000)
+            .await
+            .expect("a member holding tokens still deposits");
+        deposits
+            .invoice(AccountId::from_bytes([3; 32]), 1_000)
+            .await
+            .expect("the operator still asks for anyone");
+    }
+
     #[test]
     fn the_journal_tells_whether_a_deposit_was_minted() {
         let mut l = ledger();
