@@ -156,7 +156,11 @@ enum Attempt {
         fee_msat: u64,
     },
     Failed(String),
-    Unknown,
+    /// No answer yet. `sent`: this call's own payment is out (LDK took it), so the node's
+    /// record is now of that payment and a failed record of it is final.
+    Unknown {
+        sent: bool,
+    },
 }
 
 /// A payout out whose outcome is not known yet, parked off the head of the queue.
@@ -166,9 +170,10 @@ struct Parked {
     from: AccountId,
     /// Reserved under the limits until it ends.
     reserved: u64,
-    /// Sent by this process, which is then the only sender: a failed record of it is final.
-    /// A payout parked after a restart may have an earlier attempt still out, so it is
-    /// retried as [`RedemptionPool::recover`] says instead.
+    /// Its payment was sent by this process (LDK took it), which is then the only attempt
+    /// out: a failed record of it is final. A payout parked after a restart whose retry LDK
+    /// refused may have an earlier attempt still out, so it is retried as
+    /// [`RedemptionPool::recover`] says instead.
     sent_here: bool,
 }
 
@@ -189,6 +194,9 @@ pub struct RedemptionPool<S> {
     attempted: Mutex<HashSet<u64>>,
     /// Payouts out whose outcome is unknown, by redemption.
     parked: Mutex<HashMap<u64, Parked>>,
+    /// How redemptions ended, as far as this process has seen (a cancelled one is no longer
+    /// pending either: only this tells it from a paid one).
+    ended: Mutex<HashMap<u64, Status>>,
     busy: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
@@ -233,6 +241,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             last_hold: Mutex::new(None),
             attempted: Mutex::new(HashSet::new()),
             parked: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
             busy: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         })
@@ -372,13 +381,34 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         if lock(&self.parked).contains_key(&id) {
             return Status::InFlight;
         }
-        let ledger = lock(&self.ledger);
-        match ledger.state().redemptions().keys().position(|k| *k == id) {
-            Some(position) => Status::Queued {
+        let mut ledger = lock(&self.ledger);
+        if let Some(position) = ledger.state().redemptions().keys().position(|k| *k == id) {
+            return Status::Queued {
                 position,
                 hold: *lock(&self.last_hold),
-            },
-            None => Status::Paid,
+            };
+        }
+        if let Some(status) = lock(&self.ended).get(&id) {
+            return status.clone();
+        }
+        // Ended before this process started: the journal says how.
+        let ended = ledger.entries(0).ok().and_then(|entries| {
+            entries.into_iter().find_map(|e| match e.op {
+                Op::Redeemed { id: i, .. } if i == id => Some(Status::Paid),
+                Op::RedeemCancelled { id: i } if i == id => Some(Status::Cancelled {
+                    reason: "the payment failed; the tokens are back".into(),
+                }),
+                _ => None,
+            })
+        });
+        drop(ledger);
+        match ended {
+            Some(status) => {
+                lock(&self.ended).insert(id, status.clone());
+                status
+            }
+            // Unreadable journal: say only that it is not waiting.
+            None => Status::InFlight,
         }
     }
 
@@ -410,6 +440,11 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 None if flight.sent_here => self.poll_parked(&pending).await,
                 None => self.pay_lightning(id, &pending).await,
             };
+            if let Attempt::Unknown { sent: true } = attempt {
+                if let Some(p) = lock(&self.parked).get_mut(&id) {
+                    p.sent_here = true;
+                }
+            }
             if let Some(status) = self.conclude(id, &pending, flight.reserved, attempt) {
                 lock(&self.parked).remove(&id);
                 outcomes.push((id, status));
@@ -448,6 +483,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             } else {
                 self.pay_lightning(id, &pending).await
             };
+            let sent = matches!(attempt, Attempt::Unknown { sent: true });
             match self.conclude(id, &pending, reserved, attempt) {
                 Some(status) => outcomes.push((id, status)),
                 None => {
@@ -456,7 +492,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                         Parked {
                             from: pending.from,
                             reserved,
-                            sent_here: first,
+                            sent_here: first || sent,
                         },
                     );
                     outcomes.push((id, Status::InFlight));
@@ -493,8 +529,9 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 self.settle(id, Op::RedeemCancelled { id });
                 Status::Cancelled { reason }
             }
-            Attempt::Unknown => return None,
+            Attempt::Unknown { .. } => return None,
         };
+        lock(&self.ended).insert(id, status.clone());
         lock(&self.limiter).release(&pending.from, reserved);
         Some(status)
     }
@@ -541,7 +578,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
         }
         let decoded = match self.rail.decode_invoice(invoice) {
             Ok(decoded) => decoded,
-            Err(_) if retry => return Attempt::Unknown,
+            Err(_) if retry => return Attempt::Unknown { sent: false },
             Err(e) => return Attempt::Failed(e.to_string()),
         };
         let config = self.config();
@@ -571,6 +608,13 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 | LightningError::WrongNetwork { .. }
                 | LightningError::InvalidAmount(_)),
             ) if !retry => Attempt::Failed(e.to_string()),
+            // Sent, and no outcome within the wait: the record is now of this payment.
+            Err(LightningError::Timeout { .. }) => {
+                match self.outcome_of(hash, false, budget).await {
+                    Attempt::Unknown { .. } => Attempt::Unknown { sent: true },
+                    known => known,
+                }
+            }
             Err(_) => self.outcome_of(hash, retry, budget).await,
         }
     }
@@ -597,9 +641,9 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                     fee_msat: record.fee_paid_msat.unwrap_or(budget_msat),
                 },
                 PaymentState::Failed if !retry => Attempt::Failed("the payment failed".into()),
-                PaymentState::Failed | PaymentState::Pending => Attempt::Unknown,
+                PaymentState::Failed | PaymentState::Pending => Attempt::Unknown { sent: false },
             },
-            _ => Attempt::Unknown,
+            _ => Attempt::Unknown { sent: false },
         }
     }
 
@@ -624,7 +668,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             if let Err(e) = wallet.sync() {
                 // A retry cannot tell what went out without a sync: no answer yet.
                 return if retry {
-                    Attempt::Unknown
+                    Attempt::Unknown { sent: false }
                 } else {
                     Attempt::Failed(e.to_string())
                 };
@@ -636,7 +680,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                             // Its fee was checked against the budget before it went out.
                             Attempt::Paid { fee_msat: budget }
                         } else {
-                            Attempt::Unknown
+                            Attempt::Unknown { sent: false }
                         };
                     }
                     Ok(None) => {} // nothing went out
@@ -668,11 +712,11 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 // The server refused it: nothing went out.
                 Err(e @ moip_wallet::WalletError::Broadcast(_)) => Attempt::Failed(e.to_string()),
                 // It may have gone out (an answer lost): the retry looks for the tag.
-                Err(_) => Attempt::Unknown,
+                Err(_) => Attempt::Unknown { sent: false },
             }
         })
         .await;
-        paid.unwrap_or(Attempt::Unknown)
+        paid.unwrap_or(Attempt::Unknown { sent: false })
     }
 
     /// After a restart: settles every pending Lightning redemption the node saw paid, then

@@ -2,6 +2,7 @@
 //! chain by a member with bad intent. One module per attack; each test was seen to fail with
 //! its defence taken out. The table in `docs/reliability.md` lists them.
 
+mod books;
 mod fee_drain;
 mod frozen_queue;
 
