@@ -86,7 +86,9 @@ pub fn api_bodies(data: &[u8]) {
     COMMUNITY.with(|(community, _, member)| {
         key(text);
         if let Ok(r) = serde_json::from_str::<DepositRequest>(text) {
-            key(r.pubkey.trim());
+            if let Some(pubkey) = r.pubkey {
+                key(pubkey.trim());
+            }
         }
         if let Ok(r) = serde_json::from_str::<PrepareRequest>(text) {
             key(r.pubkey.trim());
