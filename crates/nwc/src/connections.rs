@@ -9,7 +9,7 @@
 //! service persists it as JSON after every change (it holds no secrets) — to a file, or to
 //! wherever the application keeps its state ([`StoreLocation::Custom`]: a database row, say).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +45,30 @@ pub struct Connection {
     pub revoked: bool,
     /// Created, seconds since the Unix epoch.
     pub created_at: u64,
+    /// Payment hashes (hex) of the payments this connection made: with the invoices it made,
+    /// all of the node's history it may look up or list. Another app's payments, and the
+    /// preimages of other apps' invoices, are not its to see.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub paid: BTreeSet<String>,
+}
+
+/// An invoice a connection made (plain or hold): who may see, settle or cancel it, and what
+/// NIP-47 answers need that the node's history does not keep. Kept with the connections, so
+/// ownership and notifications survive a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeInvoice {
+    /// The connection that made it.
+    pub client: PublicKey,
+    /// The encoded invoice.
+    pub bolt11: String,
+    /// Its amount, `None` for any amount.
+    pub amount_msat: Option<u64>,
+    /// The description the app gave, if any.
+    pub description: Option<String>,
+    /// Made, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Expires, seconds since the Unix epoch.
+    pub expires_at: u64,
 }
 
 /// Why a spend was refused.
@@ -128,6 +152,9 @@ impl StoreLocation {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ConnectionStore {
     connections: BTreeMap<String, Connection>,
+    /// Invoices made through the service, by payment hash (hex).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    made: BTreeMap<String, MadeInvoice>,
     #[serde(skip)]
     location: Option<StoreLocation>,
 }
@@ -186,8 +213,51 @@ impl ConnectionStore {
                 period_start: now,
                 revoked: false,
                 created_at: now,
+                paid: BTreeSet::new(),
             },
         );
+    }
+
+    /// Remembers an invoice `made.client` made, under its payment hash (hex).
+    pub fn remember_made(&mut self, payment_hash: &str, made: MadeInvoice) {
+        self.made.insert(payment_hash.to_owned(), made);
+    }
+
+    /// The invoice made through the service with this payment hash (hex), whoever made it.
+    pub fn made(&self, payment_hash: &str) -> Option<&MadeInvoice> {
+        self.made.get(payment_hash)
+    }
+
+    /// Writes down that `client` made the payment with this hash (hex), so it may look it up.
+    pub fn record_paid(&mut self, client: &PublicKey, payment_hash: &str) {
+        if let Some(connection) = self.connections.get_mut(&client.to_hex()) {
+            connection.paid.insert(payment_hash.to_owned());
+        }
+    }
+
+    /// Whether `client` may see the node's record of this payment: an incoming one only if it
+    /// made the invoice, an outgoing one only if it made the payment.
+    pub fn sees(&self, client: &PublicKey, payment_hash: &str, inbound: bool) -> bool {
+        if inbound {
+            self.made
+                .get(payment_hash)
+                .is_some_and(|made| made.client == *client)
+        } else {
+            self.connections
+                .get(&client.to_hex())
+                .is_some_and(|c| c.paid.contains(payment_hash))
+        }
+    }
+
+    /// What `client` may still spend in the current period (a period that has ended counts as
+    /// renewed); `None` for an unknown or revoked connection, or one without a budget.
+    pub fn left_msat(&self, client: &PublicKey, now: u64) -> Option<u64> {
+        let connection = self.active(client)?;
+        let budget = connection.budget?;
+        if now.saturating_sub(connection.period_start) >= budget.period_secs {
+            return Some(budget.limit_msat);
+        }
+        Some(budget.limit_msat.saturating_sub(connection.spent_msat))
     }
 
     /// Revokes the connection of `client`; `false` if there is none.
@@ -291,6 +361,38 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_sees_only_its_own_invoices_and_payments() {
+        let mut store = ConnectionStore::in_memory();
+        let (a, b) = (key(), key());
+        let budget = Budget {
+            limit_msat: 10_000,
+            period_secs: 60,
+        };
+        store.add("a", a, Some(budget), 0);
+        store.add("b", b, None, 0);
+        store.remember_made(
+            "aa",
+            MadeInvoice {
+                client: a,
+                bolt11: "lnbcrt1".into(),
+                amount_msat: Some(1),
+                description: None,
+                created_at: 0,
+                expires_at: 10,
+            },
+        );
+        store.record_paid(&b, "bb");
+        assert!(store.sees(&a, "aa", true) && !store.sees(&b, "aa", true));
+        assert!(store.sees(&b, "bb", false) && !store.sees(&a, "bb", false));
+        // A hash made as an invoice is not seen as a payment, nor the reverse.
+        assert!(!store.sees(&a, "aa", false) && !store.sees(&b, "bb", true));
+        store.reserve(&a, 4_000, 1).expect("fits");
+        assert_eq!(store.left_msat(&a, 2), Some(6_000));
+        assert_eq!(store.left_msat(&a, 60), Some(10_000), "renewed");
+        assert_eq!(store.left_msat(&b, 2), None, "no budget");
+    }
+
+    #[test]
     fn revoked_and_unknown_connections_cannot_spend() {
         let mut store = ConnectionStore::in_memory();
         let (app, stranger) = (key(), key());
@@ -313,11 +415,25 @@ mod tests {
         let app = key();
         let mut store = ConnectionStore::open(&path).expect("new store");
         store.add("app", app, None, 5);
+        store.record_paid(&app, "bb");
+        store.remember_made(
+            "aa",
+            MadeInvoice {
+                client: app,
+                bolt11: "lnbcrt1".into(),
+                amount_msat: None,
+                description: Some("tea".into()),
+                created_at: 5,
+                expires_at: 50,
+            },
+        );
         store.revoke(&app);
         store.save().expect("save");
         let reopened = ConnectionStore::open(&path).expect("reopen");
         assert_eq!(reopened.list(), store.list());
         assert!(reopened.active(&app).is_none());
+        assert_eq!(reopened.made("aa"), store.made("aa"));
+        assert!(reopened.sees(&app, "bb", false) && reopened.sees(&app, "aa", true));
         std::fs::write(&path, b"{not json").expect("write");
         assert!(matches!(
             ConnectionStore::open(&path),

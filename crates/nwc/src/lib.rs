@@ -16,7 +16,9 @@ pub mod envelope;
 pub mod error;
 pub mod service;
 
-pub use connections::{Budget, Connection, ConnectionStore, DocumentStore, StoreLocation};
+pub use connections::{
+    Budget, Connection, ConnectionStore, DocumentStore, MadeInvoice, StoreLocation,
+};
 pub use error::NwcError;
 pub use nostr_sdk::nips::nip47::NostrWalletConnectURI;
 pub use nostr_sdk::{Keys, PublicKey};

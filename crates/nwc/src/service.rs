@@ -30,7 +30,9 @@ use nostr_sdk::{
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::connections::{Budget, Connection, ConnectionStore, SpendRefusal, StoreLocation};
+use crate::connections::{
+    Budget, Connection, ConnectionStore, MadeInvoice, SpendRefusal, StoreLocation,
+};
 use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
 use crate::error::NwcError;
 
@@ -87,16 +89,6 @@ impl NwcConfig {
     }
 }
 
-/// An invoice made through the service: who asked for it, and what NIP-47 answers need that
-/// the node's history does not keep.
-#[derive(Clone, Debug)]
-struct Made {
-    client: PublicKey,
-    invoice: Invoice,
-    description: Option<String>,
-    created_at: u64,
-}
-
 /// Event ids already handled, so a relay (or an attacker) replaying a request gets nothing.
 struct Seen {
     ids: HashSet<EventId>,
@@ -134,8 +126,8 @@ struct Inner {
     /// The relays connection URIs name.
     uri_relays: Vec<RelayUrl>,
     config: NwcConfig,
+    /// Connections, with the invoices and payments each made: what each may see.
     store: Mutex<ConnectionStore>,
-    made: Mutex<HashMap<PaymentHash, Made>>,
     /// The encryption each connection last used, for its notifications.
     encryption: Mutex<HashMap<PublicKey, Encryption>>,
     seen: Mutex<Seen>,
@@ -233,7 +225,6 @@ impl NwcService {
             rail,
             uri_relays,
             store: Mutex::new(store),
-            made: Mutex::new(HashMap::new()),
             encryption: Mutex::new(HashMap::new()),
             seen: Mutex::new(Seen {
                 ids: HashSet::new(),
@@ -523,16 +514,17 @@ impl Inner {
                     .create_invoice(Some(params.amount), &description, expiry)
                     .await
                     .map_err(rail_error)?;
+                let hash = invoice.payment_hash;
                 let made = self.remember(client, invoice, description);
                 Ok(ResponseResult::MakeInvoice(MakeInvoiceResponse {
-                    invoice: made.invoice.bolt11.clone(),
-                    payment_hash: Some(made.invoice.payment_hash.to_string()),
-                    description: made.description.clone(),
+                    invoice: made.bolt11,
+                    payment_hash: Some(hash.to_string()),
+                    description: made.description,
                     description_hash: None,
                     preimage: None,
-                    amount: made.invoice.amount_msat,
+                    amount: made.amount_msat,
                     created_at: Some(Timestamp::from(made.created_at)),
-                    expires_at: Some(Timestamp::from(made.invoice.expires_at)),
+                    expires_at: Some(Timestamp::from(made.expires_at)),
                 }))
             }
             RequestParams::LookupInvoice(params) => {
@@ -557,11 +549,14 @@ impl Inner {
                         ))
                     }
                 };
+                // Another app's invoice or payment gets the answer a hash the node never saw
+                // gets: its existence, and above all its preimage, are not this app's to learn.
                 let record = self
                     .rail
                     .payment_by_hash(hash)
                     .await
                     .map_err(rail_error)?
+                    .filter(|r| lock(&self.store).sees(client, &hash.to_string(), r.inbound))
                     .ok_or_else(|| {
                         nip47_error(ErrorCode::NotFound, "no such invoice or payment")
                     })?;
@@ -570,13 +565,16 @@ impl Inner {
             RequestParams::ListTransactions(params) => {
                 let records = self.rail.payments().await.map_err(rail_error)?;
                 Ok(ResponseResult::ListTransactions(
-                    self.list(records, &params),
+                    self.list(client, records, &params),
                 ))
             }
             RequestParams::GetBalance => {
-                let balance = self.rail.balance().await.map_err(rail_error)?;
+                // What the connection may still spend, never the node's balance: the node
+                // holds the community's collateral, which is no app's to see. A connection
+                // without a budget has no sum of its own and is told 0.
+                let left = lock(&self.store).left_msat(client, now_secs());
                 Ok(ResponseResult::GetBalance(GetBalanceResponse {
-                    balance: balance.lightning_sats.saturating_mul(1000),
+                    balance: left.unwrap_or(0),
                 }))
             }
             RequestParams::GetInfo => {
@@ -604,16 +602,17 @@ impl Inner {
                     .create_hold_invoice(hash, params.amount, &description, expiry)
                     .await
                     .map_err(rail_error)?;
+                let hash = invoice.payment_hash;
                 let made = self.remember(client, invoice, description);
                 Ok(ResponseResult::MakeHoldInvoice(MakeHoldInvoiceResponse {
                     transaction_type: TransactionType::Incoming,
-                    invoice: Some(made.invoice.bolt11.clone()),
-                    description: made.description.clone(),
+                    invoice: Some(made.bolt11),
+                    description: made.description,
                     description_hash: None,
-                    payment_hash: made.invoice.payment_hash.to_string(),
+                    payment_hash: hash.to_string(),
                     amount: params.amount,
                     created_at: Timestamp::from(made.created_at),
-                    expires_at: Timestamp::from(made.invoice.expires_at),
+                    expires_at: Timestamp::from(made.expires_at),
                     metadata: None,
                 }))
             }
@@ -657,20 +656,33 @@ impl Inner {
             .unwrap_or(self.config.default_expiry_secs)
     }
 
-    fn remember(&self, client: &PublicKey, invoice: Invoice, description: String) -> Made {
-        let made = Made {
+    /// Writes down that `client` made `invoice`, where the connections are kept: it alone
+    /// may look it up, list it, settle or cancel it, and is notified when it is paid.
+    fn remember(&self, client: &PublicKey, invoice: Invoice, description: String) -> MadeInvoice {
+        let made = MadeInvoice {
             client: *client,
+            bolt11: invoice.bolt11,
+            amount_msat: invoice.amount_msat,
             description: (!description.is_empty()).then_some(description),
-            invoice,
             created_at: now_secs(),
+            expires_at: invoice.expires_at,
         };
-        lock(&self.made).insert(made.invoice.payment_hash, made.clone());
+        let mut store = lock(&self.store);
+        store.remember_made(&invoice.payment_hash.to_string(), made.clone());
+        if let Err(e) = store.save() {
+            tracing::warn!("NWC connection store not saved: {e}");
+        }
         made
+    }
+
+    /// The invoice made through the service with this hash, whoever made it.
+    fn made(&self, hash: PaymentHash) -> Option<MadeInvoice> {
+        lock(&self.store).made(&hash.to_string()).cloned()
     }
 
     /// Only the connection that made a hold invoice may settle or cancel it.
     fn own_invoice(&self, client: &PublicKey, hash: PaymentHash) -> Result<(), NIP47Error> {
-        match lock(&self.made).get(&hash) {
+        match self.made(hash) {
             Some(made) if made.client == *client => Ok(()),
             Some(_) => Err(nip47_error(
                 ErrorCode::Restricted,
@@ -690,6 +702,24 @@ impl Inner {
         let amount = amount_msat
             .or(invoice.amount_msat)
             .ok_or_else(|| nip47_error(ErrorCode::Other, "the invoice has no amount; give one"))?;
+        // An invoice the node already knows (one it made — another app's, a deposit — or a
+        // payment someone else made or is making) is not paid through an app: the node's record
+        // of it, with its preimage, would become this app's to look up. Its own failed
+        // payments it may try again.
+        let hash = invoice.payment_hash.to_string();
+        if let Some(known) = self
+            .rail
+            .payment_by_hash(invoice.payment_hash)
+            .await
+            .map_err(rail_error)?
+        {
+            if known.inbound || !lock(&self.store).sees(client, &hash, false) {
+                return Err(nip47_error(
+                    ErrorCode::Other,
+                    "this invoice is already known to the wallet",
+                ));
+            }
+        }
         // The budget covers the amount and the most the routing may cost.
         let max_fee = amount / 100 + 10_000;
         let reserved = amount.saturating_add(max_fee);
@@ -727,6 +757,10 @@ impl Inner {
         {
             let mut store = lock(&self.store);
             store.settle(client, reserved, spent);
+            // The rail refusing a duplicate means another payment holds this hash: not ours.
+            if !matches!(outcome, Err(LightningError::DuplicatePayment)) {
+                store.record_paid(client, &hash);
+            }
             if let Err(e) = store.save() {
                 tracing::warn!("NWC connection store not saved: {e}");
             }
@@ -765,12 +799,8 @@ impl Inner {
 
     /// A history entry as NIP-47 shows it.
     fn transaction(&self, record: &PaymentRecord) -> LookupInvoiceResponse {
-        let made = record
-            .payment_hash
-            .and_then(|h| lock(&self.made).get(&h).cloned());
-        let expired = made
-            .as_ref()
-            .is_some_and(|m| m.invoice.expires_at <= now_secs());
+        let made = record.payment_hash.and_then(|h| self.made(h));
+        let expired = made.as_ref().is_some_and(|m| m.expires_at <= now_secs());
         let state = match record.state {
             PaymentState::Succeeded => TransactionState::Settled,
             PaymentState::Failed => TransactionState::Failed,
@@ -784,7 +814,7 @@ impl Inner {
                 TransactionType::Outgoing
             }),
             state: Some(state),
-            invoice: made.as_ref().map(|m| m.invoice.bolt11.clone()),
+            invoice: made.as_ref().map(|m| m.bolt11.clone()),
             description: made.as_ref().and_then(|m| m.description.clone()),
             description_hash: None,
             preimage: record.preimage.map(|p| p.to_string()),
@@ -795,16 +825,18 @@ impl Inner {
             amount: record.amount_msat.unwrap_or(0),
             fees_paid: record.fee_paid_msat.unwrap_or(0),
             created_at: Timestamp::from(made.as_ref().map_or(record.updated_at, |m| m.created_at)),
-            expires_at: made.as_ref().map(|m| Timestamp::from(m.invoice.expires_at)),
+            expires_at: made.as_ref().map(|m| Timestamp::from(m.expires_at)),
             settled_at: (state == TransactionState::Settled)
                 .then(|| Timestamp::from(record.updated_at)),
             metadata: None,
         }
     }
 
-    /// `list_transactions`: Lightning payments, newest first, filtered and paged.
+    /// `list_transactions`: the Lightning payments `client` made or received (through
+    /// invoices it made), newest first, filtered and paged.
     fn list(
         &self,
+        client: &PublicKey,
         records: Vec<PaymentRecord>,
         params: &ListTransactionsRequest,
     ) -> Vec<LookupInvoiceResponse> {
@@ -815,7 +847,11 @@ impl Inner {
         let mut out: Vec<LookupInvoiceResponse> = records
             .iter()
             .rev()
-            .filter(|r| r.kind != PaymentType::Onchain && r.payment_hash.is_some())
+            .filter(|r| r.kind != PaymentType::Onchain)
+            .filter(|r| {
+                r.payment_hash
+                    .is_some_and(|h| lock(&self.store).sees(client, &h.to_string(), r.inbound))
+            })
             .filter(|r| (from..=until).contains(&r.updated_at))
             .filter(|r| match params.transaction_type {
                 Some(TransactionType::Incoming) => r.inbound,
@@ -849,7 +885,7 @@ impl Inner {
                     amount_msat,
                     ..
                 } => {
-                    let Some(made) = lock(&self.made).get(&payment_hash).cloned() else {
+                    let Some(made) = self.made(payment_hash) else {
                         continue;
                     };
                     let preimage = match self.rail.payment_by_hash(payment_hash).await {
@@ -859,7 +895,7 @@ impl Inner {
                     let notification = PaymentNotification {
                         transaction_type: Some(TransactionType::Incoming),
                         state: Some(TransactionState::Settled),
-                        invoice: made.invoice.bolt11.clone(),
+                        invoice: made.bolt11.clone(),
                         description: made.description.clone(),
                         description_hash: None,
                         preimage: preimage.unwrap_or_default(),
@@ -867,7 +903,7 @@ impl Inner {
                         amount: amount_msat,
                         fees_paid: 0,
                         created_at: Timestamp::from(made.created_at),
-                        expires_at: Some(Timestamp::from(made.invoice.expires_at)),
+                        expires_at: Some(Timestamp::from(made.expires_at)),
                         settled_at: Timestamp::now(),
                         metadata: None,
                     };
@@ -883,18 +919,18 @@ impl Inner {
                     amount_msat,
                     claim_deadline,
                 } => {
-                    let Some(made) = lock(&self.made).get(&payment_hash).cloned() else {
+                    let Some(made) = self.made(payment_hash) else {
                         continue;
                     };
                     let notification = HoldInvoiceAcceptedNotification {
                         transaction_type: TransactionType::Incoming,
-                        invoice: made.invoice.bolt11.clone(),
+                        invoice: made.bolt11.clone(),
                         description: made.description.clone(),
                         description_hash: None,
                         payment_hash: payment_hash.to_string(),
                         amount: amount_msat,
                         created_at: Timestamp::from(made.created_at),
-                        expires_at: Timestamp::from(made.invoice.expires_at),
+                        expires_at: Timestamp::from(made.expires_at),
                         settle_deadline: claim_deadline.unwrap_or(0),
                         metadata: None,
                     };

@@ -195,8 +195,9 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
     assert_eq!(info.pubkey, Some(wallet.node_id().to_string()));
     assert_eq!(info.network.as_deref(), Some("regtest"));
     assert!(info.methods.contains(&Method::PayInvoice));
+    // The balance an app is told is what its budget leaves it, not what the node holds.
     let balance = rt.block_on(app.get_balance()).expect("get_balance");
-    assert_eq!(balance, wallet.balance().lightning_sats * 1000);
+    assert_eq!(balance, budget.limit_msat);
 
     // Receive: the app makes an invoice, the shop pays it, the app is told and can look it up.
     rt.block_on(app.subscribe_to_notifications())
@@ -287,11 +288,38 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
     assert!(hashes.contains(&made_hash.as_str()), "{hashes:?}");
     assert!(hashes.contains(&tea.payment_hash.to_string().as_str()));
 
+    // Another app on the same wallet sees none of it: not the invoice, not its preimage,
+    // not the payment.
+    let other_uri = service.connect_app("kiosk", None).expect("connect");
+    let other = nwc::NWC::new(other_uri);
+    let refused = rt
+        .block_on(other.lookup_invoice(LookupInvoiceRequest {
+            payment_hash: Some(made_hash.clone()),
+            invoice: None,
+        }))
+        .expect_err("another app's invoice");
+    assert_eq!(error_code(&refused), Some(ErrorCode::NotFound), "{refused}");
+    let listed = rt
+        .block_on(other.list_transactions(ListTransactionsRequest {
+            unpaid: Some(true),
+            ..ListTransactionsRequest::default()
+        }))
+        .expect("list_transactions");
+    assert!(listed.is_empty(), "{listed:?}");
+    assert_eq!(rt.block_on(other.get_balance()).expect("balance"), 0);
+
     // --- A NIP-44 client on the same connection key: balance, then hold invoices.
     let app44 = rt.block_on(Nip44App::connect(Keys::new(uri.secret.clone()), &uri));
     let response = rt.block_on(app44.request(Request::get_balance()));
     let balance = response.to_get_balance().expect("balance").balance;
-    assert_eq!(balance, wallet.balance().lightning_sats * 1000);
+    let till = service
+        .connections()
+        .into_iter()
+        .find(|c| c.client == app_key);
+    assert_eq!(
+        balance,
+        budget.limit_msat - till.expect("the till").spent_msat
+    );
 
     for settle in [true, false] {
         let secret = Preimage::random();

@@ -5,5 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod apps;
 mod beacon_budget;
 mod web;
