@@ -161,6 +161,10 @@ enum Attempt {
     Unknown {
         sent: bool,
     },
+    /// Not sent, for want of outbound liquidity on a first attempt: it waits in the queue
+    /// for liquidity (a deposit just received settles its channel update a moment later;
+    /// the hot float is refilled) instead of failing.
+    NotNow,
 }
 
 /// A payout out whose outcome is not known yet, parked off the head of the queue.
@@ -483,6 +487,12 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             } else {
                 self.pay_lightning(id, &pending).await
             };
+            if let Attempt::NotNow = attempt {
+                // Nothing left the node: as if never tried. Later ones may still fit.
+                lock(&self.attempted).remove(&id);
+                lock(&self.limiter).release(&pending.from, reserved);
+                continue;
+            }
             let sent = matches!(attempt, Attempt::Unknown { sent: true });
             match self.conclude(id, &pending, reserved, attempt) {
                 Some(status) => outcomes.push((id, status)),
@@ -529,7 +539,7 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
                 self.settle(id, Op::RedeemCancelled { id });
                 Status::Cancelled { reason }
             }
-            Attempt::Unknown { .. } => return None,
+            Attempt::Unknown { .. } | Attempt::NotNow => return None,
         };
         lock(&self.ended).insert(id, status.clone());
         lock(&self.limiter).release(&pending.from, reserved);
@@ -599,6 +609,8 @@ impl<S: JournalStore + Send + 'static> RedemptionPool<S> {
             },
             // LDK's last word on the payment this call sent.
             Err(e @ LightningError::PaymentFailed { .. }) => Attempt::Failed(e.to_string()),
+            // Checked before anything is sent: the payout waits for liquidity.
+            Err(LightningError::InsufficientBalance { .. }) if !retry => Attempt::NotNow,
             // Refused before sending: the end of a first attempt, no answer for a retry.
             Err(
                 e @ (LightningError::NotSent { .. }

@@ -603,7 +603,7 @@ fn a_redemption_replayed_after_a_restart_is_refused() {
         &up.lightning,
         1_000_000,
     );
-    let (member, _) = funded_member(&agent, &up, &payer, 30_000);
+    let (member, _) = funded_member(&agent, &up, &payer, 90_000);
     let bearer = format!("Bearer {}", up.token);
     let me = format!("/api/identities/{}", member.public_key().to_hex());
     let balance = |base: &str| {
