@@ -164,6 +164,24 @@ pub struct NwcPairingRequest {
     pub budget_sat: Option<u64>,
 }
 
+/// `POST /api/pairing/nwc/{client}/fund`.
+#[derive(Deserialize, ToSchema)]
+pub struct AppFundRequest {
+    /// Satoshis of free collateral to move to the app's own account.
+    pub sats: u64,
+}
+
+/// An app's own account in the ledger.
+#[derive(Serialize, ToSchema)]
+pub struct AppAccountView {
+    /// The app: its NWC connection's client key, hex.
+    pub app: String,
+    /// What it holds, msat.
+    pub balance_msat: u64,
+    /// The community's collateral after the move, sat.
+    pub collateral: u64,
+}
+
 /// `POST /api/pairing/beacon`.
 #[derive(Deserialize, ToSchema)]
 pub struct BeaconPairingRequest {
@@ -742,6 +760,34 @@ pub fn pair_nwc(hub: &Hub, name: &str, budget_sat: Option<u64>) -> Result<Pairin
     })
 }
 
+/// Moves `sats` of free collateral to the account the NWC app `client` pays from.
+///
+/// # Errors
+/// 400 for a key that does not parse, 404 for a key no connection has, 422 when the ledger
+/// refuses (not that much free collateral: what backs the tokens is never an app's).
+pub fn fund_app(hub: &Hub, client: &str, sats: u64) -> Result<AppAccountView, Failure> {
+    let key = moip_nwc::PublicKey::parse(client).map_err(|e| bad_request(e.to_string()))?;
+    if !hub.nwc.connections().iter().any(|c| c.client == key) {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "no NWC connection has this key",
+        ));
+    }
+    let app = key.to_hex();
+    let mut ledger = hub.ledger.lock().unwrap_or_else(|e| e.into_inner());
+    ledger
+        .commit(moip_assets::ledger::Op::AppFund {
+            app: app.clone(),
+            sats,
+        })
+        .map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(AppAccountView {
+        balance_msat: ledger.state().app_balance_msat(&app),
+        collateral: ledger.state().collateral(),
+        app,
+    })
+}
+
 /// A new Moneysocket beacon, written down with its budget and served from now on (after a
 /// restart too, until revoked).
 ///
@@ -816,6 +862,24 @@ async fn pairing_nwc(
     pair_nwc(&hub, &request.name, request.budget_sat).map(Json)
 }
 
+#[utoipa::path(post, path = "/api/pairing/nwc/{client}/fund", request_body = AppFundRequest,
+    security(("operator" = [])),
+    params(("client" = String, Path, description = "the app's NWC client key, hex")),
+    responses((status = 200, body = AppAccountView), (status = 401, body = ApiError),
+              (status = 403, body = ApiError), (status = 404, body = ApiError),
+              (status = 422, body = ApiError)))]
+async fn pairing_nwc_fund(
+    State(hub): State<Arc<Hub>>,
+    Path(client): Path<String>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Result<Json<AppAccountView>, Failure> {
+    let body = text_of(body)?;
+    operator(&hub, &headers)?;
+    let request: AppFundRequest = parse_json(&body)?;
+    fund_app(&hub, &client, request.sats).map(Json)
+}
+
 #[utoipa::path(post, path = "/api/pairing/beacon", request_body = BeaconPairingRequest,
     security(("operator" = [])),
     responses((status = 200, body = BeaconPairingView), (status = 401, body = ApiError),
@@ -840,12 +904,13 @@ async fn pairing_beacon(
     ),
     paths(community, pool, history, tasks, task, identities, identity, node, supply, proof, events,
           prepare_handler, redemptions, redemption, deposits, deposit_status, pairing_electrum,
-          pairing_nwc, pairing_beacon, pairing_beacons, pairing_beacon_revoke),
+          pairing_nwc, pairing_nwc_fund, pairing_beacon, pairing_beacons, pairing_beacon_revoke),
     components(schemas(ApiError, CommunityView, PoolView, Point, TaskView, IdentityView,
                        SupplyView, BalanceProof, CommitmentRecord,
                        IdentityDetail, Neighbour, NodeView, ChannelView, ReceiptView,
                        PrepareRequest, Unsigned, RedemptionView, DepositRequest, DepositView,
-                       NwcPairingRequest, BeaconPairingRequest, PairingView,
+                       NwcPairingRequest, AppFundRequest, AppAccountView,
+                       BeaconPairingRequest, PairingView,
                        BeaconPairingView, BeaconView)),
     modifiers(&OperatorAuth)
 )]
@@ -902,6 +967,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/deposits/{hash}", get(deposit_status))
         .route("/pairing/electrum", get(pairing_electrum))
         .route("/pairing/nwc", post(pairing_nwc))
+        .route("/pairing/nwc/{client}/fund", post(pairing_nwc_fund))
         .route("/pairing/beacon", post(pairing_beacon))
         .route("/pairing/beacons", get(pairing_beacons))
         .route("/pairing/beacons/{id}", delete(pairing_beacon_revoke))

@@ -654,18 +654,6 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         (None, s.relays.clone(), s.relays.clone())
     };
-    // L3: Nostr Wallet Connect on the community's node, on the same relays.
-    let nwc_keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
-    let mut nwc_config = NwcConfig::new(relays.clone());
-    nwc_config.uri_relays = public_relays.clone();
-    nwc_config.store = Some(StoreLocation::Custom(Arc::new(
-        state.document("nwc-connections.json"),
-    )));
-    let nwc_rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
-    let nwc = NwcService::start(nwc_rail, nwc_keys, nwc_config)
-        .await
-        .context("starting the NWC service")?;
-
     let ledger = {
         let (database, path, token) = (
             s.database.clone(),
@@ -677,6 +665,19 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .await??;
         Arc::new(Mutex::new(ledger))
     };
+    // L3: Nostr Wallet Connect on the community's node, on the same relays. Each app pays
+    // from its own sub-account of the ledger, which the operator funds; never the collateral.
+    let nwc_keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("nwc.seed"), &password)?;
+    let mut nwc_config = NwcConfig::new(relays.clone());
+    nwc_config.uri_relays = public_relays.clone();
+    nwc_config.store = Some(StoreLocation::Custom(Arc::new(
+        state.document("nwc-connections.json"),
+    )));
+    nwc_config.accounts = Some(moip::wiring::LedgerApps::new(Arc::clone(&ledger)));
+    let nwc_rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
+    let nwc = NwcService::start(nwc_rail, nwc_keys, nwc_config)
+        .await
+        .context("starting the NWC service")?;
     let keys = moip::secrets::sealed_nostr_keys(&s.data_dir.join("work.seed"), &password)?;
     let mut work_config = ServiceConfig::new(relays.clone(), keys);
     work_config.log = Some(s.data_dir.join("work.sqlite"));

@@ -11,11 +11,13 @@
 //! - [`connections`]: connections, budgets and revocation — pure, persisted as JSON.
 //! - [`service`]: the running service on a relay pool (rust-nostr's `nostr-sdk`).
 
+pub mod accounts;
 pub mod connections;
 pub mod envelope;
 pub mod error;
 pub mod service;
 
+pub use accounts::{AccountRefusal, AppAccounts};
 pub use connections::{
     Budget, Connection, ConnectionStore, DocumentStore, MadeInvoice, StoreLocation,
 };

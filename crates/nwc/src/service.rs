@@ -30,6 +30,7 @@ use nostr_sdk::{
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::accounts::{AccountRefusal, AppAccounts};
 use crate::connections::{
     Budget, Connection, ConnectionStore, MadeInvoice, SpendRefusal, StoreLocation,
 };
@@ -72,6 +73,9 @@ pub struct NwcConfig {
     pub pay_timeout: Duration,
     /// Invoice expiry when the app gives none.
     pub default_expiry_secs: u32,
+    /// Each app's own money: when set, an app pays only from its account there (and is told
+    /// its balance there); `None` lets apps spend from the node within their budgets.
+    pub accounts: Option<Arc<dyn AppAccounts>>,
 }
 
 impl NwcConfig {
@@ -85,6 +89,7 @@ impl NwcConfig {
             requests_per_minute: 120,
             pay_timeout: Duration::from_secs(60),
             default_expiry_secs: 3600,
+            accounts: None,
         }
     }
 }
@@ -570,12 +575,15 @@ impl Inner {
             }
             RequestParams::GetBalance => {
                 // What the connection may still spend, never the node's balance: the node
-                // holds the community's collateral, which is no app's to see. A connection
-                // without a budget has no sum of its own and is told 0.
-                let left = lock(&self.store).left_msat(client, now_secs());
-                Ok(ResponseResult::GetBalance(GetBalanceResponse {
-                    balance: left.unwrap_or(0),
-                }))
+                // holds the community's collateral, which is no app's to see. With accounts,
+                // its account's balance; without, what its budget leaves (0 without one).
+                let balance = match &self.config.accounts {
+                    Some(accounts) => accounts
+                        .available_msat(client)
+                        .map_err(|e| nip47_error(ErrorCode::Internal, e.to_string()))?,
+                    None => lock(&self.store).left_msat(client, now_secs()).unwrap_or(0),
+                };
+                Ok(ResponseResult::GetBalance(GetBalanceResponse { balance }))
             }
             RequestParams::GetInfo => {
                 let info = self.rail.node_info();
@@ -736,6 +744,18 @@ impl Inner {
                     ),
                 ),
             })?;
+        // The app's own account covers the amount and the fee cap, or nothing is sent.
+        if let Some(accounts) = &self.config.accounts {
+            if let Err(refusal) = accounts.reserve(client, reserved) {
+                let mut store = lock(&self.store);
+                store.settle(client, reserved, 0);
+                let code = match refusal {
+                    AccountRefusal::Insufficient { .. } => ErrorCode::InsufficientBalance,
+                    AccountRefusal::Unavailable(_) => ErrorCode::Internal,
+                };
+                return Err(nip47_error(code, refusal.to_string()));
+            }
+        }
         let outcome = self
             .rail
             .pay(PayRequest {
@@ -750,10 +770,14 @@ impl Inner {
                 .amount_msat
                 .unwrap_or(amount)
                 .saturating_add(o.fee_paid_msat.unwrap_or(0)),
-            // A payment still in flight may yet succeed: keep it reserved.
+            // A payment still in flight may yet succeed: keep it reserved. Its account is
+            // charged the whole reservation, so the app never spends twice what may yet leave.
             Err(LightningError::Timeout { .. }) => reserved,
             Err(_) => 0,
         };
+        if let Some(accounts) = &self.config.accounts {
+            accounts.settle(client, reserved, spent, &hash);
+        }
         {
             let mut store = lock(&self.store);
             store.settle(client, reserved, spent);
@@ -888,6 +912,9 @@ impl Inner {
                     let Some(made) = self.made(payment_hash) else {
                         continue;
                     };
+                    if let Some(accounts) = &self.config.accounts {
+                        accounts.received(&made.client, amount_msat, &payment_hash.to_string());
+                    }
                     let preimage = match self.rail.payment_by_hash(payment_hash).await {
                         Ok(Some(record)) => record.preimage.map(|p| p.to_string()),
                         _ => None,

@@ -134,6 +134,34 @@ pub enum Op {
         /// The offer's hash.
         hash: String,
     },
+    /// The operator moves free collateral (not backing any token) to an app's sub-account:
+    /// collateral falls by `sats`, the app's balance rises by as much. An app spends only
+    /// from its sub-account, never from the collateral.
+    AppFund {
+        /// The app (an NWC connection's client key, hex).
+        app: String,
+        /// Satoshis moved.
+        sats: u64,
+    },
+    /// An invoice the app made was paid: its balance rises; each payment hash counts once.
+    AppReceived {
+        /// The app.
+        app: String,
+        /// Received, msat.
+        msat: u64,
+        /// The payment's hash, hex.
+        hash: String,
+    },
+    /// The app made a payment: its balance falls by the amount plus the routing fee; each
+    /// payment hash counts once.
+    AppSpent {
+        /// The app.
+        app: String,
+        /// Amount plus routing fee, msat.
+        msat: u64,
+        /// The payment's hash, hex.
+        hash: String,
+    },
 }
 
 /// An entry as stored: position, link to the previous entry, time, and the change.

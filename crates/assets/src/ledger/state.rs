@@ -85,6 +85,10 @@ pub struct State {
     collateral: u64,
     supply: u64,
     tree: MsSmt<MemoryStore>,
+    /// Apps' sub-accounts, msat, by app.
+    apps: BTreeMap<String, u64>,
+    /// Payment hashes already counted into (`true`) or out of (`false`) an app's account.
+    app_payments: HashSet<(bool, String)>,
 }
 
 impl Default for State {
@@ -101,6 +105,8 @@ impl Default for State {
             collateral: 0,
             supply: 0,
             tree: MsSmt::new(MemoryStore::new()),
+            apps: BTreeMap::new(),
+            app_payments: HashSet::new(),
         }
     }
 }
@@ -152,6 +158,16 @@ impl State {
     /// The number the next redemption gets.
     pub fn next_redemption(&self) -> u64 {
         self.next_redemption
+    }
+
+    /// An app's sub-account, msat: what it may spend (amounts and routing fees).
+    pub fn app_balance_msat(&self, app: &str) -> u64 {
+        self.apps.get(app).copied().unwrap_or(0)
+    }
+
+    /// Every app's sub-account, msat. The node's assets cover these besides the collateral.
+    pub fn apps(&self) -> &BTreeMap<String, u64> {
+        &self.apps
     }
 
     /// Satoshis of collateral held.
@@ -363,6 +379,52 @@ impl State {
                     return Err(LedgerError::UnknownSwap(hash.clone()));
                 }
             }
+            Op::AppFund { app, sats } => {
+                nonzero(*sats)?;
+                app_id(app)?;
+                let free = self.free_collateral();
+                if *sats > free {
+                    return Err(LedgerError::InsufficientCollateral {
+                        free,
+                        wanted: *sats,
+                    });
+                }
+                self.app_balance_msat(app)
+                    .checked_add(sats.checked_mul(1_000).ok_or(LedgerError::Overflow)?)
+                    .ok_or(LedgerError::Overflow)?;
+            }
+            Op::AppReceived { app, msat, hash } => {
+                nonzero(*msat)?;
+                app_id(app)?;
+                payment_hash(hash)?;
+                let source = CollateralSource::Lightning {
+                    payment_hash: hash.clone(),
+                };
+                if self.app_payments.contains(&(true, hash.clone()))
+                    || self.deposits.contains(&source)
+                {
+                    return Err(LedgerError::DuplicateDeposit(source.to_string()));
+                }
+                self.app_balance_msat(app)
+                    .checked_add(*msat)
+                    .ok_or(LedgerError::Overflow)?;
+            }
+            Op::AppSpent { app, msat, hash } => {
+                nonzero(*msat)?;
+                app_id(app)?;
+                payment_hash(hash)?;
+                if self.app_payments.contains(&(false, hash.clone())) {
+                    return Err(LedgerError::Invalid(format!(
+                        "the app payment {hash} is already recorded"
+                    )));
+                }
+                let balance = self.app_balance_msat(app);
+                if *msat > balance {
+                    return Err(LedgerError::Invalid(format!(
+                        "app {app} holds {balance} msat, {msat} msat spent"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -509,6 +571,20 @@ impl State {
             Op::SwapClosed { hash } => {
                 self.swaps.remove(hash);
             }
+            Op::AppFund { app, sats } => {
+                self.collateral -= sats;
+                *self.apps.entry(app.clone()).or_insert(0) += sats * 1_000;
+            }
+            Op::AppReceived { app, msat, hash } => {
+                self.app_payments.insert((true, hash.clone()));
+                *self.apps.entry(app.clone()).or_insert(0) += msat;
+            }
+            Op::AppSpent { app, msat, hash } => {
+                self.app_payments.insert((false, hash.clone()));
+                if let Some(balance) = self.apps.get_mut(app) {
+                    *balance -= msat;
+                }
+            }
         }
         debug_assert!(self.collateral >= self.supply);
         debug_assert_eq!(self.root().sum, self.supply);
@@ -559,4 +635,115 @@ impl State {
 /// A network fee in whole sats, rounded up: the ledger never counts less than what left.
 pub fn fee_sats(fee_msat: u64) -> u64 {
     fee_msat.div_ceil(1000)
+}
+
+/// Longest app name accepted, in bytes (a client key in hex is 64).
+pub const MAX_APP: usize = 64;
+
+fn app_id(app: &str) -> Result<(), LedgerError> {
+    if app.is_empty() || app.len() > MAX_APP {
+        return Err(LedgerError::Invalid(format!(
+            "an app is named by 1 to {MAX_APP} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn payment_hash(hash: &str) -> Result<(), LedgerError> {
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(LedgerError::Invalid(
+            "a payment hash is 64 hex digits".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::types::TokenInfo;
+
+    const APP: &str = "app";
+
+    fn hash(n: u8) -> String {
+        format!("{n:02x}").repeat(32)
+    }
+
+    /// A ledger with 10,000 sat of collateral, 6,000 of it backing tokens.
+    fn state() -> State {
+        let mut state = State::default();
+        let to = AccountId::from_bytes([1; 32]);
+        for op in [
+            Op::Genesis {
+                token: TokenInfo {
+                    id: "t".into(),
+                    name: "t".into(),
+                    symbol: "t".into(),
+                },
+            },
+            Op::Deposit {
+                sats: 10_000,
+                source: CollateralSource::Lightning {
+                    payment_hash: hash(1),
+                },
+            },
+            Op::Mint { to, amount: 6_000 },
+        ] {
+            state.apply(&op).expect("setup");
+        }
+        state
+    }
+
+    #[test]
+    fn an_app_is_funded_from_free_collateral_only_and_spends_its_own_balance() {
+        let mut state = state();
+        let fund = |sats| Op::AppFund {
+            app: APP.into(),
+            sats,
+        };
+        // The collateral backing tokens is never an app's.
+        assert!(matches!(
+            state.apply(&fund(4_001)),
+            Err(LedgerError::InsufficientCollateral { free: 4_000, .. })
+        ));
+        state.apply(&fund(1_000)).expect("free collateral");
+        assert_eq!(
+            (state.collateral(), state.app_balance_msat(APP)),
+            (9_000, 1_000_000)
+        );
+        // Received: counted once.
+        let received = Op::AppReceived {
+            app: APP.into(),
+            msat: 500,
+            hash: hash(2),
+        };
+        state.apply(&received).expect("received");
+        assert!(state.apply(&received).is_err(), "counted once");
+        // A deposit's hash is not an app's receipt.
+        assert!(state
+            .apply(&Op::AppReceived {
+                app: APP.into(),
+                msat: 500,
+                hash: hash(1),
+            })
+            .is_err());
+        // Spent: at most the balance, each payment once; the collateral does not move.
+        let spent = |msat, n| Op::AppSpent {
+            app: APP.into(),
+            msat,
+            hash: hash(n),
+        };
+        assert!(
+            state.apply(&spent(1_000_501, 3)).is_err(),
+            "over the balance"
+        );
+        state.apply(&spent(1_000_000, 3)).expect("spent");
+        assert!(state.apply(&spent(1, 3)).is_err(), "recorded once");
+        assert_eq!(
+            (state.collateral(), state.app_balance_msat(APP)),
+            (9_000, 500)
+        );
+        assert!(state.apply(&spent(501, 4)).is_err());
+        assert_eq!(state.supply(), 6_000);
+    }
 }

@@ -6,17 +6,21 @@
 //!   node's record came back with its preimage, so B could claim a payment meant for A;
 //! - list every transaction of the node, unpaid ones included;
 //! - pay A's invoice through its own connection, so that the node's record of it becomes B's;
-//! - read the node's balance — the community's collateral — through `get_balance`.
+//! - read the node's balance — the community's collateral — through `get_balance`;
+//! - spend, with a budget but nothing of its own, the node's money: the collateral behind the
+//!   members' tokens, or what another app received; or spend more than it has, fees included.
 
 use std::time::Duration;
 
+use moip_lightning::{PaymentState, RouteLimits};
 use nwc::prelude::{
     ErrorCode, ListTransactionsRequest, LookupInvoiceRequest, MakeInvoiceRequest,
     NostrWalletConnectURI, PayInvoiceRequest,
 };
 use serde_json::{json, Value};
 
-use crate::common::spawn_up;
+use crate::common::payer::payer_with_channel;
+use crate::common::{spawn_up, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Each app's daily budget.
@@ -30,22 +34,39 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// A new NWC connection from the operator's API.
-fn pair(base: &str, token: &str, name: &str) -> NostrWalletConnectURI {
-    let mut response = agent()
-        .post(format!("{base}/api/pairing/nwc"))
-        .header("Authorization", &format!("Bearer {token}"))
-        .header("Content-Type", "application/json")
-        .send(json!({ "name": name, "budget_sat": BUDGET_SAT }).to_string())
-        .expect("the API answers");
+/// `POST path` (or `GET` without a body) on the API as the operator: status and JSON body.
+fn call(base: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let url = format!("{base}{path}");
+    let response = match body {
+        Some(body) => agent()
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body.to_string()),
+        None => agent().get(&url).header("Authorization", &auth).call(),
+    };
+    let mut response = response.expect("the API answers");
     let text = response.body_mut().read_to_string().expect("body");
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    assert_eq!(response.status().as_u16(), 200, "{body}");
+    (response.status().as_u16(), body)
+}
+
+/// A new NWC connection from the operator's API, with a budget of `budget_sat` a day.
+fn pair_with(base: &str, token: &str, name: &str, budget_sat: u64) -> NostrWalletConnectURI {
+    let body = json!({ "name": name, "budget_sat": budget_sat });
+    let (status, body) = call(base, token, "/api/pairing/nwc", Some(body));
+    assert_eq!(status, 200, "{body}");
     body["uri"]
         .as_str()
         .expect("a URI")
         .parse()
         .expect("an NWC URI")
+}
+
+/// A new NWC connection with the tests' budget.
+fn pair(base: &str, token: &str, name: &str) -> NostrWalletConnectURI {
+    pair_with(base, token, name, BUDGET_SAT)
 }
 
 fn code(e: &nwc::Error) -> Option<ErrorCode> {
@@ -56,7 +77,7 @@ fn code(e: &nwc::Error) -> Option<ErrorCode> {
 }
 
 /// B cannot look up, list, pay into its own history, or learn the preimage of A's invoice, and
-/// neither app is told the node's balance: each hears what its own budget leaves it.
+/// neither app is told the node's balance: each hears its own account's.
 #[test]
 fn an_app_sees_only_its_own_invoices_and_never_the_node_s_balance() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -131,11 +152,157 @@ fn an_app_sees_only_its_own_invoices_and_never_the_node_s_balance() {
         "B reads A's invoice after paying it: {after:?}"
     );
 
-    // Each app's balance is what its budget leaves it, whatever the node holds.
+    // Each app's balance is its own (nothing yet), whatever the node holds.
     for app in [&a, &b] {
         let balance = rt.block_on(app.get_balance()).expect("get_balance");
-        assert_eq!(balance, BUDGET_SAT * 1_000, "not the app's own balance");
+        assert_eq!(balance, 0, "not the app's own balance");
     }
 
+    node.stop();
+}
+
+/// The community's collateral, sat.
+fn collateral(base: &str, token: &str) -> u64 {
+    let (status, community) = call(base, token, "/api/community", None);
+    assert_eq!(status, 200, "{community}");
+    community["collateral_sats"]
+        .as_u64()
+        .expect("collateral_sats")
+}
+
+/// An app with a budget but no money of its own cannot spend the node's — neither the
+/// collateral behind the members' tokens nor what another app received; an app spends at most
+/// what it has, routing fees included; the operator cannot hand an app collateral that backs
+/// tokens; and the collateral never moves with an app's payments.
+#[test]
+fn an_app_spends_its_own_account_and_never_the_collateral() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, lines, data) = spawn_up(
+        dir.path(),
+        "",
+        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
+    );
+    let base = lines[0].trim_end_matches('/').to_owned();
+    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
+    let token = token.trim();
+    let payee = payer_with_channel(
+        &node,
+        &dir.path().join("payee"),
+        &lines[1],
+        &lines[2],
+        1_000_000,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // A member deposits 50,000 sat: collateral, all of it backing their tokens.
+    let member = nwc::prelude::Keys::generate().public_key().to_hex();
+    let (status, deposit) = call(
+        &base,
+        token,
+        "/api/deposits",
+        Some(json!({ "pubkey": member, "sats": 50_000 })),
+    );
+    assert_eq!(status, 201, "{deposit}");
+    payee
+        .pay(
+            deposit["invoice"].as_str().expect("an invoice"),
+            None,
+            RouteLimits::default(),
+            WAIT,
+        )
+        .expect("the deposit is paid");
+    wait_until(WAIT, "the deposit credited", || {
+        (collateral(&base, token) == 50_000).then_some(())
+    });
+
+    // App A is paid 20,000 sat for an invoice it made: that is its own money.
+    let a_uri = pair_with(&base, token, "till", 100_000);
+    let a = nwc::NWC::new(a_uri.clone());
+    let made = rt
+        .block_on(a.make_invoice(MakeInvoiceRequest {
+            amount: 20_000_000,
+            description: Some("sale".into()),
+            description_hash: None,
+            expiry: None,
+        }))
+        .expect("make_invoice");
+    payee
+        .pay(&made.invoice, None, RouteLimits::default(), WAIT)
+        .expect("the customer pays the till");
+    wait_until(WAIT, "the till credited", || {
+        (rt.block_on(a.get_balance()).ok()? == 20_000_000).then_some(())
+    });
+
+    // App B has a 1,000-sat budget and nothing of its own: it spends nothing.
+    let b_uri = pair(&base, token, "intruder");
+    let b = nwc::NWC::new(b_uri.clone());
+    let bill = payee
+        .create_invoice(Some(500_000), "b", 3600)
+        .expect("invoice");
+    let refused = rt
+        .block_on(b.pay_invoice(PayInvoiceRequest::new(bill.bolt11.clone())))
+        .expect_err("B has nothing");
+    assert_eq!(
+        code(&refused),
+        Some(ErrorCode::InsufficientBalance),
+        "{refused}"
+    );
+    assert_ne!(
+        payee.payment_by_hash(bill.payment_hash).map(|p| p.state),
+        Some(PaymentState::Succeeded),
+        "B spent money that is not its own"
+    );
+
+    // The operator cannot fund B from collateral that backs tokens, nor a key never paired.
+    let b_key = nwc::prelude::Keys::new(b_uri.secret.clone())
+        .public_key()
+        .to_hex();
+    let (status, body) = call(
+        &base,
+        token,
+        &format!("/api/pairing/nwc/{b_key}/fund"),
+        Some(json!({ "sats": 1 })),
+    );
+    assert_eq!(status, 422, "{body}");
+    let stranger = nwc::prelude::Keys::generate().public_key().to_hex();
+    let (status, _) = call(
+        &base,
+        token,
+        &format!("/api/pairing/nwc/{stranger}/fund"),
+        Some(json!({ "sats": 1 })),
+    );
+    assert_eq!(status, 404);
+
+    // A spends at most its 20,000 sat, fees included: 19,990 sat with its fee cap is too much.
+    let too_much = payee
+        .create_invoice(Some(19_990_000), "too much", 3600)
+        .expect("invoice");
+    let refused = rt
+        .block_on(a.pay_invoice(PayInvoiceRequest::new(too_much.bolt11.clone())))
+        .expect_err("over A's balance with the fee cap");
+    assert_eq!(
+        code(&refused),
+        Some(ErrorCode::InsufficientBalance),
+        "{refused}"
+    );
+    let coffee = payee
+        .create_invoice(Some(15_000_000), "coffee", 3600)
+        .expect("invoice");
+    let paid = rt
+        .block_on(a.pay_invoice(PayInvoiceRequest::new(coffee.bolt11.clone())))
+        .expect("within A's balance");
+    let left = rt.block_on(a.get_balance()).expect("get_balance");
+    assert_eq!(left, 5_000_000 - paid.fees_paid.unwrap_or(0));
+    assert_eq!(
+        collateral(&base, token),
+        50_000,
+        "the collateral moved with an app's payment"
+    );
+
+    let _ = payee.stop();
     node.stop();
 }
