@@ -148,6 +148,12 @@ impl StoreLocation {
     }
 }
 
+/// How long a carried-out request is remembered across restarts, by its date. A restarted
+/// service asks the relays for requests from a few seconds before it started (see
+/// [`crate::service`]); anything dated earlier never reaches it again, so remembering two
+/// minutes covers that look-back and clocks a little apart.
+pub const REPLAY_WINDOW_SECS: u64 = 120;
+
 /// Every connection of a service, by client key.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ConnectionStore {
@@ -155,6 +161,10 @@ pub struct ConnectionStore {
     /// Invoices made through the service, by payment hash (hex).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     made: BTreeMap<String, MadeInvoice>,
+    /// Requests of connections carried out lately: event id (hex) and its date, so a request
+    /// republished after a restart is not carried out again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    handled: BTreeMap<String, u64>,
     #[serde(skip)]
     location: Option<StoreLocation>,
 }
@@ -216,6 +226,21 @@ impl ConnectionStore {
                 paid: BTreeSet::new(),
             },
         );
+    }
+
+    /// `true` the first time the request with event id `id` (hex), dated `created_at`, is
+    /// offered: it is remembered until its date is [`REPLAY_WINDOW_SECS`] old (requests from
+    /// unknown keys are never offered, so strangers cannot fill this).
+    pub fn first_request(&mut self, id: &str, created_at: u64, now: u64) -> bool {
+        self.handled
+            .retain(|_, at| at.saturating_add(REPLAY_WINDOW_SECS) >= now);
+        if self.handled.contains_key(id) {
+            return false;
+        }
+        if created_at.saturating_add(REPLAY_WINDOW_SECS) >= now {
+            self.handled.insert(id.to_owned(), created_at);
+        }
+        true
     }
 
     /// Remembers an invoice `made.client` made, under its payment hash (hex).
@@ -434,6 +459,17 @@ mod tests {
         assert!(reopened.active(&app).is_none());
         assert_eq!(reopened.made("aa"), store.made("aa"));
         assert!(reopened.sees(&app, "bb", false) && reopened.sees(&app, "aa", true));
+        let mut store = reopened;
+        assert!(store.first_request("e1", 100, 100));
+        store.save().expect("save");
+        let mut reopened = ConnectionStore::open(&path).expect("reopen");
+        assert!(
+            !reopened.first_request("e1", 100, 110),
+            "a replay after a restart"
+        );
+        assert!(reopened.first_request("e2", 100, 110));
+        // Forgotten once its date is past the window (the relays no longer send it).
+        assert!(reopened.first_request("e1", 100, 100 + REPLAY_WINDOW_SECS + 1));
         std::fs::write(&path, b"{not json").expect("write");
         assert!(matches!(
             ConnectionStore::open(&path),

@@ -2,7 +2,8 @@
 //! carries them out on a [`PaymentRail`], and answers and notifies in the app's encryption.
 //!
 //! Every request is checked in this order, and the first failure is the answer: addressed to
-//! us and not expired (otherwise dropped, as NIP-47 says), not seen before (replays dropped),
+//! us and not expired (otherwise dropped, as NIP-47 says), not seen before (replays dropped; a
+//! connection's requests are remembered with the connections, so also across a restart),
 //! from an active connection (`UNAUTHORIZED`), decryptable (dropped: we cannot even answer in
 //! a way the sender could read reliably), within the connection's rate (`RATE_LIMITED`), a known
 //! method (`NOT_IMPLEMENTED`), within the budget for payments (`QUOTA_EXCEEDED`).
@@ -424,7 +425,12 @@ impl Inner {
             }
         };
         let method = request.method;
-        let result = if lock(&self.store).active(&client).is_none() {
+        let active = lock(&self.store).active(&client).is_some();
+        if active && !self.first_request(&event) {
+            tracing::debug!("NWC request {} was carried out before a restart", event.id);
+            return;
+        }
+        let result = if !active {
             Err(nip47_error(
                 ErrorCode::Unauthorized,
                 "no active connection for this key",
@@ -448,6 +454,20 @@ impl Inner {
             },
         };
         self.reply(&client, encryption, &event, &response).await;
+    }
+
+    /// Whether a connection's request is new also to the service that ran before a restart
+    /// (the in-memory [`Seen`] forgets on restart; this is kept with the connections).
+    fn first_request(&self, event: &Event) -> bool {
+        let mut store = lock(&self.store);
+        let id = event.id.to_hex();
+        if !store.first_request(&id, event.created_at.as_secs(), now_secs()) {
+            return false;
+        }
+        if let Err(e) = store.save() {
+            tracing::warn!("NWC connection store not saved: {e}");
+        }
+        true
     }
 
     async fn reply(

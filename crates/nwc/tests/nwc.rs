@@ -405,3 +405,111 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
     wallet.stop().expect("stop");
     shop.stop().expect("stop");
 }
+
+/// Someone who saw a request on the relay (the relay itself, say) republishes it after the
+/// service restarts: the restarted service, whose in-memory replay guard is empty, must not
+/// carry it out a second time.
+#[test]
+fn a_request_replayed_after_a_restart_is_not_carried_out_again() {
+    let env = Regtest::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let wallet = start_node(&env, root.path(), "wallet");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let relay = LocalRelay::new(RelayBuilder::default().addr(Ipv4Addr::LOCALHOST.into()));
+    rt.block_on(relay.run()).expect("relay");
+    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let mut config = NwcConfig::new(vec![relay_url.to_string()]);
+    config.store = Some(root.path().join("connections.json").into());
+    let keys = Keys::generate();
+    let start = |config: NwcConfig| {
+        rt.block_on(NwcService::start(
+            Arc::new(wallet.clone()),
+            keys.clone(),
+            config,
+        ))
+        .expect("service")
+    };
+    let service = start(config.clone());
+    let uri = service.connect_app("till", None).expect("connect");
+    let app = rt.block_on(Nip44App::connect(Keys::new(uri.secret.clone()), &uri));
+
+    // Every answer the app's key gets, by the request it answers.
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut notifications = app.client.notifications();
+    let filter = Filter::new()
+        .author(uri.public_key)
+        .kind(Kind::WalletConnectResponse)
+        .pubkey(app.keys.public_key());
+    rt.block_on(app.client.subscribe(filter, None))
+        .expect("subscribe");
+    let log = Arc::clone(&answered);
+    rt.spawn(async move {
+        while let Ok(n) = notifications.recv().await {
+            if let RelayPoolNotification::Event { event, .. } = n {
+                let ids: Vec<_> = event.tags.event_ids().copied().collect();
+                log.lock().expect("log").extend(ids);
+            }
+        }
+    });
+
+    let make = |description: &str| {
+        request(
+            Method::MakeInvoice,
+            RequestParams::MakeInvoice(MakeInvoiceRequest {
+                amount: 1_000_000,
+                description: Some(description.into()),
+                description_hash: None,
+                expiry: None,
+            }),
+        )
+    };
+    let content = |request: Request| {
+        nip44::encrypt(
+            app.keys.secret_key(),
+            &uri.public_key,
+            request.as_json(),
+            nip44::Version::V2,
+        )
+        .expect("encrypt")
+    };
+    let first = rt.block_on(app.send_raw(content(make("first"))));
+    let answers = |id| {
+        answered
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|e| **e == id)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while answers(first.id) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer to the first request"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Restart, then the request again, then a fresh one: the fresh one is answered, the
+    // replay is not.
+    rt.block_on(service.shutdown());
+    let service = start(config);
+    rt.block_on(app.client.send_event(&first)).expect("replay");
+    let response = rt.block_on(app.request(make("second")));
+    assert!(response.error.is_none(), "{:?}", response.error);
+    // The replay reached the service before the fresh request, so its answer, had it been
+    // carried out, would be in by now.
+    assert_eq!(
+        answers(first.id),
+        1,
+        "the replayed request was carried out again"
+    );
+
+    rt.block_on(service.shutdown());
+    relay.shutdown();
+    wallet.stop().expect("stop");
+}
