@@ -1,5 +1,6 @@
 //! `moip`: Money over IP. One binary that runs a whole community node, layer by layer.
 
+mod apps_cli;
 mod beacons_cli;
 mod bitcoind;
 mod demo;
@@ -47,6 +48,9 @@ enum Command {
     /// The Moneysocket beacons a running `moip up` handed out: list them with their budgets,
     /// revoke one (through its API, as the operator).
     Beacons(beacons_cli::BeaconsArgs),
+    /// The NWC apps of a running `moip up`: fund an app's own account from free collateral
+    /// (through its API, as the operator).
+    Apps(apps_cli::AppsArgs),
     /// Checks a community's committed token supply against its collateral, from the chain
     /// alone (proof of liabilities against proof of reserves).
     VerifySupply(supply::VerifySupplyArgs),
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         Command::Wallet(args) => return wallet::run(args),
         Command::VerifySupply(args) => return supply::run(args),
         Command::Beacons(args) => return beacons_cli::run(args),
+        Command::Apps(args) => return apps_cli::run(args),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -95,7 +100,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => runtime.block_on(up::run(args)),
         Command::Node(args) => runtime.block_on(node::run(args)),
         Command::Electrum(args) => runtime.block_on(electrum::run(args)),
-        Command::Wallet(_) | Command::VerifySupply(_) | Command::Beacons(_) => {
+        Command::Wallet(_) | Command::VerifySupply(_) | Command::Beacons(_) | Command::Apps(_) => {
             unreachable!("run above")
         }
         // Synchronous like the wallet; the node runs on a runtime of its own.

@@ -276,6 +276,19 @@ fn an_app_spends_its_own_account_and_never_the_collateral() {
         Some(json!({ "sats": 1 })),
     );
     assert_eq!(status, 404);
+    // The same through `moip apps fund`: refused, with the ledger's reason.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["apps", "--api", &base, "--data-dir"])
+        .arg(&data)
+        .args(["fund", &b_key, "1"])
+        .output()
+        .expect("moip apps fund");
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success(), "funded from the tokens' collateral");
+    assert!(
+        stderr.contains("422") && stderr.contains("collateral"),
+        "{stderr}"
+    );
 
     // A spends at most its 20,000 sat, fees included: 19,990 sat with its fee cap is too much.
     let too_much = payee
