@@ -1,9 +1,8 @@
 //! Backends of the protocol crates on the Lightning node.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use moip_assets::ledger::Op;
+use moip_assets::ledger::{AnyJournal, Op};
 use moip_lightning::{LightningError, LightningEvent, PayRequest, PaymentRail, RouteLimits};
 use moip_moneysocket::provider::{BackendError, Paid, ProviderBackend};
 use moip_moneysocket::v0::message::ErrorCode;
@@ -124,29 +123,25 @@ impl ProviderBackend for RailProvider {
 
 /// NWC apps' accounts in the community's ledger: each app (by its connection's client key)
 /// spends only its own sub-account, funded by the operator from free collateral, never the
-/// collateral itself. Reservations for payments in flight are held here, in memory; a payment
-/// whose outcome is not known when NWC answers is charged in full at once, so a restart
-/// cannot free it twice.
+/// collateral itself. A payment's amount and fee cap are charged in the ledger before it leaves
+/// (`Op::AppSpent`) and what it did not cost comes back after (`Op::AppRefunded`), so a crash
+/// mid-payment leaves the app charged, never the collateral.
 pub struct LedgerApps {
     ledger: SharedLedger,
-    reserved: Mutex<HashMap<String, u64>>,
 }
 
 impl LedgerApps {
     /// Accounts kept in `ledger`.
     pub fn new(ledger: SharedLedger) -> Arc<LedgerApps> {
-        Arc::new(LedgerApps {
-            ledger,
-            reserved: Mutex::new(HashMap::new()),
-        })
+        Arc::new(LedgerApps { ledger })
     }
 
-    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        mutex.lock().unwrap_or_else(|e| e.into_inner())
+    fn ledger(&self) -> std::sync::MutexGuard<'_, moip_assets::ledger::Ledger<AnyJournal>> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn commit(&self, op: Op) {
-        if let Err(e) = Self::lock(&self.ledger).commit(op.clone()) {
+        if let Err(e) = self.ledger().commit(op.clone()) {
             tracing::warn!("an app's ledger entry {op:?} was refused: {e}");
         }
     }
@@ -154,44 +149,42 @@ impl LedgerApps {
 
 impl AppAccounts for LedgerApps {
     fn available_msat(&self, app: &PublicKey) -> Result<u64, AccountRefusal> {
-        let app = app.to_hex();
-        let balance = Self::lock(&self.ledger).state().app_balance_msat(&app);
-        let reserved = Self::lock(&self.reserved).get(&app).copied().unwrap_or(0);
-        Ok(balance.saturating_sub(reserved))
+        Ok(self.ledger().state().app_balance_msat(&app.to_hex()))
     }
 
-    fn reserve(&self, app: &PublicKey, msat: u64) -> Result<(), AccountRefusal> {
-        let key = app.to_hex();
-        // Held across the check and the reservation, so two payments cannot both fit.
-        let mut reserved = Self::lock(&self.reserved);
-        let balance = Self::lock(&self.ledger).state().app_balance_msat(&key);
-        let held = reserved.get(&key).copied().unwrap_or(0);
-        let available = balance.saturating_sub(held);
+    fn reserve(
+        &self,
+        app: &PublicKey,
+        msat: u64,
+        payment_hash: &str,
+    ) -> Result<(), AccountRefusal> {
+        let app = app.to_hex();
+        let mut ledger = self.ledger();
+        let available = ledger.state().app_balance_msat(&app);
         if msat > available {
             return Err(AccountRefusal::Insufficient {
                 available_msat: available,
                 wanted_msat: msat,
             });
         }
-        *reserved.entry(key).or_insert(0) += msat;
-        Ok(())
+        ledger
+            .commit(Op::AppSpent {
+                app,
+                msat,
+                hash: payment_hash.to_owned(),
+            })
+            .map(|_| ())
+            .map_err(|e| AccountRefusal::Unavailable(e.to_string()))
     }
 
     fn settle(&self, app: &PublicKey, reserved_msat: u64, spent_msat: u64, payment_hash: &str) {
-        let key = app.to_hex();
-        let mut reserved = Self::lock(&self.reserved);
-        if spent_msat > 0 {
-            self.commit(Op::AppSpent {
-                app: key.clone(),
-                msat: spent_msat,
+        let unused = reserved_msat.saturating_sub(spent_msat);
+        if unused > 0 {
+            self.commit(Op::AppRefunded {
+                app: app.to_hex(),
+                msat: unused,
                 hash: payment_hash.to_owned(),
             });
-        }
-        if let Some(held) = reserved.get_mut(&key) {
-            *held = held.saturating_sub(reserved_msat);
-            if *held == 0 {
-                reserved.remove(&key);
-            }
         }
     }
 

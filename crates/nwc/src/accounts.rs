@@ -28,20 +28,22 @@ pub enum AccountRefusal {
 
 /// An application's books of its apps' money, one account per connection's client key.
 pub trait AppAccounts: Send + Sync {
-    /// What `app` may spend now, msat: its balance less its payments in flight.
+    /// What `app` may spend now, msat.
     ///
     /// # Errors
     /// [`AccountRefusal::Unavailable`] when the books cannot be read.
     fn available_msat(&self, app: &PublicKey) -> Result<u64, AccountRefusal>;
 
-    /// Sets `msat` of `app`'s balance aside for a payment about to be made.
+    /// Sets `msat` of `app`'s balance aside for the payment with `payment_hash` (hex), about
+    /// to be made. Kept durably, it stays charged if the application stops mid-payment.
     ///
     /// # Errors
     /// [`AccountRefusal::Insufficient`] when its balance cannot cover it: nothing is paid.
-    fn reserve(&self, app: &PublicKey, msat: u64) -> Result<(), AccountRefusal>;
+    fn reserve(&self, app: &PublicKey, msat: u64, payment_hash: &str)
+        -> Result<(), AccountRefusal>;
 
     /// Ends a reservation: the payment with `payment_hash` (hex) cost `spent_msat` (amount and
-    /// routing fee; 0 when it failed), which leaves `app`'s balance.
+    /// routing fee; 0 when it failed), which stays charged; the rest comes back.
     fn settle(&self, app: &PublicKey, reserved_msat: u64, spent_msat: u64, payment_hash: &str);
 
     /// An invoice `app` made was paid `msat`; each payment hash counts once.

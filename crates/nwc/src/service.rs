@@ -766,7 +766,7 @@ impl Inner {
             })?;
         // The app's own account covers the amount and the fee cap, or nothing is sent.
         if let Some(accounts) = &self.config.accounts {
-            if let Err(refusal) = accounts.reserve(client, reserved) {
+            if let Err(refusal) = accounts.reserve(client, reserved, &hash) {
                 let mut store = lock(&self.store);
                 store.settle(client, reserved, 0);
                 let code = match refusal {

@@ -152,12 +152,24 @@ pub enum Op {
         /// The payment's hash, hex.
         hash: String,
     },
-    /// The app made a payment: its balance falls by the amount plus the routing fee; each
-    /// payment hash counts once.
+    /// The app pays: its balance falls by `msat` — the amount plus the most the routing may
+    /// cost, charged before the payment leaves so a crash cannot leave it unpaid for. A hash
+    /// is charged again only once its earlier charge was wholly refunded (a failed payment
+    /// retried).
     AppSpent {
         /// The app.
         app: String,
-        /// Amount plus routing fee, msat.
+        /// Charged, msat.
+        msat: u64,
+        /// The payment's hash, hex.
+        hash: String,
+    },
+    /// Part of a charge comes back: the fee cap not used, or all of it when the payment
+    /// failed; at most what the charge for `hash` has left.
+    AppRefunded {
+        /// The app.
+        app: String,
+        /// Returned, msat.
         msat: u64,
         /// The payment's hash, hex.
         hash: String,

@@ -66,6 +66,17 @@ pub struct PendingSwap {
     pub from_community: String,
 }
 
+/// An app's payment as its account saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppCharge {
+    /// The app that paid.
+    pub app: String,
+    /// Charged (amount and fee cap), msat.
+    pub charged_msat: u64,
+    /// Refunded of it, msat.
+    pub refunded_msat: u64,
+}
+
 /// Longest community name accepted, in bytes.
 pub const MAX_COMMUNITY: usize = 64;
 
@@ -87,8 +98,10 @@ pub struct State {
     tree: MsSmt<MemoryStore>,
     /// Apps' sub-accounts, msat, by app.
     apps: BTreeMap<String, u64>,
-    /// Payment hashes already counted into (`true`) or out of (`false`) an app's account.
-    app_payments: HashSet<(bool, String)>,
+    /// Payment hashes already counted into an app's account.
+    app_received: HashSet<String>,
+    /// Apps' payments by hash: the app, what was charged and what came back of it.
+    app_charges: HashMap<String, AppCharge>,
 }
 
 impl Default for State {
@@ -106,7 +119,8 @@ impl Default for State {
             supply: 0,
             tree: MsSmt::new(MemoryStore::new()),
             apps: BTreeMap::new(),
-            app_payments: HashSet::new(),
+            app_received: HashSet::new(),
+            app_charges: HashMap::new(),
         }
     }
 }
@@ -400,9 +414,7 @@ impl State {
                 let source = CollateralSource::Lightning {
                     payment_hash: hash.clone(),
                 };
-                if self.app_payments.contains(&(true, hash.clone()))
-                    || self.deposits.contains(&source)
-                {
+                if self.app_received.contains(hash) || self.deposits.contains(&source) {
                     return Err(LedgerError::DuplicateDeposit(source.to_string()));
                 }
                 self.app_balance_msat(app)
@@ -413,15 +425,35 @@ impl State {
                 nonzero(*msat)?;
                 app_id(app)?;
                 payment_hash(hash)?;
-                if self.app_payments.contains(&(false, hash.clone())) {
+                if self
+                    .app_charges
+                    .get(hash)
+                    .is_some_and(|c| c.refunded_msat < c.charged_msat)
+                {
                     return Err(LedgerError::Invalid(format!(
-                        "the app payment {hash} is already recorded"
+                        "the app payment {hash} is already charged"
                     )));
                 }
                 let balance = self.app_balance_msat(app);
                 if *msat > balance {
                     return Err(LedgerError::Invalid(format!(
                         "app {app} holds {balance} msat, {msat} msat spent"
+                    )));
+                }
+            }
+            Op::AppRefunded { app, msat, hash } => {
+                nonzero(*msat)?;
+                let charge = self
+                    .app_charges
+                    .get(hash)
+                    .filter(|c| c.app == *app)
+                    .ok_or_else(|| {
+                        LedgerError::Invalid(format!("app {app} was not charged for {hash}"))
+                    })?;
+                let left = charge.charged_msat - charge.refunded_msat;
+                if *msat > left {
+                    return Err(LedgerError::Invalid(format!(
+                        "{msat} msat refunded of a charge with {left} msat left"
                     )));
                 }
             }
@@ -576,14 +608,27 @@ impl State {
                 *self.apps.entry(app.clone()).or_insert(0) += sats * 1_000;
             }
             Op::AppReceived { app, msat, hash } => {
-                self.app_payments.insert((true, hash.clone()));
+                self.app_received.insert(hash.clone());
                 *self.apps.entry(app.clone()).or_insert(0) += msat;
             }
             Op::AppSpent { app, msat, hash } => {
-                self.app_payments.insert((false, hash.clone()));
+                self.app_charges.insert(
+                    hash.clone(),
+                    AppCharge {
+                        app: app.clone(),
+                        charged_msat: *msat,
+                        refunded_msat: 0,
+                    },
+                );
                 if let Some(balance) = self.apps.get_mut(app) {
                     *balance -= msat;
                 }
+            }
+            Op::AppRefunded { app, msat, hash } => {
+                if let Some(charge) = self.app_charges.get_mut(hash) {
+                    charge.refunded_msat += msat;
+                }
+                *self.apps.entry(app.clone()).or_insert(0) += msat;
             }
         }
         debug_assert!(self.collateral >= self.supply);
@@ -744,6 +789,27 @@ mod tests {
             (9_000, 500)
         );
         assert!(state.apply(&spent(501, 4)).is_err());
+        // Refunds: at most what the charge has left, to the app charged.
+        let refund = |app: &str, msat| Op::AppRefunded {
+            app: app.into(),
+            msat,
+            hash: hash(3),
+        };
+        assert!(state.apply(&refund("other", 1)).is_err(), "not its charge");
+        state
+            .apply(&refund(APP, 999_000))
+            .expect("the unused fee cap");
+        assert!(
+            state.apply(&refund(APP, 1_001)).is_err(),
+            "more than charged"
+        );
+        state
+            .apply(&refund(APP, 1_000))
+            .expect("the rest: it failed");
+        assert_eq!(state.app_balance_msat(APP), 1_000_500);
+        // A wholly refunded (failed) payment may be charged again.
+        state.apply(&spent(1_000, 3)).expect("retried");
+        assert_eq!(state.collateral(), 9_000);
         assert_eq!(state.supply(), 6_000);
     }
 }
