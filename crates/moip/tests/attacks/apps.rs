@@ -319,3 +319,110 @@ fn an_app_spends_its_own_account_and_never_the_collateral() {
     let _ = payee.stop();
     node.stop();
 }
+
+/// `moip up` in `dir/node` on fixed free ports (a restart keeps the relay's address, which the
+/// apps' URIs name): the node, the dashboard's address, the Electrum and Lightning lines.
+fn up_on_fixed_ports(dir: &std::path::Path) -> (crate::common::NodeProcess, Vec<String>) {
+    let config = dir.join("moip.toml");
+    if !config.exists() {
+        let port = crate::common::free_port;
+        std::fs::write(
+            &config,
+            format!(
+                "mine_every_secs = 0\n[ports]\nrpc = {}\nelectrum_tcp = {}\nelectrum_ws = {}\n\
+                 electrum_ssl = 0\nelectrum_wss = 0\nlightning = {}\nmoneysocket = {}\n\
+                 nostr = {}\napi = {}\n",
+                port(),
+                port(),
+                port(),
+                port(),
+                port(),
+                port(),
+                port()
+            ),
+        )
+        .expect("settings");
+    }
+    let args = [
+        "up".to_owned(),
+        "--config".into(),
+        config.display().to_string(),
+        "--data-dir".into(),
+        dir.join("node").display().to_string(),
+    ];
+    crate::common::NodeProcess::spawn_with_env(
+        &args,
+        &[("MOIP_PASSWORD", "correct horse")],
+        &dir.join("node"),
+        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
+    )
+}
+
+/// An invoice an app made before the node restarted stays that app's: after the restart no
+/// other app can read it, and when it is paid the money goes to the app that made it.
+#[test]
+fn an_app_s_invoices_stay_its_own_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, lines) = up_on_fixed_ports(dir.path());
+    let base = lines[0].trim_end_matches('/').to_owned();
+    let data = dir.path().join("node");
+    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
+    let token = token.trim().to_owned();
+    let payee = payer_with_channel(
+        &node,
+        &dir.path().join("payee"),
+        &lines[1],
+        &lines[2],
+        1_000_000,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let a_uri = pair(&base, &token, "till");
+    let b_uri = pair(&base, &token, "intruder");
+    let made = rt
+        .block_on(
+            nwc::NWC::new(a_uri.clone()).make_invoice(MakeInvoiceRequest {
+                amount: 7_000_000,
+                description: Some("before".into()),
+                description_hash: None,
+                expiry: None,
+            }),
+        )
+        .expect("make_invoice");
+    let hash = made.payment_hash.clone().expect("a payment hash");
+
+    node.stop();
+    let (node, lines) = up_on_fixed_ports(dir.path());
+    let community = lines[2].parse().expect("the node's Lightning address");
+    let _ = payee.connect(&community);
+    let (a, b) = (nwc::NWC::new(a_uri), nwc::NWC::new(b_uri));
+
+    let looked_up = rt.block_on(b.lookup_invoice(LookupInvoiceRequest {
+        payment_hash: Some(hash.clone()),
+        invoice: None,
+    }));
+    assert!(
+        looked_up.as_ref().err().and_then(code) == Some(ErrorCode::NotFound),
+        "B reads A's invoice after a restart: {looked_up:?}"
+    );
+    wait_until(WAIT, "the payee to pay A's invoice", || {
+        payee
+            .pay(
+                &made.invoice,
+                None,
+                RouteLimits::default(),
+                Duration::from_secs(10),
+            )
+            .ok()
+    });
+    wait_until(WAIT, "the till credited", || {
+        (rt.block_on(a.get_balance()).ok()? == 7_000_000).then_some(())
+    });
+    assert_eq!(rt.block_on(b.get_balance()).expect("balance"), 0);
+
+    let _ = payee.stop();
+    node.stop();
+}
