@@ -242,7 +242,14 @@ impl State {
             }
             Op::Deposit { sats, source } => {
                 nonzero(*sats)?;
-                if self.deposits.contains(source) {
+                // A payment an app's account already counted is not also the community's.
+                let an_apps = match source {
+                    CollateralSource::Lightning { payment_hash } => {
+                        self.app_received.contains(payment_hash)
+                    }
+                    CollateralSource::OnChain { .. } => false,
+                };
+                if an_apps || self.deposits.contains(source) {
                     return Err(LedgerError::DuplicateDeposit(source.to_string()));
                 }
                 self.collateral
@@ -764,6 +771,16 @@ mod tests {
         };
         state.apply(&received).expect("received");
         assert!(state.apply(&received).is_err(), "counted once");
+        // Nor is it then also a deposit of the community's.
+        assert!(matches!(
+            state.apply(&Op::Deposit {
+                sats: 1,
+                source: CollateralSource::Lightning {
+                    payment_hash: hash(2)
+                },
+            }),
+            Err(LedgerError::DuplicateDeposit(_))
+        ));
         // A deposit's hash is not an app's receipt.
         assert!(state
             .apply(&Op::AppReceived {
