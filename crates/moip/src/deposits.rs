@@ -384,7 +384,7 @@ mod tests {
             &self,
             _: moip_lightning::PayRequest,
         ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         async fn create_hold_invoice(
             &self,
@@ -393,25 +393,25 @@ mod tests {
             _: &str,
             _: u32,
         ) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         async fn settle_hold_invoice(
             &self,
             _: moip_lightning::Preimage,
         ) -> moip_lightning::Result<()> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         fn decode_invoice(&self, _: &str) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         async fn payments(&self) -> moip_lightning::Result<Vec<moip_lightning::PaymentRecord>> {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         async fn payment_by_hash(
             &self,
@@ -420,7 +420,7 @@ mod tests {
             Ok(None)
         }
         fn node_info(&self) -> moip_lightning::NodeInfo {
-            unimplemented!()
+            unreachable!("a deposit request only makes invoices")
         }
         fn events(&self) -> broadcast::Receiver<LightningEvent> {
             broadcast::channel(1).1

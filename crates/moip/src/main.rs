@@ -7,6 +7,7 @@ mod demo;
 mod electrum;
 mod ln;
 mod node;
+mod operator_cli;
 mod relay;
 mod socket;
 mod supply;
