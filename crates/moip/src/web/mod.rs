@@ -776,22 +776,28 @@ fn beacons_section(hub: &Hub, csrf: &str) -> String {
     )
 }
 
+/// The refusal for a form only the operator may post, or `None` when the session is the
+/// operator's.
+fn unless_operator(hub: &Hub, headers: &HeaderMap, fields: &Fields, why: &str) -> Option<Response> {
+    match checked_session(hub, headers, fields) {
+        Some((_, s)) if s.operator => None,
+        _ => Some(refused(hub, headers, StatusCode::FORBIDDEN, why)),
+    }
+}
+
 async fn beacon_revoke(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    match checked_session(&hub, &headers, &fields) {
-        Some((_, s)) if s.operator => {}
-        _ => {
-            return refused(
-                &hub,
-                &headers,
-                StatusCode::FORBIDDEN,
-                "Only the operator revokes beacons.",
-            )
-        }
+    if let Some(refusal) = unless_operator(
+        &hub,
+        &headers,
+        &fields,
+        "Only the operator revokes beacons.",
+    ) {
+        return refusal;
     }
     match api::revoke_beacon(&hub, &id) {
         Ok(_) => Redirect::to("/pair").into_response(),
@@ -814,16 +820,13 @@ async fn pair_make(
     Path(kind): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    match checked_session(&hub, &headers, &fields) {
-        Some((_, s)) if s.operator => {}
-        _ => {
-            return refused(
-                &hub,
-                &headers,
-                StatusCode::FORBIDDEN,
-                "Only the operator pairs wallets: log in with the token in the data directory.",
-            )
-        }
+    if let Some(refusal) = unless_operator(
+        &hub,
+        &headers,
+        &fields,
+        "Only the operator pairs wallets: log in with the token in the data directory.",
+    ) {
+        return refusal;
     }
     let made = match kind.as_str() {
         "beacon" => optional_amount(&fields, "limit_sat").and_then(|limit| {
