@@ -27,6 +27,7 @@
 //! assert_eq!(ledger.supply_root().sum, 6_000);
 //! ```
 
+mod apps;
 mod error;
 mod journal;
 mod postgres;
@@ -35,13 +36,14 @@ mod state;
 mod store;
 mod types;
 
+pub use apps::{app_refund_msat, AppChargeError, AppPaymentOutcome};
 pub use error::{LedgerError, StoreError};
 pub use journal::{entry_hash, Entry, Op, GENESIS_PREV};
 pub use postgres::{postgres_call, PgClient, PostgresJournal};
 pub use sqlite::SqliteJournal;
 pub use state::{
-    fee_sats, Escrow, PendingRedemption, PendingSwap, Settled, Settlement, State, MAX_COMMUNITY,
-    MAX_PAYOUT,
+    fee_sats, AppCharge, Escrow, PendingRedemption, PendingSwap, Settled, Settlement, State,
+    MAX_COMMUNITY, MAX_PAYOUT,
 };
 pub use store::{AnyJournal, JournalStore, MemoryJournal};
 pub use types::{

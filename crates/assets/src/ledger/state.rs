@@ -75,6 +75,10 @@ pub struct AppCharge {
     pub charged_msat: u64,
     /// Refunded of it, msat.
     pub refunded_msat: u64,
+    /// Whether its outcome is in: a refund (possibly of 0 msat) concludes a charge, so a
+    /// payment's result is counted once however many times it is learnt (from the wait, from
+    /// the node's record after a timeout, after a restart).
+    pub concluded: bool,
 }
 
 /// Longest community name accepted, in bytes.
@@ -182,6 +186,17 @@ impl State {
     /// Every app's sub-account, msat. The node's assets cover these besides the collateral.
     pub fn apps(&self) -> &BTreeMap<String, u64> {
         &self.apps
+    }
+
+    /// The charge for an app's payment, by its hash (hex).
+    pub fn app_charge(&self, hash: &str) -> Option<&AppCharge> {
+        self.app_charges.get(hash)
+    }
+
+    /// Apps' payments charged whose outcome is not in yet, by hash: what a restarted node
+    /// resolves against its payment records.
+    pub fn open_app_charges(&self) -> impl Iterator<Item = (&String, &AppCharge)> {
+        self.app_charges.iter().filter(|(_, c)| !c.concluded)
     }
 
     /// Satoshis of collateral held.
@@ -449,7 +464,7 @@ impl State {
                 }
             }
             Op::AppRefunded { app, msat, hash } => {
-                nonzero(*msat)?;
+                // 0 msat is allowed: it concludes a payment that used its whole charge.
                 let charge = self
                     .app_charges
                     .get(hash)
@@ -457,6 +472,11 @@ impl State {
                     .ok_or_else(|| {
                         LedgerError::Invalid(format!("app {app} was not charged for {hash}"))
                     })?;
+                if charge.concluded {
+                    return Err(LedgerError::Invalid(format!(
+                        "the app payment {hash} is already concluded"
+                    )));
+                }
                 let left = charge.charged_msat - charge.refunded_msat;
                 if *msat > left {
                     return Err(LedgerError::Invalid(format!(
@@ -625,6 +645,7 @@ impl State {
                         app: app.clone(),
                         charged_msat: *msat,
                         refunded_msat: 0,
+                        concluded: false,
                     },
                 );
                 if let Some(balance) = self.apps.get_mut(app) {
@@ -634,6 +655,7 @@ impl State {
             Op::AppRefunded { app, msat, hash } => {
                 if let Some(charge) = self.app_charges.get_mut(hash) {
                     charge.refunded_msat += msat;
+                    charge.concluded = true;
                 }
                 *self.apps.entry(app.clone()).or_insert(0) += msat;
             }
@@ -813,19 +835,33 @@ mod tests {
             hash: hash(3),
         };
         assert!(state.apply(&refund("other", 1)).is_err(), "not its charge");
-        state
-            .apply(&refund(APP, 999_000))
-            .expect("the unused fee cap");
         assert!(
-            state.apply(&refund(APP, 1_001)).is_err(),
+            state.apply(&refund(APP, 1_000_001)).is_err(),
             "more than charged"
         );
         state
-            .apply(&refund(APP, 1_000))
-            .expect("the rest: it failed");
-        assert_eq!(state.app_balance_msat(APP), 1_000_500);
+            .apply(&refund(APP, 999_000))
+            .expect("it succeeded: the unused fee cap");
+        assert!(
+            state.open_app_charges().next().is_none(),
+            "a refund concludes the charge"
+        );
+        assert!(
+            state.apply(&refund(APP, 1_000)).is_err(),
+            "an outcome is counted once"
+        );
+        assert_eq!(state.app_balance_msat(APP), 999_500);
+        assert!(state.apply(&spent(1, 3)).is_err(), "a paid hash is paid once");
         // A wholly refunded (failed) payment may be charged again.
-        state.apply(&spent(1_000, 3)).expect("retried");
+        state.apply(&spent(1_000, 4)).expect("charged");
+        state
+            .apply(&Op::AppRefunded {
+                app: APP.into(),
+                msat: 1_000,
+                hash: hash(4),
+            })
+            .expect("it failed: all of it");
+        state.apply(&spent(1_000, 4)).expect("retried");
         assert_eq!(state.collateral(), 9_000);
         assert_eq!(state.supply(), 6_000);
     }
