@@ -2,7 +2,7 @@
 //! nodes on the embedded chain, synced through moip's Electrum server, and waits that end on
 //! the nodes' state with a timeout. Not for production use — seeds are kept in memory.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,13 +13,8 @@ use crate::{LightningConfig, LightningNode, Network, PeerAddress, SeedSource};
 /// Generous bound for anything that waits on the chain or a peer.
 pub const WAIT: Duration = Duration::from_secs(120);
 
-/// A free loopback port (bound and released; the node binds it right after).
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+/// A free loopback port, outside the kernel's ephemeral range (see [`moip_testkit::ports`]).
+pub use moip_testkit::free_port;
 
 /// A node named `name` in `root/name`: a fresh in-memory mnemonic, a loopback port, an alias
 /// (so its channels are announced) and the shortest background sync.

@@ -2,7 +2,10 @@
 //! P2TR spends with rust-bitcoin's sighash code, and waits that poll with a deadline instead of
 //! sleeping and hoping.
 
+pub mod ports;
 pub mod postgres;
+
+pub use ports::free_port;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,10 +74,7 @@ impl TestNode {
     }
 }
 
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-    listener.local_addr().expect("addr").port()
-}
+pub use moip_testkit::free_port;
 
 /// Syncs every node and waits until each has processed the chain's tip.
 pub fn sync_all(env: &Regtest, nodes: &[&TestNode]) {

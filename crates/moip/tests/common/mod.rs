@@ -208,13 +208,7 @@ pub fn crash_rng(test: &str) -> (rand::rngs::StdRng, u64) {
 pub const BURN_ADDRESS: &str = "bcrt1qq2yshcmzdlznnpxx258xswqlmqcxjs4dssfxt2";
 
 /// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use moip_testkit::free_port;
 
 /// `moip relay` on a free loopback port; returns the process and the `ws://` URL it printed.
 pub fn spawn_relay() -> (Child, String) {
