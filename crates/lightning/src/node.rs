@@ -749,6 +749,16 @@ impl LightningNode {
         Ok(())
     }
 
+    /// Remembers that a payment of `amount_msat` to the hold invoice `payment_hash` arrived
+    /// before a restart (see [`crate::PaymentRail::restore_held`]), so that
+    /// [`settle_hold_invoice`](Self::settle_hold_invoice) claims it; one noted since the start
+    /// is kept as it is.
+    pub fn restore_held(&self, payment_hash: PaymentHash, amount_msat: u64) {
+        lock(&self.inner.shared.held)
+            .entry(payment_hash.0)
+            .or_insert(amount_msat);
+    }
+
     /// Fails a held payment back to its payer, and refuses later payments to the same hash.
     pub fn cancel_hold_invoice(&self, payment_hash: PaymentHash) -> Result<()> {
         self.inner

@@ -376,6 +376,13 @@ pub trait PaymentRail: Send + Sync {
     /// Fails a held payment back to the payer (or refuses future ones to that hash).
     async fn cancel_hold_invoice(&self, payment_hash: PaymentHash) -> Result<()>;
 
+    /// Reminds the rail that a payment of `amount_msat` to the hold invoice `payment_hash`
+    /// arrived before it restarted: the node reports an arrival once
+    /// ([`LightningEvent::HoldInvoiceAccepted`]) and forgets it when it stops, though the
+    /// payment stays held; whoever kept the report hands it back before settling. A rail that
+    /// keeps its own record ignores this.
+    fn restore_held(&self, _payment_hash: PaymentHash, _amount_msat: u64) {}
+
     /// Current balances.
     async fn balance(&self) -> Result<Balance>;
 

@@ -60,6 +60,10 @@ impl PaymentRail for LightningNode {
         blocking(move || node.settle_hold_invoice(preimage)).await
     }
 
+    fn restore_held(&self, payment_hash: PaymentHash, amount_msat: u64) {
+        LightningNode::restore_held(self, payment_hash, amount_msat);
+    }
+
     async fn cancel_hold_invoice(&self, payment_hash: PaymentHash) -> Result<()> {
         let node = self.clone();
         blocking(move || node.cancel_hold_invoice(payment_hash)).await

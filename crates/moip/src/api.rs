@@ -33,7 +33,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use moip_assets::ledger::AccountId;
 use moip_assets::pool::PoolError;
-use moip_nwc::Budget;
+use moip_nwc::{Budget, Renewal};
 use moip_work::events::unsigned;
 use moip_work::receipt::Verdict;
 use nostr_sdk::{Event, JsonUtil, Kind, PublicKey};
@@ -156,12 +156,44 @@ pub struct DepositView {
 }
 
 /// `POST /api/pairing/nwc`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 pub struct NwcPairingRequest {
     /// The app's name, for the list of connections.
     pub name: String,
-    /// Most the app may spend per day, in sat (omit: no budget).
+    /// Most the app may spend per period, in sat (omit: no budget).
     pub budget_sat: Option<u64>,
+    /// When the budget renews, at the start of the UTC calendar period: `daily` (the default),
+    /// `weekly` (Monday), `monthly`, `yearly` or `never` — Alby Hub's names.
+    pub budget_renewal: Option<String>,
+    /// When the connection stops working, Unix seconds (omit: until revoked).
+    pub expires_at: Option<u64>,
+}
+
+/// One NWC connection as the operator sees it (`GET /api/pairing/nwc`): never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct NwcConnectionView {
+    /// The name given when pairing.
+    pub name: String,
+    /// Its client key, hex: what `fund` and revocation name it by.
+    pub client: String,
+    /// Most it may spend per period, msat (`null`: no budget).
+    pub budget_msat: Option<u64>,
+    /// When the budget renews (`daily`, `weekly`, `monthly`, `yearly`, `never`; `null`: no
+    /// budget).
+    pub budget_renewal: Option<String>,
+    /// What the budget leaves in the current period, msat (`null`: no budget, or revoked or
+    /// expired).
+    pub left_msat: Option<u64>,
+    /// When it stops working, Unix seconds (`null`: until revoked).
+    pub expires_at: Option<u64>,
+    /// It has expired: every request gets `UNAUTHORIZED`.
+    pub expired: bool,
+    /// It was revoked: every request gets `UNAUTHORIZED`.
+    pub revoked: bool,
+    /// What its own account in the ledger holds, msat: all it may spend.
+    pub balance_msat: u64,
+    /// Paired, Unix seconds.
+    pub created_at: u64,
 }
 
 /// `POST /api/pairing/nwc/{client}/fund`.
@@ -738,26 +770,64 @@ async fn pairing_electrum(State(hub): State<Arc<Hub>>) -> Json<PairingView> {
     })
 }
 
-/// A new NWC connection.
+/// A new NWC connection, its budget renewing as `request.budget_renewal` says (daily when not
+/// given) and working until `request.expires_at`.
 ///
 /// # Errors
-/// 400 for an empty name, 500 when the store cannot be written.
-pub fn pair_nwc(hub: &Hub, name: &str, budget_sat: Option<u64>) -> Result<PairingView, Failure> {
-    let name = name.trim();
+/// 400 for an empty name, an unknown renewal or an expiry already past, 500 when the store
+/// cannot be written.
+pub fn pair_nwc(hub: &Hub, request: &NwcPairingRequest) -> Result<PairingView, Failure> {
+    let name = request.name.trim();
     if name.is_empty() || name.len() > 64 {
         return Err(bad_request("name: 1 to 64 characters"));
     }
-    let budget = budget_sat.map(|sat| Budget {
+    let renewal = match request.budget_renewal.as_deref().map(str::trim) {
+        None | Some("") => Renewal::Daily,
+        Some(name) => name
+            .parse::<Renewal>()
+            .map_err(|e| bad_request(e.to_string()))?,
+    };
+    if let Some(at) = request.expires_at {
+        if at <= crate::util::now() {
+            return Err(bad_request(
+                "expires_at: a time in the future, Unix seconds",
+            ));
+        }
+    }
+    let budget = request.budget_sat.map(|sat| Budget {
         limit_msat: sat.saturating_mul(1_000),
-        period_secs: 86_400,
+        renewal,
     });
     let uri = hub
         .nwc
-        .connect_app(name, budget)
+        .connect_app(name, budget, request.expires_at)
         .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(PairingView {
         uri: uri.to_string(),
     })
+}
+
+/// Every NWC connection, revoked and expired ones included, with what its budget leaves and
+/// what its own account holds.
+pub fn nwc_connections(hub: &Hub) -> Vec<NwcConnectionView> {
+    let now = crate::util::now();
+    let connections = hub.nwc.connections();
+    let ledger = hub.ledger.lock().unwrap_or_else(|e| e.into_inner());
+    connections
+        .into_iter()
+        .map(|c| NwcConnectionView {
+            budget_msat: c.budget.map(|b| b.limit_msat),
+            budget_renewal: c.budget.map(|b| b.renewal.to_string()),
+            left_msat: c.is_active(now).then(|| c.left_msat(now)).flatten(),
+            expires_at: c.expires_at,
+            expired: c.expired(now),
+            revoked: c.revoked,
+            balance_msat: ledger.state().app_balance_msat(&c.client.to_hex()),
+            created_at: c.created_at,
+            client: c.client.to_hex(),
+            name: c.name,
+        })
+        .collect()
 }
 
 /// Moves `sats` of free collateral to the account the NWC app `client` pays from.
@@ -859,7 +929,20 @@ async fn pairing_nwc(
     let body = text_of(body)?;
     operator(&hub, &headers)?;
     let request: NwcPairingRequest = parse_json(&body)?;
-    pair_nwc(&hub, &request.name, request.budget_sat).map(Json)
+    pair_nwc(&hub, &request).map(Json)
+}
+
+#[utoipa::path(get, path = "/api/pairing/nwc", security(("operator" = [])),
+    responses((status = 200, description = "every NWC connection (never its secret): budget, \
+                renewal, what is left this period, expiry, revocation, its account's balance",
+                body = [NwcConnectionView]),
+              (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn pairing_nwc_list(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<NwcConnectionView>>, Failure> {
+    operator(&hub, &headers)?;
+    Ok(Json(nwc_connections(&hub)))
 }
 
 #[utoipa::path(post, path = "/api/pairing/nwc/{client}/fund", request_body = AppFundRequest,
@@ -904,12 +987,12 @@ async fn pairing_beacon(
     ),
     paths(community, pool, history, tasks, task, identities, identity, node, supply, proof, events,
           prepare_handler, redemptions, redemption, deposits, deposit_status, pairing_electrum,
-          pairing_nwc, pairing_nwc_fund, pairing_beacon, pairing_beacons, pairing_beacon_revoke),
+          pairing_nwc, pairing_nwc_list, pairing_nwc_fund, pairing_beacon, pairing_beacons, pairing_beacon_revoke),
     components(schemas(ApiError, CommunityView, PoolView, Point, TaskView, IdentityView,
                        SupplyView, BalanceProof, CommitmentRecord,
                        IdentityDetail, Neighbour, NodeView, ChannelView, ReceiptView,
                        PrepareRequest, Unsigned, RedemptionView, DepositRequest, DepositView,
-                       NwcPairingRequest, AppFundRequest, AppAccountView,
+                       NwcPairingRequest, NwcConnectionView, AppFundRequest, AppAccountView,
                        BeaconPairingRequest, PairingView,
                        BeaconPairingView, BeaconView)),
     modifiers(&OperatorAuth)
@@ -966,7 +1049,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/deposits", post(deposits))
         .route("/deposits/{hash}", get(deposit_status))
         .route("/pairing/electrum", get(pairing_electrum))
-        .route("/pairing/nwc", post(pairing_nwc))
+        .route("/pairing/nwc", get(pairing_nwc_list).post(pairing_nwc))
         .route("/pairing/nwc/{client}/fund", post(pairing_nwc_fund))
         .route("/pairing/beacon", post(pairing_beacon))
         .route("/pairing/beacons", get(pairing_beacons))

@@ -1,5 +1,6 @@
-//! `moip apps`: the NWC apps of a running `moip up` — funding an app's own account from the
-//! community's free collateral — through its API, as the operator (the token in `api.token`).
+//! `moip apps`: the NWC apps of a running `moip up` — pairing one with its budget, renewal and
+//! expiry, listing them, funding an app's own account from the community's free collateral —
+//! through its API, as the operator (the token in `api.token`).
 
 use std::path::PathBuf;
 
@@ -23,6 +24,23 @@ pub(crate) struct AppsArgs {
 
 #[derive(Subcommand)]
 enum AppsCommand {
+    /// Connects an app over NWC; prints its connection URI (a bearer secret, shown once)
+    Pair {
+        /// A name for the app
+        name: String,
+        /// Most it may spend per period, in sat (omit: no budget)
+        #[arg(long)]
+        budget_sat: Option<u64>,
+        /// When the budget renews, at the start of the UTC calendar period: daily, weekly
+        /// (Monday), monthly, yearly or never
+        #[arg(long, default_value = "daily")]
+        budget_renewal: moip_nwc::Renewal,
+        /// When the connection stops working, Unix seconds (omit: until revoked)
+        #[arg(long)]
+        expires_at: Option<u64>,
+    },
+    /// Lists the apps: budget, renewal, what is left this period, expiry, revocation, balance
+    List,
     /// Moves free collateral (none that backs tokens) to an app's own account, which is all
     /// the app may spend
     Fund {
@@ -35,7 +53,32 @@ enum AppsCommand {
 
 pub(crate) fn run(args: AppsArgs) -> anyhow::Result<()> {
     let operator = Operator::new(args.api, args.data_dir)?;
-    let AppsCommand::Fund { client, sats } = args.command;
+    let (client, sats) = match args.command {
+        AppsCommand::Pair {
+            name,
+            budget_sat,
+            budget_renewal,
+            expires_at,
+        } => {
+            let body = json!({
+                "name": name,
+                "budget_sat": budget_sat,
+                "budget_renewal": budget_renewal.to_string(),
+                "expires_at": expires_at,
+            });
+            let paired = operator.call("POST", "/api/pairing/nwc", Some(&body))?;
+            println!("{}", paired["uri"].as_str().unwrap_or_default());
+            return Ok(());
+        }
+        AppsCommand::List => {
+            let apps = operator.call("GET", "/api/pairing/nwc", None)?;
+            for app in apps.as_array().into_iter().flatten() {
+                println!("{}", list_line(app));
+            }
+            return Ok(());
+        }
+        AppsCommand::Fund { client, sats } => (client, sats),
+    };
     if client.len() != 64 || !client.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!("an app's client key is 64 hex digits");
     }
@@ -49,4 +92,32 @@ pub(crate) fn run(args: AppsArgs) -> anyhow::Result<()> {
         body["balance_msat"], body["collateral"]
     );
     Ok(())
+}
+
+/// One app of `GET /api/pairing/nwc` as a line: key, name, budget, left, balance, state.
+fn list_line(app: &serde_json::Value) -> String {
+    let msat = |field: &str| app[field].as_u64().map(|m| m / 1_000);
+    let budget = match msat("budget_msat") {
+        Some(sat) => format!(
+            "budget {sat} sat {}, left {} sat",
+            app["budget_renewal"].as_str().unwrap_or_default(),
+            msat("left_msat").unwrap_or(0)
+        ),
+        None => "no budget".to_owned(),
+    };
+    let state = if app["revoked"].as_bool().unwrap_or(false) {
+        "revoked".to_owned()
+    } else if app["expired"].as_bool().unwrap_or(false) {
+        "expired".to_owned()
+    } else {
+        app["expires_at"]
+            .as_u64()
+            .map_or_else(|| "active".to_owned(), |at| format!("active until {at}"))
+    };
+    format!(
+        "{} {}: {budget}; balance {} sat; {state}",
+        app["client"].as_str().unwrap_or_default(),
+        app["name"].as_str().unwrap_or_default(),
+        msat("balance_msat").unwrap_or(0),
+    )
 }

@@ -19,13 +19,167 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NwcError;
 
-/// A spending limit that renews every `period_secs`.
+/// A spending limit that renews with a period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredBudget")]
 pub struct Budget {
     /// Most the app may spend (amounts plus routing fees) in one period.
     pub limit_msat: u64,
-    /// Length of a period, e.g. 86 400 for a daily budget.
-    pub period_secs: u64,
+    /// When the spent amount starts again from zero.
+    pub renewal: Renewal,
+}
+
+/// A budget as stores before calendar renewal wrote it (`period_secs`, a sliding period from
+/// the connection's creation) or as they write it now (`renewal`): old files keep opening.
+#[derive(Deserialize)]
+struct StoredBudget {
+    limit_msat: u64,
+    #[serde(default)]
+    renewal: Option<Renewal>,
+    #[serde(default)]
+    period_secs: Option<u64>,
+}
+
+impl From<StoredBudget> for Budget {
+    fn from(stored: StoredBudget) -> Budget {
+        let renewal = match (stored.renewal, stored.period_secs) {
+            (Some(renewal), _) => renewal,
+            (None, Some(secs)) => Renewal::from_period_secs(secs),
+            (None, None) => Renewal::Never,
+        };
+        Budget {
+            limit_msat: stored.limit_msat,
+            renewal,
+        }
+    }
+}
+
+const DAY_SECS: u64 = 86_400;
+
+/// How often a budget renews, by Alby Hub's `budget_renewal` names: at the start of the UTC
+/// calendar day, ISO week (Monday), month or year — or never. Apps and their users expect
+/// "50 000 sat a month" to mean this calendar month, not 30 days from when the app was paired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Renewal {
+    /// At 00:00 UTC every day.
+    Daily,
+    /// At 00:00 UTC every Monday.
+    Weekly,
+    /// At 00:00 UTC on the first of every month.
+    Monthly,
+    /// At 00:00 UTC every 1 January.
+    Yearly,
+    /// The budget is spent once.
+    Never,
+    /// A period of this many seconds from the last renewal: only budgets stored before calendar
+    /// renewal with a period no calendar name matches, honoured as they were made.
+    #[serde(rename = "every_secs")]
+    EverySecs(u64),
+}
+
+/// A `budget_renewal` name that is not one of Alby Hub's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("budget renewal {0:?}: one of daily, weekly, monthly, yearly, never")]
+pub struct UnknownRenewal(pub String);
+
+impl std::str::FromStr for Renewal {
+    type Err = UnknownRenewal;
+
+    fn from_str(name: &str) -> Result<Renewal, UnknownRenewal> {
+        match name {
+            "daily" => Ok(Renewal::Daily),
+            "weekly" => Ok(Renewal::Weekly),
+            "monthly" => Ok(Renewal::Monthly),
+            "yearly" => Ok(Renewal::Yearly),
+            "never" => Ok(Renewal::Never),
+            other => Err(UnknownRenewal(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Renewal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Renewal::Daily => f.write_str("daily"),
+            Renewal::Weekly => f.write_str("weekly"),
+            Renewal::Monthly => f.write_str("monthly"),
+            Renewal::Yearly => f.write_str("yearly"),
+            Renewal::Never => f.write_str("never"),
+            Renewal::EverySecs(secs) => write!(f, "every {secs} s"),
+        }
+    }
+}
+
+impl Renewal {
+    /// The renewal an old store's sliding `period_secs` stands for: a day or a week by its
+    /// calendar name (what moip's pairing always meant by 86 400), any other length kept.
+    fn from_period_secs(secs: u64) -> Renewal {
+        match secs {
+            DAY_SECS => Renewal::Daily,
+            s if s == 7 * DAY_SECS => Renewal::Weekly,
+            s => Renewal::EverySecs(s),
+        }
+    }
+
+    /// When the period a budget last started at `period_start` was renewed again by `now`:
+    /// the start of the newest period, or `None` while `period_start` is still in the current
+    /// one (or the budget never renews). A clock set back renews nothing.
+    pub fn renewed_at(self, period_start: u64, now: u64) -> Option<u64> {
+        let start = match self {
+            Renewal::Never => return None,
+            Renewal::EverySecs(secs) => {
+                return (now.saturating_sub(period_start) >= secs).then_some(now)
+            }
+            calendar => calendar.calendar_start(now),
+        };
+        (start > period_start).then_some(start)
+    }
+
+    /// The start (UTC, seconds since the Unix epoch) of the calendar period holding `now`.
+    fn calendar_start(self, now: u64) -> u64 {
+        let days = now / DAY_SECS;
+        let start_day = match self {
+            // 1 January 1970 was a Thursday: Monday-based weekday 3.
+            Renewal::Weekly => days.saturating_sub((days + 3) % 7),
+            Renewal::Monthly => {
+                let (year, month, _) = civil_from_days(days);
+                days_from_civil(year, month, 1)
+            }
+            Renewal::Yearly => {
+                let (year, _, _) = civil_from_days(days);
+                days_from_civil(year, 1, 1)
+            }
+            _ => days,
+        };
+        start_day * DAY_SECS
+    }
+}
+
+/// Year, month (1–12) and day (1–31) of the proleptic Gregorian calendar for a day count since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Days since 1970-01-01 of a date on or after it (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let yoe = year - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
 }
 
 /// One app's connection.
@@ -43,6 +197,10 @@ pub struct Connection {
     pub period_start: u64,
     /// A revoked connection gets `UNAUTHORIZED` for everything.
     pub revoked: bool,
+    /// From then on (seconds since the Unix epoch) the connection is treated as revoked: a
+    /// URI handed to an app for a while stops working by itself. `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
     /// Created, seconds since the Unix epoch.
     pub created_at: u64,
     /// Payment hashes (hex) of the payments this connection made: with the invoices it made,
@@ -69,12 +227,39 @@ pub struct MadeInvoice {
     pub created_at: u64,
     /// Expires, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// For a hold invoice: the amount held, once a payment to it arrived and until it is
+    /// settled or cancelled. The node reports an arrival once and forgets it when it stops,
+    /// so this is what lets the app settle it after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_msat: Option<u64>,
+}
+
+impl Connection {
+    /// Whether it has expired by `now`.
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Neither revoked nor expired at `now`.
+    pub fn is_active(&self, now: u64) -> bool {
+        !self.revoked && !self.expired(now)
+    }
+
+    /// What it may still spend in the period holding `now` (a period that has ended counts as
+    /// renewed); `None` without a budget.
+    pub fn left_msat(&self, now: u64) -> Option<u64> {
+        let budget = self.budget?;
+        if budget.renewal.renewed_at(self.period_start, now).is_some() {
+            return Some(budget.limit_msat);
+        }
+        Some(budget.limit_msat.saturating_sub(self.spent_msat))
+    }
 }
 
 /// Why a spend was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpendRefusal {
-    /// No such connection, or it was revoked.
+    /// No such connection, or it was revoked or has expired.
     Unauthorized,
     /// The amount does not fit in what is left of the budget.
     QuotaExceeded {
@@ -211,8 +396,15 @@ impl ConnectionStore {
         location.document().save(&bytes).map_err(NwcError::Store)
     }
 
-    /// Adds a connection for `client`.
-    pub fn add(&mut self, name: &str, client: PublicKey, budget: Option<Budget>, now: u64) {
+    /// Adds a connection for `client`, until `expires_at` (`None`: until revoked).
+    pub fn add(
+        &mut self,
+        name: &str,
+        client: PublicKey,
+        budget: Option<Budget>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) {
         self.connections.insert(
             client.to_hex(),
             Connection {
@@ -222,6 +414,7 @@ impl ConnectionStore {
                 spent_msat: 0,
                 period_start: now,
                 revoked: false,
+                expires_at,
                 created_at: now,
                 paid: BTreeSet::new(),
             },
@@ -253,6 +446,33 @@ impl ConnectionStore {
         self.made.get(payment_hash)
     }
 
+    /// Writes down that a payment of `amount_msat` to the hold invoice with this hash (hex)
+    /// arrived and is held; `false` if no connection made that invoice.
+    pub fn hold_accepted(&mut self, payment_hash: &str, amount_msat: u64) -> bool {
+        match self.made.get_mut(payment_hash) {
+            Some(made) => {
+                made.accepted_msat = Some(amount_msat);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes down that the held payment to this hash (hex) was settled or cancelled.
+    pub fn hold_decided(&mut self, payment_hash: &str) {
+        if let Some(made) = self.made.get_mut(payment_hash) {
+            made.accepted_msat = None;
+        }
+    }
+
+    /// Every held payment not yet decided: payment hash (hex) and amount.
+    pub fn held(&self) -> Vec<(String, u64)> {
+        self.made
+            .iter()
+            .filter_map(|(hash, made)| Some((hash.clone(), made.accepted_msat?)))
+            .collect()
+    }
+
     /// Writes down that `client` made the payment with this hash (hex), so it may look it up.
     pub fn record_paid(&mut self, client: &PublicKey, payment_hash: &str) {
         if let Some(connection) = self.connections.get_mut(&client.to_hex()) {
@@ -275,14 +495,9 @@ impl ConnectionStore {
     }
 
     /// What `client` may still spend in the current period (a period that has ended counts as
-    /// renewed); `None` for an unknown or revoked connection, or one without a budget.
+    /// renewed); `None` for an unknown, revoked or expired connection, or one without a budget.
     pub fn left_msat(&self, client: &PublicKey, now: u64) -> Option<u64> {
-        let connection = self.active(client)?;
-        let budget = connection.budget?;
-        if now.saturating_sub(connection.period_start) >= budget.period_secs {
-            return Some(budget.limit_msat);
-        }
-        Some(budget.limit_msat.saturating_sub(connection.spent_msat))
+        self.active(client, now)?.left_msat(now)
     }
 
     /// Revokes the connection of `client`; `false` if there is none.
@@ -296,11 +511,11 @@ impl ConnectionStore {
         }
     }
 
-    /// The active (not revoked) connection of `client`.
-    pub fn active(&self, client: &PublicKey) -> Option<&Connection> {
+    /// The active (neither revoked nor expired at `now`) connection of `client`.
+    pub fn active(&self, client: &PublicKey, now: u64) -> Option<&Connection> {
         self.connections
             .get(&client.to_hex())
-            .filter(|c| !c.revoked)
+            .filter(|c| c.is_active(now))
     }
 
     /// Every connection, revoked ones included.
@@ -321,13 +536,13 @@ impl ConnectionStore {
         let connection = self
             .connections
             .get_mut(&client.to_hex())
-            .filter(|c| !c.revoked)
+            .filter(|c| c.is_active(now))
             .ok_or(SpendRefusal::Unauthorized)?;
         let Some(budget) = connection.budget else {
             return Ok(());
         };
-        if now.saturating_sub(connection.period_start) >= budget.period_secs {
-            connection.period_start = now;
+        if let Some(start) = budget.renewal.renewed_at(connection.period_start, now) {
+            connection.period_start = start;
             connection.spent_msat = 0;
         }
         let left = budget.limit_msat.saturating_sub(connection.spent_msat);
@@ -368,9 +583,9 @@ mod tests {
         let app = key();
         let budget = Budget {
             limit_msat: 100_000,
-            period_secs: 60,
+            renewal: Renewal::EverySecs(60),
         };
-        store.add("app", app, Some(budget), 1_000);
+        store.add("app", app, Some(budget), None, 1_000);
         store.reserve(&app, 60_000, 1_000).expect("fits");
         assert_eq!(
             store.reserve(&app, 50_000, 1_001),
@@ -380,7 +595,10 @@ mod tests {
         store.settle(&app, 60_000, 0);
         store.reserve(&app, 90_000, 1_002).expect("fits again");
         store.settle(&app, 90_000, 90_500);
-        assert_eq!(store.active(&app).expect("active").spent_msat, 90_500);
+        assert_eq!(
+            store.active(&app, 1_002).expect("active").spent_msat,
+            90_500
+        );
         // The next period starts from zero.
         store.reserve(&app, 100_000, 1_060).expect("renewed");
     }
@@ -391,10 +609,10 @@ mod tests {
         let (a, b) = (key(), key());
         let budget = Budget {
             limit_msat: 10_000,
-            period_secs: 60,
+            renewal: Renewal::Daily,
         };
-        store.add("a", a, Some(budget), 0);
-        store.add("b", b, None, 0);
+        store.add("a", a, Some(budget), None, 0);
+        store.add("b", b, None, None, 0);
         store.remember_made(
             "aa",
             MadeInvoice {
@@ -404,6 +622,7 @@ mod tests {
                 description: None,
                 created_at: 0,
                 expires_at: 10,
+                accepted_msat: None,
             },
         );
         store.record_paid(&b, "bb");
@@ -413,7 +632,7 @@ mod tests {
         assert!(!store.sees(&a, "aa", false) && !store.sees(&b, "bb", true));
         store.reserve(&a, 4_000, 1).expect("fits");
         assert_eq!(store.left_msat(&a, 2), Some(6_000));
-        assert_eq!(store.left_msat(&a, 60), Some(10_000), "renewed");
+        assert_eq!(store.left_msat(&a, DAY_SECS), Some(10_000), "renewed");
         assert_eq!(store.left_msat(&b, 2), None, "no budget");
     }
 
@@ -421,10 +640,10 @@ mod tests {
     fn revoked_and_unknown_connections_cannot_spend() {
         let mut store = ConnectionStore::in_memory();
         let (app, stranger) = (key(), key());
-        store.add("app", app, None, 0);
+        store.add("app", app, None, None, 0);
         store.reserve(&app, u64::MAX, 0).expect("no budget");
         assert!(store.revoke(&app));
-        assert!(store.active(&app).is_none());
+        assert!(store.active(&app, 0).is_none());
         assert_eq!(store.reserve(&app, 1, 0), Err(SpendRefusal::Unauthorized));
         assert_eq!(
             store.reserve(&stranger, 1, 0),
@@ -439,7 +658,7 @@ mod tests {
         let path = dir.path().join("connections.json");
         let app = key();
         let mut store = ConnectionStore::open(&path).expect("new store");
-        store.add("app", app, None, 5);
+        store.add("app", app, None, Some(1_000), 5);
         store.record_paid(&app, "bb");
         store.remember_made(
             "aa",
@@ -450,14 +669,18 @@ mod tests {
                 description: Some("tea".into()),
                 created_at: 5,
                 expires_at: 50,
+                accepted_msat: None,
             },
         );
+        assert!(store.hold_accepted("aa", 7_000));
+        assert!(!store.hold_accepted("zz", 7_000), "no connection made it");
         store.revoke(&app);
         store.save().expect("save");
         let reopened = ConnectionStore::open(&path).expect("reopen");
         assert_eq!(reopened.list(), store.list());
-        assert!(reopened.active(&app).is_none());
+        assert!(reopened.active(&app, 5).is_none());
         assert_eq!(reopened.made("aa"), store.made("aa"));
+        assert_eq!(reopened.held(), vec![("aa".to_owned(), 7_000)]);
         assert!(reopened.sees(&app, "bb", false) && reopened.sees(&app, "aa", true));
         let mut store = reopened;
         assert!(store.first_request("e1", 100, 100));
@@ -475,5 +698,187 @@ mod tests {
             ConnectionStore::open(&path),
             Err(NwcError::Store(_))
         ));
+    }
+
+    /// 2024-02-29 13:14:15 UTC, a Thursday in a leap year.
+    const LEAP_DAY: u64 = 1_709_212_455;
+
+    fn at(year: u64, month: u64, day: u64) -> u64 {
+        days_from_civil(year, month, day) * DAY_SECS
+    }
+
+    #[test]
+    fn civil_dates_round_trip_across_months_years_and_leap_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(LEAP_DAY / DAY_SECS), (2024, 2, 29));
+        assert_eq!(civil_from_days(LEAP_DAY / DAY_SECS + 1), (2024, 3, 1));
+        assert_eq!(
+            at(2000, 3, 1) - at(2000, 2, 28),
+            2 * DAY_SECS,
+            "2000 is a leap year"
+        );
+        assert_eq!(at(2100, 3, 1) - at(2100, 2, 28), DAY_SECS, "2100 is not");
+        assert_eq!(at(2025, 1, 1) - at(2024, 12, 31), DAY_SECS);
+        for days in (0..200_000).step_by(7) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn budgets_renew_at_the_start_of_the_utc_calendar_period() {
+        let now = LEAP_DAY;
+        let start = |renewal: Renewal| renewal.calendar_start(now);
+        assert_eq!(start(Renewal::Daily), at(2024, 2, 29));
+        assert_eq!(start(Renewal::Weekly), at(2024, 2, 26), "the Monday before");
+        assert_eq!(start(Renewal::Monthly), at(2024, 2, 1));
+        assert_eq!(start(Renewal::Yearly), at(2024, 1, 1));
+        // A Monday is its own week's start; a Sunday belongs to the week before.
+        assert_eq!(
+            Renewal::Weekly.calendar_start(at(2024, 3, 4)),
+            at(2024, 3, 4)
+        );
+        assert_eq!(
+            Renewal::Weekly.calendar_start(at(2024, 3, 4) - 1),
+            at(2024, 2, 26)
+        );
+        // New Year's Eve to New Year's Day renews the day, month and year budgets; the week
+        // (Tuesday to Wednesday) goes on, and renews on Monday.
+        let eve = at(2024, 12, 31) + 23 * 3_600;
+        assert_eq!(Renewal::Weekly.renewed_at(eve, at(2025, 1, 5)), None);
+        assert_eq!(
+            Renewal::Weekly.renewed_at(eve, at(2025, 1, 6)),
+            Some(at(2025, 1, 6))
+        );
+        for renewal in [Renewal::Daily, Renewal::Monthly, Renewal::Yearly] {
+            assert_eq!(
+                renewal.renewed_at(eve, at(2025, 1, 1)),
+                Some(at(2025, 1, 1)),
+                "{renewal}"
+            );
+        }
+        // Not from when it was made: spent at 23:00, the day budget is back at midnight.
+        assert_eq!(Renewal::Daily.renewed_at(eve, eve + 3_599), None);
+        assert_eq!(
+            Renewal::Monthly.renewed_at(at(2024, 2, 1), at(2024, 2, 29)),
+            None
+        );
+        assert_eq!(
+            Renewal::Monthly.renewed_at(LEAP_DAY, at(2024, 3, 1)),
+            Some(at(2024, 3, 1))
+        );
+        assert_eq!(
+            Renewal::Yearly.renewed_at(at(2024, 1, 1), at(2024, 12, 31)),
+            None
+        );
+        assert_eq!(Renewal::Never.renewed_at(0, u64::MAX), None);
+        assert_eq!(
+            Renewal::Daily.renewed_at(now, now - DAY_SECS),
+            None,
+            "clock set back"
+        );
+    }
+
+    #[test]
+    fn a_daily_budget_spent_today_is_refused_until_midnight_utc() {
+        let mut store = ConnectionStore::in_memory();
+        let app = key();
+        let budget = Budget {
+            limit_msat: 10_000,
+            renewal: Renewal::Daily,
+        };
+        let paired = at(2024, 2, 28) + 20 * 3_600;
+        store.add("app", app, Some(budget), None, paired);
+        store.reserve(&app, 10_000, paired).expect("fits");
+        let before_midnight = at(2024, 2, 29) - 1;
+        assert_eq!(
+            store.reserve(&app, 1, before_midnight),
+            Err(SpendRefusal::QuotaExceeded { left_msat: 0 })
+        );
+        assert_eq!(store.left_msat(&app, before_midnight), Some(0));
+        // Four hours after pairing, not twenty-four: the calendar day turned.
+        assert_eq!(store.left_msat(&app, at(2024, 2, 29)), Some(10_000));
+        store
+            .reserve(&app, 10_000, at(2024, 2, 29))
+            .expect("renewed");
+        assert_eq!(
+            store.reserve(&app, 1, LEAP_DAY),
+            Err(SpendRefusal::QuotaExceeded { left_msat: 0 })
+        );
+        let never = key();
+        let once = Budget {
+            limit_msat: 5,
+            renewal: Renewal::Never,
+        };
+        store.add("once", never, Some(once), None, 0);
+        store.reserve(&never, 5, 0).expect("fits");
+        assert!(
+            store.reserve(&never, 1, u64::MAX / 2).is_err(),
+            "never renews"
+        );
+    }
+
+    #[test]
+    fn an_expired_connection_is_refused_like_a_revoked_one() {
+        let mut store = ConnectionStore::in_memory();
+        let app = key();
+        let budget = Budget {
+            limit_msat: 10_000,
+            renewal: Renewal::Daily,
+        };
+        store.add("app", app, Some(budget), Some(100), 0);
+        assert!(store.active(&app, 99).is_some());
+        store.reserve(&app, 1, 99).expect("not expired yet");
+        assert!(store.active(&app, 100).is_none());
+        assert_eq!(store.reserve(&app, 1, 100), Err(SpendRefusal::Unauthorized));
+        assert_eq!(store.left_msat(&app, 100), None);
+        assert!(store.list()[0].expired(100));
+    }
+
+    #[test]
+    fn old_stores_with_a_sliding_period_still_open() {
+        let app = key();
+        let old = format!(
+            r#"{{"connections":{{"{hex}":{{"name":"old","client":"{hex}",
+            "budget":{{"limit_msat":1000,"period_secs":86400}},"spent_msat":600,
+            "period_start":{start},"revoked":false,"created_at":{start}}}}},
+            "made":{{"aa":{{"client":"{hex}","bolt11":"lnbcrt1","amount_msat":null,
+            "description":null,"created_at":0,"expires_at":1}}}}}}"#,
+            hex = app.to_hex(),
+            start = LEAP_DAY,
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("connections.json");
+        std::fs::write(&path, old).expect("write");
+        let mut store = ConnectionStore::open(&path).expect("an old store opens");
+        let connection = store.active(&app, LEAP_DAY).expect("active").clone();
+        assert_eq!(connection.expires_at, None);
+        assert_eq!(connection.budget.map(|b| b.renewal), Some(Renewal::Daily));
+        assert_eq!(store.left_msat(&app, LEAP_DAY + 60), Some(400));
+        assert_eq!(store.made("aa").and_then(|m| m.accepted_msat), None);
+        // Another length is honoured as the sliding period it was.
+        let budget: Budget =
+            serde_json::from_str(r#"{"limit_msat":1,"period_secs":3600}"#).expect("budget");
+        assert_eq!(budget.renewal, Renewal::EverySecs(3_600));
+        // And what is written now reads back.
+        store.reserve(&app, 100, LEAP_DAY + 60).expect("fits");
+        store.save().expect("save");
+        let reopened = ConnectionStore::open(&path).expect("reopen");
+        assert_eq!(reopened.list(), store.list());
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(r#""renewal": "daily""#), "{text}");
+    }
+
+    #[test]
+    fn renewal_names_are_alby_hub_s() {
+        for name in ["daily", "weekly", "monthly", "yearly", "never"] {
+            let renewal: Renewal = name.parse().expect("a name");
+            assert_eq!(renewal.to_string(), name);
+            assert_eq!(serde_json::to_value(renewal).expect("json"), name);
+        }
+        assert_eq!(
+            "fortnightly".parse::<Renewal>(),
+            Err(UnknownRenewal("fortnightly".into()))
+        );
     }
 }

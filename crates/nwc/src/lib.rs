@@ -8,7 +8,8 @@
 //!
 //! - [`envelope`]: which encryption a request uses (NIP-44 v2, or NIP-04 for legacy clients),
 //!   opening requests and sealing replies — pure.
-//! - [`connections`]: connections, budgets and revocation — pure, persisted as JSON.
+//! - [`connections`]: connections, budgets renewing by calendar period, expiry and
+//!   revocation — pure, persisted as JSON.
 //! - [`service`]: the running service on a relay pool (rust-nostr's `nostr-sdk`).
 
 pub mod accounts;
@@ -19,7 +20,8 @@ pub mod service;
 
 pub use accounts::{AccountRefusal, AppAccounts};
 pub use connections::{
-    Budget, Connection, ConnectionStore, DocumentStore, MadeInvoice, StoreLocation,
+    Budget, Connection, ConnectionStore, DocumentStore, MadeInvoice, Renewal, StoreLocation,
+    UnknownRenewal,
 };
 pub use error::NwcError;
 pub use nostr_sdk::nips::nip47::NostrWalletConnectURI;

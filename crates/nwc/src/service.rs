@@ -4,9 +4,10 @@
 //! Every request is checked in this order, and the first failure is the answer: addressed to
 //! us and not expired (otherwise dropped, as NIP-47 says), not seen before (replays dropped; a
 //! connection's requests are remembered with the connections, so also across a restart),
-//! from an active connection (`UNAUTHORIZED`), decryptable (dropped: we cannot even answer in
-//! a way the sender could read reliably), within the connection's rate (`RATE_LIMITED`), a known
-//! method (`NOT_IMPLEMENTED`), within the budget for payments (`QUOTA_EXCEEDED`).
+//! from an active connection, neither revoked nor expired (`UNAUTHORIZED`), decryptable
+//! (dropped: we cannot even answer in a way the sender could read reliably), within the
+//! connection's rate (`RATE_LIMITED`), a known method (`NOT_IMPLEMENTED`), within the budget
+//! for payments (`QUOTA_EXCEEDED`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -268,9 +269,10 @@ impl NwcService {
         self.inner.keys.public_key()
     }
 
-    /// Creates a connection for an app: a fresh client key, remembered with its budget, and
-    /// the URI that carries the key to the app. The URI is a bearer secret: whoever holds it
-    /// spends within the budget.
+    /// Creates a connection for an app: a fresh client key, remembered with its budget and
+    /// its expiry (seconds since the Unix epoch; `None`: until revoked), and the URI that
+    /// carries the key to the app. The URI is a bearer secret: whoever holds it spends within
+    /// the budget until it expires.
     ///
     /// # Errors
     /// [`NwcError::Store`] when the store cannot be saved.
@@ -278,10 +280,11 @@ impl NwcService {
         &self,
         name: &str,
         budget: Option<Budget>,
+        expires_at: Option<u64>,
     ) -> Result<NostrWalletConnectURI, NwcError> {
         let client = Keys::generate();
         let mut store = lock(&self.inner.store);
-        store.add(name, client.public_key(), budget, now_secs());
+        store.add(name, client.public_key(), budget, expires_at, now_secs());
         store.save()?;
         Ok(NostrWalletConnectURI::new(
             self.public_key(),
@@ -303,9 +306,15 @@ impl NwcService {
         store.save()
     }
 
-    /// Every connection, revoked ones included.
+    /// Every connection, revoked and expired ones included.
     pub fn connections(&self) -> Vec<Connection> {
         lock(&self.inner.store).list()
+    }
+
+    /// What each connection may still spend in the current period, by client key; `None`
+    /// for one without a budget, or one revoked or expired.
+    pub fn left_msat(&self, client: &PublicKey) -> Option<u64> {
+        lock(&self.inner.store).left_msat(client, now_secs())
     }
 
     /// Disconnects from the relays and stops answering.
@@ -425,7 +434,7 @@ impl Inner {
             }
         };
         let method = request.method;
-        let active = lock(&self.store).active(&client).is_some();
+        let active = lock(&self.store).active(&client, now_secs()).is_some();
         if active && !self.first_request(&event) {
             tracing::debug!("NWC request {} was carried out before a restart", event.id);
             return;
@@ -433,7 +442,7 @@ impl Inner {
         let result = if !active {
             Err(nip47_error(
                 ErrorCode::Unauthorized,
-                "no active connection for this key",
+                "no active connection for this key (none, revoked or expired)",
             ))
         } else if !self.within_rate(&client) {
             Err(nip47_error(ErrorCode::RateLimited, "too many requests"))
@@ -646,11 +655,16 @@ impl Inner {
             }
             RequestParams::SettleHoldInvoice(params) => {
                 let preimage = params.preimage.parse::<Preimage>().map_err(rail_error)?;
-                self.own_invoice(client, preimage.payment_hash())?;
+                let made = self.own_invoice(client, preimage.payment_hash())?;
+                // The node forgot, if it restarted, which held payments arrived: remind it.
+                if let Some(amount_msat) = made.accepted_msat {
+                    self.rail.restore_held(preimage.payment_hash(), amount_msat);
+                }
                 self.rail
                     .settle_hold_invoice(preimage)
                     .await
                     .map_err(rail_error)?;
+                self.hold_decided(preimage.payment_hash());
                 Ok(ResponseResult::SettleHoldInvoice(
                     SettleHoldInvoiceResponse {},
                 ))
@@ -665,6 +679,7 @@ impl Inner {
                     .cancel_hold_invoice(hash)
                     .await
                     .map_err(rail_error)?;
+                self.hold_decided(hash);
                 Ok(ResponseResult::CancelHoldInvoice(
                     CancelHoldInvoiceResponse {},
                 ))
@@ -694,6 +709,7 @@ impl Inner {
             description: (!description.is_empty()).then_some(description),
             created_at: now_secs(),
             expires_at: invoice.expires_at,
+            accepted_msat: None,
         };
         let mut store = lock(&self.store);
         store.remember_made(&invoice.payment_hash.to_string(), made.clone());
@@ -708,10 +724,35 @@ impl Inner {
         lock(&self.store).made(&hash.to_string()).cloned()
     }
 
+    /// Writes down, where the connections are kept, that a held payment arrived (`Some`) or
+    /// was decided (`None`): kept across a restart, which the node's own note of it is not.
+    fn hold_changed(&self, hash: PaymentHash, accepted_msat: Option<u64>) {
+        let mut store = lock(&self.store);
+        match accepted_msat {
+            Some(amount_msat) => {
+                if !store.hold_accepted(&hash.to_string(), amount_msat) {
+                    return;
+                }
+            }
+            None => store.hold_decided(&hash.to_string()),
+        }
+        if let Err(e) = store.save() {
+            tracing::warn!("NWC connection store not saved: {e}");
+        }
+    }
+
+    fn hold_decided(&self, hash: PaymentHash) {
+        self.hold_changed(hash, None);
+    }
+
     /// Only the connection that made a hold invoice may settle or cancel it.
-    fn own_invoice(&self, client: &PublicKey, hash: PaymentHash) -> Result<(), NIP47Error> {
+    fn own_invoice(
+        &self,
+        client: &PublicKey,
+        hash: PaymentHash,
+    ) -> Result<MadeInvoice, NIP47Error> {
         match self.made(hash) {
-            Some(made) if made.client == *client => Ok(()),
+            Some(made) if made.client == *client => Ok(made),
             Some(_) => Err(nip47_error(
                 ErrorCode::Restricted,
                 "this hold invoice belongs to another connection",
@@ -983,6 +1024,7 @@ impl Inner {
                     };
                     self.notify_one(
                         &made.client,
+                    self.hold_changed(payment_hash, Some(amount_msat));
                         NotificationType::HoldInvoiceAccepted,
                         NotificationResult::HoldInvoiceAccepted(notification),
                     )
@@ -1001,7 +1043,7 @@ impl Inner {
         notification_type: NotificationType,
         notification: NotificationResult,
     ) {
-        if lock(&self.store).active(client).is_none() {
+        if lock(&self.store).active(client, now_secs()).is_none() {
             return;
         }
         let text = Notification {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use moip_lightning::testing::{fund, open_usable, start_node};
 use moip_lightning::{PaymentHash, PaymentState, Preimage, RouteLimits};
-use moip_nwc::{Budget, NwcConfig, NwcService};
+use moip_nwc::{Budget, NwcConfig, NwcService, Renewal};
 use moip_testenv::Regtest;
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
@@ -180,9 +180,11 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
         .expect("service");
     let budget = Budget {
         limit_msat: 60_000_000,
-        period_secs: 86_400,
+        renewal: Renewal::Daily,
     };
-    let uri = service.connect_app("till", Some(budget)).expect("connect");
+    let uri = service
+        .connect_app("till", Some(budget), None)
+        .expect("connect");
     let app_key = Keys::new(uri.secret.clone()).public_key();
     assert_eq!(uri.public_key, service.public_key());
     let parsed: NostrWalletConnectURI = uri.to_string().parse().expect("the URI round-trips");
@@ -290,7 +292,7 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
 
     // Another app on the same wallet sees none of it: not the invoice, not its preimage,
     // not the payment.
-    let other_uri = service.connect_app("kiosk", None).expect("connect");
+    let other_uri = service.connect_app("kiosk", None, None).expect("connect");
     let other = nwc::NWC::new(other_uri);
     let refused = rt
         .block_on(other.lookup_invoice(LookupInvoiceRequest {
@@ -398,7 +400,7 @@ fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
     let err = rt.block_on(app.get_balance()).expect_err("revoked");
     assert_eq!(error_code(&err), Some(ErrorCode::Unauthorized), "{err}");
     let reopened = moip_nwc::ConnectionStore::open(&store).expect("store");
-    assert!(reopened.active(&app_key).is_none());
+    assert!(reopened.active(&app_key, 0).is_none());
 
     rt.block_on(service.shutdown());
     relay.shutdown();
@@ -434,7 +436,7 @@ fn a_request_replayed_after_a_restart_is_not_carried_out_again() {
         .expect("service")
     };
     let service = start(config.clone());
-    let uri = service.connect_app("till", None).expect("connect");
+    let uri = service.connect_app("till", None, None).expect("connect");
     let app = rt.block_on(Nip44App::connect(Keys::new(uri.secret.clone()), &uri));
 
     // Every answer the app's key gets, by the request it answers.

@@ -179,9 +179,13 @@ enum LnCommand {
         /// Most the app may spend per period, in sat (omit: no limit)
         #[arg(long)]
         budget_sat: Option<u64>,
-        /// The budget's period in seconds
-        #[arg(long, default_value_t = 86_400)]
-        period_secs: u64,
+        /// When the budget renews, at the start of the UTC calendar period: daily, weekly
+        /// (Monday), monthly, yearly or never
+        #[arg(long, default_value = "daily")]
+        budget_renewal: moip_nwc::Renewal,
+        /// When the connection stops working, Unix seconds (omit: until revoked)
+        #[arg(long)]
+        expires_at: Option<u64>,
     },
     /// Lists NWC connections
     NwcList,
@@ -530,14 +534,15 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
         LnCommand::NwcConnect {
             name,
             budget_sat,
-            period_secs,
+            budget_renewal,
+            expires_at,
         } => {
             let service = nwc_service(ctx)?;
             let budget = budget_sat.map(|sat| Budget {
                 limit_msat: sat.saturating_mul(1000),
-                period_secs,
+                renewal: budget_renewal,
             });
-            let uri = service.connect_app(&name, budget)?;
+            let uri = service.connect_app(&name, budget, expires_at)?;
             writeln!(out, "{uri}")?;
             writeln!(out, "{}", moip_nwc::uri_qr(&uri)?)?;
             writeln!(
@@ -554,14 +559,18 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
                     c.name,
                     match c.budget {
                         Some(b) => format!(
-                            "budget {} sat / {} s, spent {} msat",
+                            "budget {} sat {}, spent {} msat",
                             b.limit_msat / 1000,
-                            b.period_secs,
+                            b.renewal,
                             c.spent_msat
                         ),
                         None => "no budget".to_string(),
                     },
-                    if c.revoked { ", revoked" } else { "" }
+                    match (c.revoked, c.expires_at) {
+                        (true, _) => ", revoked".to_owned(),
+                        (false, Some(at)) => format!(", expires at {at}"),
+                        (false, None) => String::new(),
+                    }
                 )?;
             }
         }

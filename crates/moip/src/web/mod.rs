@@ -724,15 +724,18 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
                  within the limit.</p><form method=\"post\" action=\"/pair/beacon\" class=\"action\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{1}<button type=\"submit\">Make a beacon</button>\
                  </form></section><section><h2>Nostr Wallet Connect</h2><p>An NWC app spends from the node's wallet \
-                 within its daily budget.</p><form method=\"post\" action=\"/pair/nwc\" class=\"action\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{2}{3}<button type=\"submit\">Connect an app</button>\
+                 within its budget, until it expires.</p><form method=\"post\" action=\"/pair/nwc\" class=\"action\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{2}{3}{4}{5}<button type=\"submit\">Connect an app</button>\
                  </form></section>",
                 esc(&s.csrf),
                 input("limit_sat", "Limit (sat, optional)", "", "100000"),
                 input("name", "App name", "", "my phone"),
-                input("budget_sat", "Daily budget (sat, optional)", "", "50000"),
+                input("budget_sat", "Budget (sat, optional)", "", "50000"),
+                RENEWAL_SELECT,
+                input("expires_in_days", "Expires in (days, optional)", "", "30"),
             );
             body.push_str(&beacons_section(&hub, &s.csrf));
+            body.push_str(&nwc_section(&hub));
         }
         _ => body.push_str(
             "<p>Beacons and NWC connections spend from the node's wallet: \
@@ -816,6 +819,64 @@ fn optional_amount(fields: &Fields, name: &str) -> Result<Option<u64>, String> {
 
 async fn pair_make(
     State(hub): State<Arc<Hub>>,
+/// When an NWC budget renews: Alby Hub's names, at the start of the UTC calendar period.
+const RENEWAL_SELECT: &str = "<label>Budget renews<select name=\"budget_renewal\">\
+     <option value=\"daily\">daily</option><option value=\"weekly\">weekly (Monday)</option>\
+     <option value=\"monthly\">monthly</option><option value=\"yearly\">yearly</option>\
+     <option value=\"never\">never</option></select></label>";
+
+/// The NWC connections (never their secrets): budget, renewal, what is left this period,
+/// expiry and the balance of each one's account.
+fn nwc_section(hub: &Hub) -> String {
+    let connections = api::nwc_connections(hub);
+    if connections.is_empty() {
+        return String::new();
+    }
+    let sat = |msat: u64| (msat / 1_000).to_string();
+    let mut rows = String::new();
+    for c in &connections {
+        let state = if c.revoked {
+            "revoked".to_owned()
+        } else if c.expired {
+            "expired".to_owned()
+        } else {
+            c.expires_at
+                .map_or_else(|| "active".to_owned(), |at| format!("until {at} (Unix)"))
+        };
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.name),
+            esc(&c.client),
+            c.budget_msat.map_or_else(|| "none".to_owned(), sat),
+            esc(c.budget_renewal.as_deref().unwrap_or("")),
+            c.left_msat.map_or_else(String::new, sat),
+            sat(c.balance_msat),
+            esc(&state)
+        );
+    }
+    format!(
+        "<section><h2>NWC apps</h2><table><tr><th>App</th><th>Client key</th><th>Budget (sat)</th>\
+         <th>Renews</th><th>Left (sat)</th><th>Balance (sat)</th><th></th></tr>{rows}</table></section>"
+    )
+}
+
+/// The NWC pairing form as the API's request: the expiry a number of days from now, since a
+/// date is what the operator has in mind and the API wants Unix seconds.
+fn nwc_request(fields: &Fields) -> Result<api::NwcPairingRequest, String> {
+    let text = |name: &str| fields.get(name).map(|v| v.trim().to_owned());
+    let expires_at = match optional_amount(fields, "expires_in_days")? {
+        Some(days) => Some(crate::util::now().saturating_add(days.saturating_mul(86_400))),
+        None => None,
+    };
+    Ok(api::NwcPairingRequest {
+        name: text("name").unwrap_or_default(),
+        budget_sat: optional_amount(fields, "budget_sat")?,
+        budget_renewal: text("budget_renewal").filter(|r| !r.is_empty()),
+        expires_at,
+    })
+}
+
     headers: HeaderMap,
     Path(kind): Path<String>,
     Form(fields): Form<Fields>,
@@ -834,9 +895,8 @@ async fn pair_make(
                 .map(|p| ("Moneysocket beacon", p.uri.to_uppercase(), "beacon"))
                 .map_err(|f| f.message)
         }),
-        "nwc" => optional_amount(&fields, "budget_sat").and_then(|budget| {
-            let name = fields.get("name").map(String::as_str).unwrap_or_default();
-            api::pair_nwc(&hub, name, budget)
+        "nwc" => nwc_request(&fields).and_then(|request| {
+            api::pair_nwc(&hub, &request)
                 .map(|p| ("Nostr Wallet Connect", p.uri, "nwc-uri"))
                 .map_err(|f| f.message)
         }),
