@@ -23,18 +23,34 @@
 //! `max_follow_list_bytes` each, whoever writes to it (`docs/reliability.md` has the memory
 //! measured under a flood).
 //!
+//! The store is shared, so each author (a key, over any number of connections) has a share of
+//! it too, or one key could push everyone else's events out: at most
+//! [`RelayLimits::author_events_per_minute`] events a minute and
+//! [`RelayLimits::author_stored_events`] events kept, then `["OK", id, false, "blocked: author
+//! quota: …"]`. The keys the Work service knows ([`Members`], filled by the service when given
+//! [`crate::service::ServiceConfig::relay_members`]) have the larger `member_*` share: the
+//! service's own key publishes a receipt per decision and a score assertion per scored key.
+//!
+//! The store (nostr-database's memory store) never forgets an author: dropping an author's last
+//! event leaves that author's empty index entries behind, and every replaced or deleted event's
+//! id stays in a set of deleted ids. Under a flood of fresh keys that grows without end after
+//! the store is full, so [`Store`] rebuilds it from the events it holds after every
+//! `max_stored_events` events saved.
+//!
 //! A relay reachable from other machines ([`Relay::start_public`]) speaks `wss://` there, the
 //! TLS handshake inside the same time limit, and keeps a plain `ws://` listener on loopback for
 //! the node's own services, so they need no certificate to reach it.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::builder::{PolicyResult, WritePolicy};
 use nostr_relay_builder::prelude::{
-    BoxedFuture, Event, MemoryDatabase, MemoryDatabaseOptions, Timestamp,
+    Backend, BoxedFuture, DatabaseError, DatabaseEventStatus, Event, EventId, Events, Filter,
+    MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, PublicKey, SaveEventStatus, Timestamp,
 };
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -69,6 +85,19 @@ pub const MAX_STORED_EVENTS: usize = 5_000;
 /// and push out every real one.
 pub const MAX_FUTURE_SECS: u64 = 15 * 60;
 
+/// Most events one author may publish per minute, by default, over all its connections: a
+/// member acting by hand, an app's requests, a newcomer's first events fit many times over.
+pub const AUTHOR_EVENTS_PER_MINUTE: u32 = 600;
+
+/// Most events of one author kept, by default: a twentieth of the store, so that one key
+/// cannot push out the events of others.
+pub const AUTHOR_STORED_EVENTS: usize = 250;
+
+/// Most authors whose events of the current minute are counted; when that many have
+/// published this minute, a new author who is not a member waits for the next minute. Bounds
+/// the count's memory (about 50 bytes an author) under a flood of fresh keys.
+pub const MAX_AUTHORS_PER_MINUTE: usize = 100_000;
+
 /// Most open subscriptions per connection.
 pub const MAX_SUBSCRIPTIONS: usize = 500;
 
@@ -101,6 +130,14 @@ pub struct RelayLimits {
     pub max_stored_events: usize,
     /// How far ahead of the relay's clock an event may be dated, in seconds.
     pub max_future_secs: u64,
+    /// Most events one author not in [`Members`] may publish per minute (all connections).
+    pub author_events_per_minute: u32,
+    /// Most events of one author not in [`Members`] kept in the store.
+    pub author_stored_events: usize,
+    /// [`RelayLimits::author_events_per_minute`] for a member.
+    pub member_events_per_minute: u32,
+    /// [`RelayLimits::author_stored_events`] for a member.
+    pub member_stored_events: usize,
 }
 
 impl Default for RelayLimits {
@@ -111,6 +148,10 @@ impl Default for RelayLimits {
             events_per_minute: NOTES_PER_MINUTE,
             max_stored_events: MAX_STORED_EVENTS,
             max_future_secs: MAX_FUTURE_SECS,
+            author_events_per_minute: AUTHOR_EVENTS_PER_MINUTE,
+            author_stored_events: AUTHOR_STORED_EVENTS,
+            member_events_per_minute: NOTES_PER_MINUTE,
+            member_stored_events: MAX_STORED_EVENTS,
         }
     }
 }
@@ -127,12 +168,243 @@ impl RelayLimits {
     }
 }
 
+/// The keys that get the relay's larger `member_*` share ([`RelayLimits`]): the Work service
+/// sets them to the authors it reads trust signals from (its own key and every key with a
+/// score). Cloned handles share one set.
+#[derive(Clone, Debug, Default)]
+pub struct Members(Arc<RwLock<HashSet<PublicKey>>>);
+
+impl Members {
+    /// Makes `keys` the members, in place of the previous ones.
+    pub fn set(&self, keys: impl IntoIterator<Item = PublicKey>) {
+        let keys: HashSet<PublicKey> = keys.into_iter().collect();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    /// Whether `key` is a member.
+    pub fn contains(&self, key: &PublicKey) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+}
+
+/// Holds each author to its share of the relay ([`RelayLimits::author_events_per_minute`],
+/// [`RelayLimits::author_stored_events`], larger for [`Members`]). The store's count and the
+/// save that follows are not one step, so concurrent connections of one author may each pass
+/// the count once: an author holds at most its share plus its connections less one.
+#[derive(Debug)]
+struct AuthorQuota {
+    limits: RelayLimits,
+    members: Members,
+    store: Store,
+    /// The current minute (since the epoch) and each author's events in it.
+    minute: Mutex<(u64, HashMap<PublicKey, u32>)>,
+}
+
+impl AuthorQuota {
+    /// Counts `author`'s event in this minute: why it is refused, if it is.
+    fn count_minute(&self, author: &PublicKey, member: bool) -> Option<String> {
+        let most = if member {
+            self.limits.member_events_per_minute
+        } else {
+            self.limits.author_events_per_minute
+        };
+        let now = Timestamp::now().as_secs() / 60;
+        let mut minute = self.minute.lock().unwrap_or_else(|e| e.into_inner());
+        if minute.0 != now {
+            *minute = (now, HashMap::new());
+        }
+        let full = minute.1.len() >= MAX_AUTHORS_PER_MINUTE;
+        let count = match minute.1.get_mut(author) {
+            Some(count) => count,
+            None if full && !member => {
+                return Some("author quota: too many authors this minute, retry later".into())
+            }
+            None => minute.1.entry(*author).or_default(),
+        };
+        *count = count.saturating_add(1);
+        (*count > most).then(|| format!("author quota: more than {most} events this minute"))
+    }
+
+    /// Why `event` would take more than its author's share of the store, if it would.
+    async fn check_stored(&self, event: &Event, member: bool) -> Option<String> {
+        if event.kind.is_ephemeral() {
+            return None;
+        }
+        let most = if member {
+            self.limits.member_stored_events
+        } else {
+            self.limits.author_stored_events
+        };
+        let author = Filter::new().author(event.pubkey);
+        let stored = self.store.count(author.clone()).await.unwrap_or(usize::MAX);
+        if stored < most {
+            return None;
+        }
+        // A replaceable event in place of the author's one of its kind takes no more room.
+        if event.kind.is_replaceable()
+            && self.store.count(author.kind(event.kind)).await.unwrap_or(0) > 0
+        {
+            return None;
+        }
+        Some(format!(
+            "author quota: {stored} events of this author kept, at most {most}"
+        ))
+    }
+}
+
+impl WritePolicy for AuthorQuota {
+    fn admit_event<'a>(
+        &'a self,
+        event: &'a Event,
+        _addr: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async move {
+            let member = self.members.contains(&event.pubkey);
+            let refused = match self.count_minute(&event.pubkey, member) {
+                Some(reason) => Some(reason),
+                None => self.check_stored(event, member).await,
+            };
+            refused.map_or(PolicyResult::Accept, PolicyResult::Reject)
+        })
+    }
+}
+
+/// The relay's store: nostr-database's memory store, rebuilt from the events it holds after
+/// every `compact_every` events saved. That store keeps, for good, an empty index entry per
+/// author and per (kind, author) once their events are gone, and the id of every event
+/// replaced or deleted (nostr-database 0.44.0, `helper.rs`, `InternalDatabaseHelper`:
+/// `author_index`, `kind_author_index`, `deleted_ids`): a flood of fresh keys grows them
+/// without end after the store is full. A rebuild keeps what is stored; what it forgets is
+/// which deleted event ids to refuse, so an event deleted (NIP-09) before a rebuild can be
+/// stored again if re-published — its deletion event is still served beside it.
+#[derive(Clone, Debug)]
+struct Store(Arc<StoreInner>);
+
+#[derive(Debug)]
+struct StoreInner {
+    current: RwLock<MemoryDatabase>,
+    /// Saves since the last rebuild; held across a save and a rebuild, so none is lost.
+    saved: tokio::sync::Mutex<usize>,
+    max_events: usize,
+    compact_every: usize,
+}
+
+impl Store {
+    fn new(max_events: usize) -> Store {
+        let max_events = max_events.max(1);
+        Store(Arc::new(StoreInner {
+            current: RwLock::new(Store::empty(max_events)),
+            saved: tokio::sync::Mutex::new(0),
+            max_events,
+            compact_every: max_events.max(1_000),
+        }))
+    }
+
+    fn empty(max_events: usize) -> MemoryDatabase {
+        MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: Some(max_events),
+        })
+    }
+
+    /// The current store (a handle: clones share it).
+    fn current(&self) -> MemoryDatabase {
+        self.0
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Moves the stored events, oldest first, into a fresh store and puts it in place.
+    async fn rebuild(&self) -> Result<(), DatabaseError> {
+        let old = self.current();
+        let mut events: Vec<Event> = old.query(Filter::new()).await?.iter().cloned().collect();
+        events.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        let fresh = Store::empty(self.0.max_events);
+        for event in &events {
+            fresh.save_event(event).await?;
+        }
+        *self.0.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+impl NostrDatabase for Store {
+    fn backend(&self) -> Backend {
+        Backend::Memory
+    }
+
+    fn save_event<'a>(
+        &'a self,
+        event: &'a Event,
+    ) -> BoxedFuture<'a, Result<SaveEventStatus, DatabaseError>> {
+        Box::pin(async move {
+            let mut saved = self.0.saved.lock().await;
+            let status = self.current().save_event(event).await?;
+            *saved += 1;
+            if *saved >= self.0.compact_every {
+                *saved = 0;
+                self.rebuild().await?;
+            }
+            Ok(status)
+        })
+    }
+
+    fn check_id<'a>(
+        &'a self,
+        event_id: &'a EventId,
+    ) -> BoxedFuture<'a, Result<DatabaseEventStatus, DatabaseError>> {
+        Box::pin(async move { self.current().check_id(event_id).await })
+    }
+
+    fn event_by_id<'a>(
+        &'a self,
+        event_id: &'a EventId,
+    ) -> BoxedFuture<'a, Result<Option<Event>, DatabaseError>> {
+        Box::pin(async move { self.current().event_by_id(event_id).await })
+    }
+
+    fn count(&self, filter: Filter) -> BoxedFuture<'_, Result<usize, DatabaseError>> {
+        Box::pin(async move { self.current().count(filter).await })
+    }
+
+    fn query(&self, filter: Filter) -> BoxedFuture<'_, Result<Events, DatabaseError>> {
+        Box::pin(async move { self.current().query(filter).await })
+    }
+
+    fn negentropy_items(
+        &self,
+        filter: Filter,
+    ) -> BoxedFuture<'_, Result<Vec<(EventId, Timestamp)>, DatabaseError>> {
+        Box::pin(async move { self.current().negentropy_items(filter).await })
+    }
+
+    fn delete(&self, filter: Filter) -> BoxedFuture<'_, Result<(), DatabaseError>> {
+        Box::pin(async move {
+            let _saving = self.0.saved.lock().await;
+            self.current().delete(filter).await
+        })
+    }
+
+    fn wipe(&self) -> BoxedFuture<'_, Result<(), DatabaseError>> {
+        Box::pin(async move {
+            let _saving = self.0.saved.lock().await;
+            self.current().wipe().await
+        })
+    }
+}
+
 /// Bytes buffered between a connection's reader and the relay.
 const BRIDGE_BUFFER: usize = 64 * 1024;
 
 /// A running relay and its URLs.
 pub struct Relay {
     relay: LocalRelay,
+    members: Members,
     url: String,
     public_url: String,
     stop: watch::Sender<bool>,
@@ -176,17 +448,20 @@ impl WritePolicy for NotFromTheFuture {
     }
 }
 
-fn new_relay(local: SocketAddr, limits: &RelayLimits) -> LocalRelay {
-    let store = MemoryDatabase::with_opts(MemoryDatabaseOptions {
-        events: true,
-        max_events: Some(limits.max_stored_events.max(1)),
-    });
+fn new_relay(local: SocketAddr, limits: &RelayLimits, members: &Members) -> LocalRelay {
+    let store = Store::new(limits.max_stored_events);
     let builder = RelayBuilder::default()
         .addr(local.ip())
         .port(local.port())
-        .database(store)
+        .database(store.clone())
         .write_policy(NotFromTheFuture {
             max_future_secs: limits.max_future_secs,
+        })
+        .write_policy(AuthorQuota {
+            limits: limits.clone(),
+            members: members.clone(),
+            store,
+            minute: Mutex::new((0, HashMap::new())),
         })
         .max_connections(MAX_CONNECTIONS)
         .rate_limit(RateLimit {
@@ -213,7 +488,8 @@ impl Relay {
     /// [`RelayError`] when it cannot bind.
     pub async fn start_with(addr: SocketAddr, limits: RelayLimits) -> Result<Relay, RelayError> {
         let (listener, local) = listen(addr).await?;
-        let relay = new_relay(local, &limits);
+        let members = Members::default();
+        let relay = new_relay(local, &limits, &members);
         let url = relay.url().await.to_string();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept(
@@ -225,6 +501,7 @@ impl Relay {
         ));
         Ok(Relay {
             relay,
+            members,
             public_url: url.clone(),
             url,
             stop,
@@ -259,7 +536,8 @@ impl Relay {
     ) -> Result<Relay, RelayError> {
         let (public_listener, public_addr) = listen(public).await?;
         let (local_listener, local_addr) = listen(local).await?;
-        let relay = new_relay(local_addr, &limits);
+        let members = Members::default();
+        let relay = new_relay(local_addr, &limits, &members);
         let url = relay.url().await.to_string();
         let (stop, stopped) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -274,6 +552,7 @@ impl Relay {
         tokio::spawn(accept(local_listener, relay.clone(), None, limits, stopped));
         Ok(Relay {
             relay,
+            members,
             url,
             public_url: format!("wss://{}", host_port(host, public_addr.port())),
             stop,
@@ -288,6 +567,12 @@ impl Relay {
     /// The URL other machines use: `wss://` for a public relay, else [`Relay::url`].
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The keys with the larger share of this relay ([`RelayLimits`]'s `member_*`); give it to
+    /// the Work service ([`crate::service::ServiceConfig::relay_members`]) to keep it filled.
+    pub fn members(&self) -> Members {
+        self.members.clone()
     }
 
     /// Stops it.

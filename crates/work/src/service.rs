@@ -171,6 +171,10 @@ pub struct ServiceConfig {
     pub fetch_timeout: Duration,
     /// What is kept from each author.
     pub limits: IngestLimits,
+    /// The in-process relay's members ([`crate::relay::Relay::members`]): after each scoring
+    /// the service makes them the authors it reads trust signals from (its own key and the
+    /// scored keys), so that the relay gives them the larger share. `None`: another relay.
+    pub relay_members: Option<crate::relay::Members>,
 }
 
 impl ServiceConfig {
@@ -185,6 +189,7 @@ impl ServiceConfig {
             scores_every: Duration::from_secs(10),
             fetch_timeout: Duration::from_secs(10),
             limits: IngestLimits::default(),
+            relay_members: None,
         }
     }
 }
@@ -212,6 +217,8 @@ struct Inner<L> {
     /// score, and its own key so that the set is never empty); `None`: every author
     /// ([`IngestLimits::keep_strangers`]).
     trust_authors: Mutex<Option<BTreeSet<PublicKey>>>,
+    /// See [`ServiceConfig::relay_members`].
+    relay_members: Option<crate::relay::Members>,
     fetch_timeout: Duration,
 }
 
@@ -514,6 +521,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             latest: Mutex::new(Arc::new(Scores::default())),
             scorings: AtomicU64::new(0),
             trust_authors: Mutex::new(None),
+            relay_members: config.relay_members.clone(),
             fetch_timeout: config.fetch_timeout,
         });
         let logged = inner.restore().await?;
@@ -980,6 +988,9 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
             Ok(scores) => {
                 self.scorings.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.latest) = Arc::new(scores);
+                if let Some(members) = &self.relay_members {
+                    members.set(self.standing_authors());
+                }
             }
             Err(e) => tracing::error!("scoring failed: {e}"),
         }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod author_flood;
 mod escrow_lock;
 mod panel_grind;
 mod relay_flood;

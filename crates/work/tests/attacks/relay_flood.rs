@@ -35,9 +35,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::common::{account, now, publisher, send, sign, COMMUNITY, WAIT};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-fn community(founders: &[AccountId]) -> Community<Ledger<MemoryJournal>> {
+pub(crate) fn community(founders: &[AccountId]) -> Community<Ledger<MemoryJournal>> {
     let ledger = Ledger::create(
         MemoryJournal::default(),
         TokenInfo {
@@ -57,7 +57,7 @@ fn community(founders: &[AccountId]) -> Community<Ledger<MemoryJournal>> {
     )
 }
 
-async fn socket(url: &str) -> Socket {
+pub(crate) async fn socket(url: &str) -> Socket {
     tokio_tungstenite::connect_async(url)
         .await
         .expect("a WebSocket")
@@ -76,7 +76,7 @@ fn wire(event: &Event) -> Wire {
 
 /// Sends every event on `ws` at once, then reads the relay's `OK` for each, by a deadline:
 /// `(accepted, reason)` in the order sent.
-async fn flood(ws: &mut Socket, events: &[Event]) -> Vec<(bool, String)> {
+pub(crate) async fn flood(ws: &mut Socket, events: &[Event]) -> Vec<(bool, String)> {
     flood_wire(ws, &events.iter().map(wire).collect::<Vec<_>>()).await
 }
 
