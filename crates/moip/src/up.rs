@@ -42,6 +42,8 @@
 //! With `--database`, the ledger's journal, the Work log, the deposit book, the commitment
 //! record and the NWC connections live in PostgreSQL instead ([`moip::state`]).
 
+mod work_rules;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -63,8 +65,8 @@ use moip_moneysocket::relay::{Relay as MoneysocketRelay, RelayConfig, RelayHandl
 use moip_nwc::{NwcConfig, NwcService, StoreLocation};
 use moip_work::community::Community;
 use moip_work::identity::VerifierRules;
-use moip_work::relay::Relay as NostrRelay;
-use moip_work::service::{ServiceConfig, WorkService};
+use moip_work::relay::{Relay as NostrRelay, RelayLimits};
+use moip_work::service::{IngestLimits, ServiceConfig, WorkService};
 use moip_work::task::Rules;
 use moip_work::trust::Params;
 
@@ -215,6 +217,10 @@ struct FileSettings {
     electrum_exempt: Vec<IpAddr>,
     ports: Ports,
     community: CommunitySettings,
+    /// The Work rules, the relay's and the service's limits (`work_rules`).
+    rules: work_rules::RulesSettings,
+    nostr_relay: work_rules::RelaySettings,
+    ingest: work_rules::IngestSettings,
     supply: SupplySettings,
     database: Option<String>,
 }
@@ -240,6 +246,10 @@ struct Settings {
     /// Whether balances are shown to anyone.
     publish_balances: bool,
     rules: Rules,
+    /// The in-process Nostr relay's limits.
+    relay_limits: RelayLimits,
+    /// What the Work service keeps of each author.
+    ingest: IngestLimits,
     supply: SupplySettings,
     database: Option<String>,
 }
@@ -322,13 +332,9 @@ fn settings(args: &UpArgs) -> anyhow::Result<Settings> {
         token,
         founders,
         publish_balances: file.community.publish_balances,
-        rules: Rules {
-            challenge_window: file
-                .community
-                .challenge_window_secs
-                .unwrap_or(Rules::default().challenge_window),
-            ..Rules::default()
-        },
+        rules: work_rules::rules(&file.rules, file.community.challenge_window_secs)?,
+        relay_limits: work_rules::relay_limits(&file.nostr_relay)?,
+        ingest: work_rules::ingest_limits(&file.ingest)?,
         supply: file.supply.clone(),
         database: match args.database.clone().or(file.database.clone()) {
             Some(url)
@@ -644,9 +650,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         let relay = match &tls_config {
             Some(tls) => {
                 let public = at(s.ports.nostr);
-                NostrRelay::start_public(public, Arc::clone(tls), &s.public_host, loopback(0)).await
+                let limits = s.relay_limits.clone();
+                let host = &s.public_host;
+                NostrRelay::start_public_with(public, Arc::clone(tls), host, loopback(0), limits)
+                    .await
             }
-            None => NostrRelay::start(at(s.ports.nostr)).await,
+            None => NostrRelay::start_with(at(s.ports.nostr), s.relay_limits.clone()).await,
         }
         .context("starting the Nostr relay")?;
         let (url, public) = (relay.url().to_owned(), relay.public_url().to_owned());
@@ -684,6 +693,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     work_config.database = s.database.clone();
     // The dashboard shows the scores as last published: keep them fresh.
     work_config.scores_every = Duration::from_secs(3);
+    // The keys the service reads trust from (its own first) get the relay's larger share.
+    work_config.relay_members = nostr.as_ref().map(NostrRelay::members);
+    work_config.limits = s.ingest.clone();
     if s.founders.is_empty() {
         tracing::warn!("no community.founders set: nobody can certify physical verifiers");
     }
