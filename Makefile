@@ -42,10 +42,13 @@ run: build
 	target/release/moip up
 
 # Builds every test and the binaries they use, the fuzz targets among them (fuzz/ is a member
-# of the workspace; its replay test runs the committed fuzz inputs). Benchmarks: `make bench`.
+# of the workspace; its replay test runs the committed fuzz inputs), then runs the test binaries
+# three at a time (contrib/run-tests.py: most tests wait on Lightning and Nostr timers, not the
+# CPU) and the doc tests. `cargo test --workspace` runs the same tests one binary at a time.
+# Benchmarks: `make bench`.
 test: venv test-deps
 	$(CARGO) build --workspace --tests
-	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) $(CARGO) test --workspace
+	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) CARGO=$(CARGO) contrib/run-tests.py
 
 check: deps
 	$(CARGO) fmt --all -- --check
