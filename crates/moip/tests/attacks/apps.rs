@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::common::payer::payer_with_channel;
 use crate::common::{spawn_up, wait_until};
 
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 /// Each app's daily budget.
 const BUDGET_SAT: u64 = 1_000;
 
@@ -35,7 +35,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// `POST path` (or `GET` without a body) on the API as the operator: status and JSON body.
-fn call(base: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn call(base: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let auth = format!("Bearer {token}");
     let url = format!("{base}{path}");
     let response = match body {
@@ -69,7 +69,7 @@ fn pair(base: &str, token: &str, name: &str) -> NostrWalletConnectURI {
     pair_with(base, token, name, BUDGET_SAT)
 }
 
-fn code(e: &nwc::Error) -> Option<ErrorCode> {
+pub(crate) fn code(e: &nwc::Error) -> Option<ErrorCode> {
     match e {
         nwc::Error::NIP47(nwc::prelude::nip47::Error::ErrorCode(e)) => Some(e.code),
         _ => None,
@@ -322,7 +322,9 @@ fn an_app_spends_its_own_account_and_never_the_collateral() {
 
 /// `moip up` in `dir/node` on fixed free ports (a restart keeps the relay's address, which the
 /// apps' URIs name): the node, the dashboard's address, the Electrum and Lightning lines.
-fn up_on_fixed_ports(dir: &std::path::Path) -> (crate::common::NodeProcess, Vec<String>) {
+pub(crate) fn up_on_fixed_ports(
+    dir: &std::path::Path,
+) -> (crate::common::NodeProcess, Vec<String>) {
     let config = dir.join("moip.toml");
     if !config.exists() {
         let port = crate::common::free_port;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod app_terms;
 mod apps;
 mod beacon_budget;
 mod web;
