@@ -682,8 +682,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     nwc_config.store = Some(StoreLocation::Custom(Arc::new(
         state.document("nwc-connections.json"),
     )));
-    nwc_config.accounts = Some(moip::wiring::LedgerApps::new(Arc::clone(&ledger)));
+    let apps = moip::wiring::LedgerApps::new(Arc::clone(&ledger));
+    nwc_config.accounts = Some(Arc::clone(&apps) as Arc<dyn moip_nwc::AppAccounts>);
     let nwc_rail: Arc<dyn PaymentRail> = Arc::new(lightning.clone());
+    // Apps' payments whose outcome the NWC wait did not learn, before this start too, are
+    // concluded from the node's own records as they end.
+    apps.spawn_resolver(Arc::clone(&nwc_rail));
     let nwc = NwcService::start(nwc_rail, nwc_keys, nwc_config)
         .await
         .context("starting the NWC service")?;

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use moip_assets::ledger::{AnyJournal, Op};
-use moip_lightning::{LightningError, LightningEvent, PayRequest, PaymentRail, RouteLimits};
+use moip_assets::ledger::{AnyJournal, AppChargeError, AppPaymentOutcome, Op};
+use moip_lightning::{
+    LightningError, LightningEvent, PayRequest, PaymentHash, PaymentRail, RouteLimits,
+};
 use moip_moneysocket::provider::{BackendError, Paid, ProviderBackend};
 use moip_moneysocket::v0::message::ErrorCode;
 use moip_nwc::{AccountRefusal, AppAccounts, PublicKey};
@@ -124,26 +126,107 @@ impl ProviderBackend for RailProvider {
 /// NWC apps' accounts in the community's ledger: each app (by its connection's client key)
 /// spends only its own sub-account, funded by the operator from free collateral, never the
 /// collateral itself. A payment's amount and fee cap are charged in the ledger before it leaves
-/// (`Op::AppSpent`) and what it did not cost comes back after (`Op::AppRefunded`), so a crash
-/// mid-payment leaves the app charged, never the collateral.
+/// and what it did not cost comes back once its outcome is known (the one copy of that logic is
+/// [`moip_assets::ledger::AppPaymentOutcome`] and `Ledger::conclude_app_payment`), so a crash
+/// mid-payment leaves the app charged, never the collateral. A payment whose outcome the wait
+/// did not learn stays charged until [`LedgerApps::resolve`] reads the node's record of it —
+/// its open charges are in the ledger, so this holds across restarts
+/// (`attacks::apps::a_late_failure_is_refunded_across_a_restart`).
 pub struct LedgerApps {
     ledger: SharedLedger,
+    /// Payments charged by this process and not yet sent or answered: the node's record of
+    /// their hash (none yet, or an earlier failed attempt) is not their outcome.
+    in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl LedgerApps {
     /// Accounts kept in `ledger`.
     pub fn new(ledger: SharedLedger) -> Arc<LedgerApps> {
-        Arc::new(LedgerApps { ledger })
+        Arc::new(LedgerApps {
+            ledger,
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+        })
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, moip_assets::ledger::Ledger<AnyJournal>> {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn commit(&self, op: Op) {
         if let Err(e) = self.ledger().commit(op.clone()) {
             tracing::warn!("an app's ledger entry {op:?} was refused: {e}");
         }
+    }
+
+    fn conclude(&self, hash: &str, outcome: AppPaymentOutcome) {
+        match self.ledger().conclude_app_payment(hash, outcome) {
+            Ok(Some(msat)) => tracing::info!("app payment {hash}: {outcome:?}, {msat} msat back"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("app payment {hash} not concluded: {e}"),
+        }
+    }
+
+    /// Concludes every app payment charged and still open — one whose wait timed out, or one
+    /// in flight when `moip up` stopped — by the node's own record of it: succeeded, the
+    /// unused fee cap comes back; failed, all of it; pending or unknown to the node, it stays
+    /// charged. Returns how many were concluded.
+    pub async fn resolve(&self, rail: &dyn PaymentRail) -> usize {
+        let open = self.ledger().open_app_charges();
+        let mut concluded = 0;
+        for (hash, charge) in open {
+            // NWC apps' only (a client key, 64 hex digits): a beacon's account concludes its
+            // own payments.
+            if charge.app.len() != 64 || self.in_flight().contains(&hash) {
+                continue;
+            }
+            let Ok(payment_hash) = hash.parse::<PaymentHash>() else {
+                continue;
+            };
+            let record = match rail.payment_by_hash(payment_hash).await {
+                Ok(Some(record)) if !record.inbound => record,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!("app payment {hash}: the node's record unreadable: {e}");
+                    continue;
+                }
+            };
+            let outcome = AppPaymentOutcome::from_record(&record);
+            // Sent again meanwhile by this process: its own answer concludes it. The lock is
+            // held while concluding, so it cannot be sent again in between.
+            let in_flight = self.in_flight();
+            if outcome == AppPaymentOutcome::Pending || in_flight.contains(&hash) {
+                continue;
+            }
+            self.conclude(&hash, outcome);
+            drop(in_flight);
+            concluded += 1;
+        }
+        concluded
+    }
+
+    /// Resolves the open charges now and again whenever the node reports an outgoing payment
+    /// ended (and after missed events); runs until the node's events end.
+    pub fn spawn_resolver(self: &Arc<Self>, rail: Arc<dyn PaymentRail>) {
+        let apps = Arc::clone(self);
+        let mut events = rail.events();
+        tokio::spawn(async move {
+            apps.resolve(rail.as_ref()).await;
+            loop {
+                match events.recv().await {
+                    Ok(
+                        LightningEvent::PaymentSent { .. } | LightningEvent::PaymentFailed { .. },
+                    )
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                apps.resolve(rail.as_ref()).await;
+            }
+        });
     }
 }
 
@@ -158,34 +241,37 @@ impl AppAccounts for LedgerApps {
         msat: u64,
         payment_hash: &str,
     ) -> Result<(), AccountRefusal> {
-        let app = app.to_hex();
-        let mut ledger = self.ledger();
-        let available = ledger.state().app_balance_msat(&app);
-        if msat > available {
-            return Err(AccountRefusal::Insufficient {
-                available_msat: available,
-                wanted_msat: msat,
-            });
-        }
-        ledger
-            .commit(Op::AppSpent {
-                app,
-                msat,
-                hash: payment_hash.to_owned(),
-            })
-            .map(|_| ())
-            .map_err(|e| AccountRefusal::Unavailable(e.to_string()))
+        let mut in_flight = self.in_flight();
+        self.ledger()
+            .charge_app(&app.to_hex(), msat, payment_hash)
+            .map_err(|e| match e {
+                AppChargeError::Insufficient {
+                    available_msat,
+                    wanted_msat,
+                } => AccountRefusal::Insufficient {
+                    available_msat,
+                    wanted_msat,
+                },
+                AppChargeError::Ledger(e) => AccountRefusal::Unavailable(e.to_string()),
+            })?;
+        in_flight.insert(payment_hash.to_owned());
+        Ok(())
     }
 
-    fn settle(&self, app: &PublicKey, reserved_msat: u64, spent_msat: u64, payment_hash: &str) {
-        let unused = reserved_msat.saturating_sub(spent_msat);
-        if unused > 0 {
-            self.commit(Op::AppRefunded {
-                app: app.to_hex(),
-                msat: unused,
-                hash: payment_hash.to_owned(),
-            });
+    fn settle(
+        &self,
+        _app: &PublicKey,
+        _reserved_msat: u64,
+        spent_msat: Option<u64>,
+        payment_hash: &str,
+    ) {
+        let mut in_flight = self.in_flight();
+        match spent_msat {
+            Some(0) => self.conclude(payment_hash, AppPaymentOutcome::Failed),
+            Some(spent_msat) => self.conclude(payment_hash, AppPaymentOutcome::Paid { spent_msat }),
+            None => {}
         }
+        in_flight.remove(payment_hash);
     }
 
     fn received(&self, app: &PublicKey, msat: u64, payment_hash: &str) {

@@ -43,8 +43,16 @@ pub trait AppAccounts: Send + Sync {
         -> Result<(), AccountRefusal>;
 
     /// Ends a reservation: the payment with `payment_hash` (hex) cost `spent_msat` (amount and
-    /// routing fee; 0 when it failed), which stays charged; the rest comes back.
-    fn settle(&self, app: &PublicKey, reserved_msat: u64, spent_msat: u64, payment_hash: &str);
+    /// routing fee; `Some(0)` when it failed), which stays charged; the rest comes back.
+    /// `None` when its outcome is unknown (the wait timed out): it stays charged in full until
+    /// the application learns the outcome from the node's own payment record.
+    fn settle(
+        &self,
+        app: &PublicKey,
+        reserved_msat: u64,
+        spent_msat: Option<u64>,
+        payment_hash: &str,
+    );
 
     /// An invoice `app` made was paid `msat`; each payment hash counts once.
     fn received(&self, app: &PublicKey, msat: u64, payment_hash: &str);

@@ -826,22 +826,36 @@ impl Inner {
                 timeout: self.config.pay_timeout,
             })
             .await;
+        // Only an outcome that says what left is final; any other (a wait that timed out
+        // above all) leaves the payment in flight, and it may yet succeed.
         let spent = match &outcome {
-            Ok(o) => o
-                .amount_msat
-                .unwrap_or(amount)
-                .saturating_add(o.fee_paid_msat.unwrap_or(0)),
-            // A payment still in flight may yet succeed: keep it reserved. Its account is
-            // charged the whole reservation, so the app never spends twice what may yet leave.
-            Err(LightningError::Timeout { .. }) => reserved,
-            Err(_) => 0,
+            Ok(o) => Some(
+                o.amount_msat
+                    .unwrap_or(amount)
+                    .saturating_add(o.fee_paid_msat.unwrap_or(0)),
+            ),
+            Err(
+                LightningError::Malformed { .. }
+                | LightningError::WrongNetwork { .. }
+                | LightningError::InvoiceExpired { .. }
+                | LightningError::InvalidAmount(_)
+                | LightningError::InsufficientBalance { .. }
+                | LightningError::DuplicatePayment
+                | LightningError::NotSent { .. }
+                | LightningError::PaymentFailed { .. },
+            ) => Some(0),
+            Err(_) => None,
         };
+        // The app's account is charged the whole reservation until the outcome is known, so
+        // the app never spends twice what may yet leave; the application concludes it from
+        // the node's record.
         if let Some(accounts) = &self.config.accounts {
             accounts.settle(client, reserved, spent, &hash);
         }
         {
             let mut store = lock(&self.store);
-            store.settle(client, reserved, spent);
+            // The budget, too, keeps an unknown payment's reservation for the day.
+            store.settle(client, reserved, spent.unwrap_or(reserved));
             // The rail refusing a duplicate means another payment holds this hash: not ours.
             if !matches!(outcome, Err(LightningError::DuplicatePayment)) {
                 store.record_paid(client, &hash);

@@ -428,3 +428,91 @@ fn an_app_s_invoices_stay_its_own_across_a_restart() {
     let _ = payee.stop();
     node.stop();
 }
+
+/// A payment the NWC service stopped waiting for (60 s) and that failed later is refunded in
+/// full, also when `moip up` restarted in between: the payee holds the app's payment past the
+/// wait, the node restarts with the app charged the amount and fee cap, then the payee cancels.
+/// On the old code the charge stayed forever — the app lost its money — since only the wait's
+/// own answer ever refunded it.
+#[test]
+fn a_late_failure_is_refunded_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, lines) = up_on_fixed_ports(dir.path());
+    let base = lines[0].trim_end_matches('/').to_owned();
+    let data = dir.path().join("node");
+    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
+    let token = token.trim().to_owned();
+    let payee = payer_with_channel(
+        &node,
+        &dir.path().join("payee"),
+        &lines[1],
+        &lines[2],
+        1_000_000,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Longer than the service's own wait, so the app hears its answer.
+    let options = nwc::NostrWalletConnectOptions::new().timeout(Duration::from_secs(150));
+    let a_uri = pair_with(&base, &token, "till", 100_000);
+    let a = nwc::NWC::with_opts(a_uri.clone(), options.clone());
+
+    // The till is paid 20,000 sat: its own money, and the node's outbound liquidity.
+    let made = rt
+        .block_on(a.make_invoice(MakeInvoiceRequest {
+            amount: 20_000_000,
+            description: Some("sale".into()),
+            description_hash: None,
+            expiry: None,
+        }))
+        .expect("make_invoice");
+    payee
+        .pay(&made.invoice, None, RouteLimits::default(), WAIT)
+        .expect("the customer pays the till");
+    wait_until(WAIT, "the till credited", || {
+        (rt.block_on(a.get_balance()).ok()? == 20_000_000).then_some(())
+    });
+
+    // The till pays 5,000 sat to a hold invoice the payee holds past the service's wait (the
+    // node can send 10,000 sat: the rest of its 20,000 is the channel's reserve).
+    let preimage = moip_lightning::Preimage::random();
+    let held = payee
+        .create_hold_invoice(preimage.payment_hash(), 5_000_000, "held", 3600)
+        .expect("a hold invoice");
+    let unknown = rt
+        .block_on(a.pay_invoice(PayInvoiceRequest::new(held.bolt11.clone())))
+        .expect_err("held past the wait: no outcome yet");
+    assert_ne!(
+        payee.payment_by_hash(held.payment_hash).map(|p| p.state),
+        Some(PaymentState::Succeeded),
+        "{unknown}"
+    );
+    // Charged the amount and the fee cap (1 % + 10 sat) while the outcome is unknown.
+    let charged_msat = 5_000_000 + 50_000 + 10_000;
+    assert_eq!(
+        rt.block_on(a.get_balance()).expect("get_balance"),
+        20_000_000 - charged_msat
+    );
+
+    node.stop();
+    let (node, lines) = up_on_fixed_ports(dir.path());
+    let community = lines[2].parse().expect("the node's Lightning address");
+    let a = nwc::NWC::with_opts(a_uri, options);
+    // The payee fails the held payment once the node is back.
+    wait_until(WAIT, "the payee to reach the node again", || {
+        payee.connect(&community).ok()?;
+        payee.channels().iter().any(|c| c.is_usable).then_some(())
+    });
+    payee
+        .cancel_hold_invoice(held.payment_hash)
+        .expect("the payee cancels");
+    wait_until(WAIT, "the till refunded in full", || {
+        (rt.block_on(a.get_balance()).ok()? == 20_000_000).then_some(())
+    });
+    assert_eq!(collateral(&base, &token), 0, "the collateral moved");
+
+    let _ = payee.stop();
+    node.stop();
+}
