@@ -865,10 +865,8 @@ fn nwc_section(hub: &Hub) -> String {
 /// date is what the operator has in mind and the API wants Unix seconds.
 fn nwc_request(fields: &Fields) -> Result<api::NwcPairingRequest, String> {
     let text = |name: &str| fields.get(name).map(|v| v.trim().to_owned());
-    let expires_at = match optional_amount(fields, "expires_in_days")? {
-        Some(days) => Some(crate::util::now().saturating_add(days.saturating_mul(86_400))),
-        None => None,
-    };
+    let expires_at = optional_amount(fields, "expires_in_days")?
+        .map(|days| crate::util::now().saturating_add(days.saturating_mul(86_400)));
     Ok(api::NwcPairingRequest {
         name: text("name").unwrap_or_default(),
         budget_sat: optional_amount(fields, "budget_sat")?,
