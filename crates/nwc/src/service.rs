@@ -1024,6 +1024,7 @@ impl Inner {
                     let Some(made) = self.made(payment_hash) else {
                         continue;
                     };
+                    self.hold_changed(payment_hash, Some(amount_msat));
                     let notification = HoldInvoiceAcceptedNotification {
                         transaction_type: TransactionType::Incoming,
                         invoice: made.bolt11.clone(),
@@ -1038,7 +1039,6 @@ impl Inner {
                     };
                     self.notify_one(
                         &made.client,
-                    self.hold_changed(payment_hash, Some(amount_msat));
                         NotificationType::HoldInvoiceAccepted,
                         NotificationResult::HoldInvoiceAccepted(notification),
                     )

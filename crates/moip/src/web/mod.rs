@@ -817,8 +817,6 @@ fn optional_amount(fields: &Fields, name: &str) -> Result<Option<u64>, String> {
     }
 }
 
-async fn pair_make(
-    State(hub): State<Arc<Hub>>,
 /// When an NWC budget renews: Alby Hub's names, at the start of the UTC calendar period.
 const RENEWAL_SELECT: &str = "<label>Budget renews<select name=\"budget_renewal\">\
      <option value=\"daily\">daily</option><option value=\"weekly\">weekly (Monday)</option>\
@@ -875,6 +873,8 @@ fn nwc_request(fields: &Fields) -> Result<api::NwcPairingRequest, String> {
     })
 }
 
+async fn pair_make(
+    State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
     Path(kind): Path<String>,
     Form(fields): Form<Fields>,
