@@ -196,10 +196,10 @@ pub struct NwcConnectionView {
     pub created_at: u64,
 }
 
-/// `POST /api/pairing/nwc/{client}/fund`.
+/// `POST /api/pairing/nwc/{client}/fund`, `POST /api/pairing/beacons/{id}/fund`.
 #[derive(Deserialize, ToSchema)]
 pub struct AppFundRequest {
-    /// Satoshis of free collateral to move to the app's own account.
+    /// Satoshis of free collateral to move to the app's (or beacon's) own account.
     pub sats: u64,
 }
 
@@ -890,6 +890,25 @@ pub fn revoke_beacon(hub: &Hub, id: &str) -> Result<BeaconView, Failure> {
     })
 }
 
+/// Funds beacon `id`'s account with `sats` of free collateral (see
+/// [`crate::beacons::Beacons::fund`]).
+///
+/// # Errors
+/// 404 for an unknown id, 409 for a revoked beacon, 422 when the ledger refuses (0 sat, or not
+/// that much free collateral: what backs the tokens is never a beacon's).
+pub fn fund_beacon(hub: &Hub, id: &str, sats: u64) -> Result<BeaconView, Failure> {
+    use crate::beacons::BeaconError;
+    hub.beacons.fund(id, sats).map_err(|e| {
+        let status = match e {
+            BeaconError::Unknown(_) => StatusCode::NOT_FOUND,
+            BeaconError::Revoked(_) => StatusCode::CONFLICT,
+            BeaconError::Ledger(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure::new(status, e.to_string())
+    })
+}
+
 #[utoipa::path(get, path = "/api/pairing/beacons", security(("operator" = [])),
     responses((status = 200, description = "every beacon made, its budget and whether it was \
                 revoked (never its seed)", body = [BeaconView]),
@@ -915,6 +934,26 @@ async fn pairing_beacon_revoke(
 ) -> Result<Json<BeaconView>, Failure> {
     operator(&hub, &headers)?;
     revoke_beacon(&hub, &id).map(Json)
+}
+
+#[utoipa::path(post, path = "/api/pairing/beacons/{id}/fund", request_body = AppFundRequest,
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "the beacon's id, as the list gives it")),
+    responses((status = 200, description = "funded: the beacon with its account's new balance",
+                body = BeaconView),
+              (status = 401, body = ApiError), (status = 403, body = ApiError),
+              (status = 404, body = ApiError), (status = 409, body = ApiError),
+              (status = 422, body = ApiError)))]
+async fn pairing_beacon_fund(
+    State(hub): State<Arc<Hub>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<String, StringRejection>,
+) -> Result<Json<BeaconView>, Failure> {
+    let body = text_of(body)?;
+    operator(&hub, &headers)?;
+    let request: AppFundRequest = parse_json(&body)?;
+    fund_beacon(&hub, &id, request.sats).map(Json)
 }
 
 #[utoipa::path(post, path = "/api/pairing/nwc", request_body = NwcPairingRequest,
@@ -987,7 +1026,8 @@ async fn pairing_beacon(
     ),
     paths(community, pool, history, tasks, task, identities, identity, node, supply, proof, events,
           prepare_handler, redemptions, redemption, deposits, deposit_status, pairing_electrum,
-          pairing_nwc, pairing_nwc_list, pairing_nwc_fund, pairing_beacon, pairing_beacons, pairing_beacon_revoke),
+          pairing_nwc, pairing_nwc_list, pairing_nwc_fund, pairing_beacon, pairing_beacons, pairing_beacon_revoke,
+          pairing_beacon_fund),
     components(schemas(ApiError, CommunityView, PoolView, Point, TaskView, IdentityView,
                        SupplyView, BalanceProof, CommitmentRecord,
                        IdentityDetail, Neighbour, NodeView, ChannelView, ReceiptView,
@@ -1054,6 +1094,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/pairing/beacon", post(pairing_beacon))
         .route("/pairing/beacons", get(pairing_beacons))
         .route("/pairing/beacons/{id}", delete(pairing_beacon_revoke))
+        .route("/pairing/beacons/{id}/fund", post(pairing_beacon_fund))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -7,6 +7,16 @@
 //! for good; a payment whose wait timed out stays reserved until the node knows its outcome
 //! ([`Beacons::resolve_pending`] asks it, every few seconds and after a restart).
 //!
+//! Each beacon is also an account of its own in the community's ledger (`beacon:<id>`, with
+//! the `App*` entries NWC apps use), so its consumers spend what it holds and never the node's
+//! balance, which is the collateral behind the members' tokens. A payment is charged its amount
+//! and fee cap (`AppSpent`) before it leaves, and what it did not cost comes back once its
+//! outcome is known (`AppRefunded`); an invoice a consumer made on the beacon is written down
+//! before the consumer gets it, and once paid credits the beacon (`AppReceived`, once per
+//! payment hash: the ledger refuses a hash already counted as a deposit or by another app). The
+//! operator funds a beacon from free collateral ([`Beacons::fund`]). The limit stays, as a cap
+//! on what the account may spend.
+//!
 //! Beacons are listed (without their seeds) and revoked by the operator; a revoked beacon is
 //! no longer served, its live session ends, and its budget refuses every payment.
 //!
@@ -17,11 +27,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moip_lightning::{PaymentHash, PaymentRail, PaymentState};
+use moip_assets::ledger::{AnyJournal, AppChargeError, AppPaymentOutcome, Ledger, LedgerError, Op};
+use moip_lightning::{LightningEvent, PaymentHash, PaymentRail, PaymentState};
 use moip_moneysocket::provider::{Account, BeaconBudget, BudgetError, Reservation};
 use moip_moneysocket::SharedSeed;
 use serde::{Deserialize, Serialize};
 
+use crate::hub::SharedLedger;
 use crate::pairing::{self, PairingError, ProviderPath};
 use crate::state::{Document, StateError};
 use crate::util::{lock, now};
@@ -31,6 +43,15 @@ const VERSION: u32 = 1;
 
 /// How often payments left pending are looked up on the node.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(2);
+
+/// How long an invoice a beacon's consumer made is watched for a payment: twice the hour it is
+/// valid for (the node refuses a payment to an expired invoice), after which it is forgotten.
+const WATCH_INVOICE_SECS: u64 = 2 * 3600;
+
+/// The beacon's account in the ledger (the ledger checks the form).
+fn app(id: &str) -> String {
+    format!("beacon:{id}")
+}
 
 /// Why a beacon could not be made, read, or revoked.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +74,12 @@ pub enum BeaconError {
     /// No beacon has this id.
     #[error("no beacon {0}")]
     Unknown(String),
+    /// The beacon was revoked: it is not funded any more.
+    #[error("beacon {0} was revoked")]
+    Revoked(String),
+    /// The ledger refused the entry (for funding: not that much free collateral).
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// One beacon as the operator sees it (never its seed).
@@ -66,6 +93,9 @@ pub struct BeaconView {
     pub spent_msat: u64,
     /// What is reserved for payments not yet settled, in msat.
     pub reserved_msat: u64,
+    /// What its account in the ledger holds, in msat: all its apps may spend, fees included
+    /// (within the limit).
+    pub balance_msat: u64,
     /// When it was made, Unix seconds.
     pub created_at: u64,
     /// When it was revoked, Unix seconds (`null`: in service).
@@ -89,6 +119,18 @@ struct Record {
     created_at: u64,
     revoked_at: Option<u64>,
     reserved: Vec<Held>,
+    /// Invoices its consumers made, not yet seen paid.
+    #[serde(default)]
+    invoices: Vec<Invoiced>,
+}
+
+/// An invoice a beacon's consumer made: a payment to it is the beacon's.
+#[derive(Clone, Serialize, Deserialize)]
+struct Invoiced {
+    /// Its payment hash, hex.
+    payment_hash: String,
+    /// When it was made, Unix seconds.
+    made_at: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -102,6 +144,10 @@ struct Held {
     max_fee_msat: u64,
     /// Its outcome was not known when the provider stopped waiting.
     unresolved: bool,
+    /// What the beacon's ledger account was charged for it (amount and fee cap); 0 for a
+    /// payment of a book written before beacons had accounts.
+    #[serde(default)]
+    charged_msat: u64,
 }
 
 impl Record {
@@ -118,6 +164,7 @@ impl Record {
             limit_msat: self.limit_msat,
             spent_msat: self.spent_msat,
             reserved_msat: self.reserved_msat(),
+            balance_msat: 0,
             created_at: self.created_at,
             revoked_at: self.revoked_at,
         }
@@ -129,6 +176,8 @@ pub struct Beacons {
     document: Document,
     book: Mutex<Book>,
     rail: Arc<dyn PaymentRail>,
+    /// The community's ledger, where each beacon's account is.
+    ledger: SharedLedger,
     /// The task serving each beacon, ended on revocation.
     serving: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
@@ -198,7 +247,8 @@ fn read_book(document: &Document) -> Result<Book, BeaconError> {
 }
 
 impl Beacons {
-    /// The beacons kept in `document` (none if it was never written), paying through `rail`.
+    /// The beacons kept in `document` (none if it was never written), paying through `rail`,
+    /// their accounts in `ledger`.
     /// Every reservation found is a payment of a previous run, whose outcome is now the node's
     /// to tell: all are left for [`Beacons::resolve_pending`].
     ///
@@ -207,6 +257,7 @@ impl Beacons {
     pub fn open(
         document: Document,
         rail: Arc<dyn PaymentRail>,
+        ledger: SharedLedger,
     ) -> Result<Arc<Beacons>, BeaconError> {
         let mut book = read_book(&document)?;
         for record in &mut book.beacons {
@@ -218,6 +269,7 @@ impl Beacons {
             document,
             book: Mutex::new(book),
             rail,
+            ledger,
             serving: Mutex::new(HashMap::new()),
         }))
     }
@@ -263,6 +315,7 @@ impl Beacons {
                 created_at: now(),
                 revoked_at: None,
                 reserved: Vec::new(),
+                invoices: Vec::new(),
             });
             if let Err(e) = self.save(&book) {
                 book.beacons.pop();
@@ -316,9 +369,50 @@ impl Beacons {
         }
     }
 
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger<AnyJournal>> {
+        lock(self.ledger.as_ref())
+    }
+
+    /// What beacon `id`'s account holds, msat.
+    fn balance_msat(&self, id: &str) -> u64 {
+        self.ledger().state().app_balance_msat(&app(id))
+    }
+
+    /// `record`'s view with its account's balance (the book's lock released: the ledger's is
+    /// never taken inside it except by a payment's charge, which takes the book's first).
+    fn view(&self, record: BeaconView) -> BeaconView {
+        BeaconView {
+            balance_msat: self.balance_msat(&record.id),
+            ..record
+        }
+    }
+
     /// Every beacon, oldest first.
     pub fn list(&self) -> Vec<BeaconView> {
-        lock(&self.book).beacons.iter().map(Record::view).collect()
+        let views: Vec<BeaconView> = lock(&self.book).beacons.iter().map(Record::view).collect();
+        views.into_iter().map(|v| self.view(v)).collect()
+    }
+
+    /// Moves `sats` of the community's free collateral to beacon `id`'s account: what its
+    /// consumers may spend from then on (within its limit). Collateral backing tokens is never
+    /// moved.
+    ///
+    /// # Errors
+    /// [`BeaconError::Unknown`] for an id that names no beacon, [`BeaconError::Revoked`] for a
+    /// revoked one, [`BeaconError::Ledger`] when the ledger refuses (0 sat, or not that much
+    /// free collateral); nothing changes then.
+    pub fn fund(&self, id: &str, sats: u64) -> Result<BeaconView, BeaconError> {
+        let record = lock(&self.book)
+            .beacons
+            .iter()
+            .find(|r| r.id == id)
+            .map(Record::view)
+            .ok_or_else(|| BeaconError::Unknown(id.to_owned()))?;
+        if record.revoked_at.is_some() {
+            return Err(BeaconError::Revoked(id.to_owned()));
+        }
+        self.ledger().commit(Op::AppFund { app: app(id), sats })?;
+        Ok(self.view(record))
     }
 
     /// Revokes beacon `id`: written down first, then its budget refuses every payment, its
@@ -349,7 +443,7 @@ impl Beacons {
         if let Some(task) = lock(&self.serving).remove(id) {
             task.abort();
         }
-        Ok(view)
+        Ok(self.view(view))
     }
 
     /// Looks up, on the node, every payment left pending (timed out, or from before a
@@ -381,36 +475,133 @@ impl Beacons {
             };
             self.finish(&beacon, held, fee);
         }
+        self.resolve_invoices().await;
     }
 
-    /// Runs [`Beacons::resolve_pending`] every [`RESOLVE_EVERY`], for as long as the runtime
-    /// runs.
+    /// Looks up, on the node, every invoice a beacon's consumer made and that is not yet seen
+    /// paid: one paid (while the node's event was missed, e.g. across a restart) is credited;
+    /// one unpaid long after it expired is forgotten.
+    async fn resolve_invoices(&self) {
+        let watched: Vec<(String, u64, [u8; 32])> = lock(&self.book)
+            .beacons
+            .iter()
+            .flat_map(|r| {
+                r.invoices
+                    .iter()
+                    .filter_map(|i| Some((r.id.clone(), i.made_at, unhex32(&i.payment_hash)?)))
+            })
+            .collect();
+        for (beacon, made_at, hash) in watched {
+            match self.rail.payment_by_hash(PaymentHash(hash)).await {
+                Ok(Some(record)) if record.inbound && record.state == PaymentState::Succeeded => {
+                    if let Some(amount_msat) = record.amount_msat {
+                        self.credit(hash, amount_msat);
+                    }
+                }
+                Ok(_) if now().saturating_sub(made_at) > WATCH_INVOICE_SECS => {
+                    let mut book = lock(&self.book);
+                    if let Some(record) = book.beacons.iter_mut().find(|r| r.id == beacon) {
+                        record.invoices.retain(|i| i.payment_hash != hex(&hash));
+                        self.save_or_log(&book);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("looking up a beacon's invoice: {e}"),
+            }
+        }
+    }
+
+    /// A payment of `amount_msat` arrived for `hash`: if a beacon's consumer made the invoice,
+    /// the beacon's account is credited (`AppReceived`) and the invoice no longer watched. The
+    /// ledger counts each payment hash once, and refuses one already counted as a community
+    /// deposit or by another app: then the beacon gets nothing.
+    fn credit(&self, hash: [u8; 32], amount_msat: u64) {
+        let hash_hex = hex(&hash);
+        let owner = lock(&self.book)
+            .beacons
+            .iter()
+            .find(|r| r.invoices.iter().any(|i| i.payment_hash == hash_hex))
+            .map(|r| r.id.clone());
+        let Some(beacon) = owner else { return };
+        let counted = self.ledger().commit(Op::AppReceived {
+            app: app(&beacon),
+            msat: amount_msat,
+            hash: hash_hex.clone(),
+        });
+        match counted {
+            // Counted now, or before (by this beacon, or refused as someone else's): done.
+            Ok(_) | Err(LedgerError::DuplicateDeposit(_)) => {}
+            Err(e) => {
+                // Kept watched: the next look-up tries again.
+                tracing::warn!("beacon {beacon}: its received payment {hash_hex}: {e}");
+                return;
+            }
+        }
+        let mut book = lock(&self.book);
+        if let Some(record) = book.beacons.iter_mut().find(|r| r.id == beacon) {
+            record.invoices.retain(|i| i.payment_hash != hash_hex);
+            self.save_or_log(&book);
+        }
+    }
+
+    /// Credits each beacon's invoices as the node reports them paid, and runs
+    /// [`Beacons::resolve_pending`] every [`RESOLVE_EVERY`], for as long as the runtime runs.
     pub async fn run(self: Arc<Self>) {
+        let mut events = self.rail.events();
+        let mut every = tokio::time::interval(RESOLVE_EVERY);
         loop {
-            self.resolve_pending().await;
-            tokio::time::sleep(RESOLVE_EVERY).await;
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(LightningEvent::PaymentReceived { payment_hash, amount_msat, .. }) => {
+                        self.credit(payment_hash.0, amount_msat);
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    // The node is gone: the look-ups carry on alone.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        events = tokio::sync::broadcast::channel(1).1;
+                    }
+                },
+                _ = every.tick() => self.resolve_pending().await,
+            }
         }
     }
 
     /// Ends reservation `held` of beacon `beacon`: spent with `Some(fee)`, given back with
-    /// `None`. Returns what the beacon has spent.
+    /// `None`; the beacon's account gets back what the payment did not cost of its charge.
+    /// Returns what the beacon has spent.
     fn finish(&self, beacon: &str, held: u64, fee_msat: Option<u64>) -> u64 {
-        let mut book = lock(&self.book);
-        let Some(record) = book.beacons.iter_mut().find(|r| r.id == beacon) else {
-            return 0;
+        let (spent, refund) = {
+            let mut book = lock(&self.book);
+            let Some(record) = book.beacons.iter_mut().find(|r| r.id == beacon) else {
+                return 0;
+            };
+            let Some(at) = record.reserved.iter().position(|h| h.id == held) else {
+                return record.spent_msat;
+            };
+            let held = record.reserved.remove(at);
+            let cost_msat = match fee_msat {
+                Some(fee) => held.amount_msat.saturating_add(fee),
+                None => 0,
+            };
+            record.spent_msat = record.spent_msat.saturating_add(cost_msat);
+            let spent = record.spent_msat;
+            self.save_or_log(&book);
+            let outcome = match fee_msat {
+                Some(_) => AppPaymentOutcome::Paid {
+                    spent_msat: cost_msat,
+                },
+                None => AppPaymentOutcome::Failed,
+            };
+            // A payment of a book from before beacons had accounts was never charged.
+            let charged = held.payment_hash.filter(|_| held.charged_msat > 0);
+            (spent, charged.map(|hash| (hash, outcome)))
         };
-        let Some(at) = record.reserved.iter().position(|h| h.id == held) else {
-            return record.spent_msat;
-        };
-        let held = record.reserved.remove(at);
-        if let Some(fee) = fee_msat {
-            record.spent_msat = record
-                .spent_msat
-                .saturating_add(held.amount_msat)
-                .saturating_add(fee);
+        // Concluded once: the ledger refunds what the payment did not cost of its charge.
+        if let Some((hash, outcome)) = refund {
+            if let Err(e) = self.ledger().conclude_app_payment(&hash, outcome) {
+                tracing::warn!("beacon {beacon}: concluding payment {hash}: {e}");
+            }
         }
-        let spent = record.spent_msat;
-        self.save_or_log(&book);
         spent
     }
 }
@@ -428,12 +619,13 @@ impl BeaconBudget for Budget {
         max_fee_msat: u64,
         bolt11: &str,
     ) -> Result<Reservation, BudgetError> {
+        // The ledger charges a payment by its hash: an invoice that does not read is not paid.
         let payment_hash = self
             .beacons
             .rail
             .decode_invoice(bolt11)
-            .ok()
-            .map(|invoice| hex(&invoice.payment_hash.0));
+            .map(|invoice| hex(&invoice.payment_hash.0))
+            .map_err(|e| BudgetError::InvalidInvoice(e.to_string()))?;
         let beacons = &self.beacons;
         let mut book = lock(&beacons.book);
         let id = book.next_reservation + 1;
@@ -457,20 +649,53 @@ impl BeaconBudget for Budget {
                 });
             }
         }
+        // The beacon's own account covers the amount and the fee cap, or nothing is sent. The
+        // ledger stays locked until it is charged, so two payments cannot both count on it.
+        let wanted_msat = amount_msat.saturating_add(max_fee_msat);
+        let mut ledger = beacons.ledger();
+        let available_msat = ledger.state().app_balance_msat(&app(&self.id));
+        if wanted_msat > available_msat {
+            return Err(BudgetError::Insufficient {
+                available_msat,
+                wanted_msat,
+            });
+        }
         record.reserved.push(Held {
             id,
-            payment_hash,
+            payment_hash: Some(payment_hash.clone()),
             amount_msat,
             max_fee_msat,
             unresolved: false,
+            charged_msat: wanted_msat,
         });
         book.next_reservation = id;
-        // Written down before the payment goes out, or the payment is not made.
-        if let Err(e) = beacons.save(&book) {
+        // Written down before the payment goes out, or the payment is not made; the book
+        // first, so a crash before the charge leaves a reservation the ledger has nothing to
+        // conclude for, never a charge no reservation will conclude.
+        let charged = beacons
+            .save(&book)
+            .map_err(|e| e.to_string())
+            .map_err(BudgetError::Store)
+            .and_then(|()| {
+                ledger
+                    .charge_app(&app(&self.id), wanted_msat, &payment_hash)
+                    .map_err(|e| match e {
+                        AppChargeError::Insufficient {
+                            available_msat,
+                            wanted_msat,
+                        } => BudgetError::Insufficient {
+                            available_msat,
+                            wanted_msat,
+                        },
+                        e => BudgetError::Store(e.to_string()),
+                    })
+            });
+        if let Err(e) = charged {
             if let Some(record) = book.beacons.iter_mut().find(|r| r.id == self.id) {
                 record.reserved.retain(|h| h.id != id);
             }
-            return Err(BudgetError::Store(e.to_string()));
+            beacons.save_or_log(&book);
+            return Err(e);
         }
         Ok(Reservation {
             id,
@@ -500,11 +725,257 @@ impl BeaconBudget for Budget {
             self.beacons.save_or_log(&book);
         }
     }
+
+    /// The beacon's account, within what its limit leaves: its consumers are never told the
+    /// node's balance.
+    fn balance_msat(&self) -> Option<u64> {
+        let left_msat = lock(&self.beacons.book)
+            .beacons
+            .iter()
+            .find(|r| r.id == self.id)
+            .and_then(|r| {
+                let committed = r.spent_msat.saturating_add(r.reserved_msat());
+                Some(r.limit_msat?.saturating_sub(committed))
+            });
+        let balance = self.beacons.balance_msat(&self.id);
+        Some(left_msat.map_or(balance, |left| left.min(balance)))
+    }
+
+    /// Written down before the consumer gets the invoice: a payment to it is the beacon's.
+    fn invoiced(&self, payment_hash: [u8; 32]) -> Result<(), BudgetError> {
+        let mut book = lock(&self.beacons.book);
+        let record = book
+            .beacons
+            .iter_mut()
+            .find(|r| r.id == self.id)
+            .ok_or(BudgetError::Revoked)?;
+        record.invoices.push(Invoiced {
+            payment_hash: hex(&payment_hash),
+            made_at: now(),
+        });
+        if let Err(e) = self.beacons.save(&book) {
+            if let Some(record) = book.beacons.iter_mut().find(|r| r.id == self.id) {
+                record.invoices.pop();
+            }
+            return Err(BudgetError::Store(e.to_string()));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use moip_assets::ledger::{CollateralSource, SqliteJournal, TokenInfo};
+    use moip_lightning::{Invoice, LightningEvent, PaymentRecord};
+    use tokio::sync::broadcast;
+
+    /// A node that only reads invoices (`lnbcrt` and the payment hash): what a beacon's budget
+    /// asks of it.
+    struct Reader;
+
+    #[async_trait::async_trait]
+    impl PaymentRail for Reader {
+        async fn create_invoice(
+            &self,
+            _: Option<u64>,
+            _: &str,
+            _: u32,
+        ) -> moip_lightning::Result<Invoice> {
+            unreachable!("the budget makes no invoice")
+        }
+        async fn pay(
+            &self,
+            _: moip_lightning::PayRequest,
+        ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
+            unreachable!("the budget pays nothing")
+        }
+        async fn create_hold_invoice(
+            &self,
+            _: PaymentHash,
+            _: u64,
+            _: &str,
+            _: u32,
+        ) -> moip_lightning::Result<Invoice> {
+            unreachable!("the budget makes no invoice")
+        }
+        async fn settle_hold_invoice(
+            &self,
+            _: moip_lightning::Preimage,
+        ) -> moip_lightning::Result<()> {
+            unreachable!("the budget holds nothing")
+        }
+        async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
+            unreachable!("the budget holds nothing")
+        }
+        async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
+            unreachable!("the budget never reads the node's balance")
+        }
+        fn decode_invoice(&self, bolt11: &str) -> moip_lightning::Result<Invoice> {
+            let hash = bolt11
+                .strip_prefix("lnbcrt")
+                .and_then(unhex32)
+                .ok_or_else(|| moip_lightning::LightningError::Malformed {
+                    what: "invoice",
+                    reason: "not a test invoice".into(),
+                })?;
+            Ok(Invoice {
+                bolt11: bolt11.to_owned(),
+                payment_hash: PaymentHash(hash),
+                amount_msat: None,
+                expires_at: u64::MAX,
+                min_final_cltv_expiry_delta: 18,
+            })
+        }
+        async fn payments(&self) -> moip_lightning::Result<Vec<PaymentRecord>> {
+            Ok(Vec::new())
+        }
+        async fn payment_by_hash(
+            &self,
+            _: PaymentHash,
+        ) -> moip_lightning::Result<Option<PaymentRecord>> {
+            Ok(None)
+        }
+        fn node_info(&self) -> moip_lightning::NodeInfo {
+            unreachable!("the budget never asks")
+        }
+        fn events(&self) -> broadcast::Receiver<LightningEvent> {
+            broadcast::channel(1).1
+        }
+    }
+
+    const ID: &str = "0123456789abcdef";
+
+    /// Beacons over a real ledger holding 10 000 sat of collateral, 6 000 of them backing
+    /// tokens, and beacon [`ID`] without a limit.
+    fn beacons(dir: &std::path::Path) -> Arc<Beacons> {
+        let token = TokenInfo {
+            id: "t".into(),
+            name: "t".into(),
+            symbol: "T".into(),
+        };
+        let journal = SqliteJournal::open(&dir.join("ledger.sqlite")).expect("journal");
+        let mut ledger = moip_assets::ledger::Ledger::create(AnyJournal::Sqlite(journal), token)
+            .expect("ledger");
+        ledger
+            .commit(Op::Deposit {
+                sats: 10_000,
+                source: CollateralSource::Lightning {
+                    payment_hash: "dd".repeat(32),
+                },
+            })
+            .expect("deposit");
+        ledger
+            .commit(Op::Mint {
+                to: moip_assets::ledger::AccountId::from_bytes([1; 32]),
+                amount: 6_000,
+            })
+            .expect("mint");
+        let document = Document::File(dir.join("beacons.json"));
+        let beacons = Beacons::open(document, Arc::new(Reader), Arc::new(Mutex::new(ledger)))
+            .expect("beacons");
+        lock(&beacons.book).beacons.push(Record {
+            id: ID.into(),
+            seed: "11".repeat(16),
+            limit_msat: None,
+            spent_msat: 0,
+            created_at: 1,
+            revoked_at: None,
+            reserved: Vec::new(),
+            invoices: Vec::new(),
+        });
+        beacons
+    }
+
+    /// The operator funds a beacon from free collateral only; its payment is charged its
+    /// amount and fee cap before it leaves and gets back what it did not cost; it never spends
+    /// more than its account holds; an invoice made on it credits it once, and a payment hash
+    /// already counted as a community deposit not at all.
+    #[test]
+    fn a_beacon_spends_and_receives_through_its_own_ledger_account() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let beacons = beacons(dir.path());
+        let balance = || beacons.list()[0].balance_msat;
+        let collateral = || lock(&beacons.ledger).state().collateral();
+        assert!(matches!(
+            beacons.fund(ID, 4_001),
+            Err(BeaconError::Ledger(LedgerError::InsufficientCollateral {
+                free: 4_000,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            beacons.fund("00", 1),
+            Err(BeaconError::Unknown(_))
+        ));
+        assert_eq!((balance(), collateral()), (0, 10_000), "nothing moved");
+        assert_eq!(
+            beacons
+                .fund(ID, 1_000)
+                .expect("free collateral")
+                .balance_msat,
+            1_000_000
+        );
+        assert_eq!(collateral(), 9_000);
+
+        let budget = Budget {
+            beacons: Arc::clone(&beacons),
+            id: ID.into(),
+        };
+        let bill = |n: u8| format!("lnbcrt{}", hex(&[n; 32]));
+        // Over its account with the fee cap: refused, nothing reserved or charged.
+        assert_eq!(
+            budget.reserve(900_000, 100_001, &bill(1)),
+            Err(BudgetError::Insufficient {
+                available_msat: 1_000_000,
+                wanted_msat: 1_000_001
+            })
+        );
+        assert!(matches!(
+            budget.reserve(1, 0, "garbage"),
+            Err(BudgetError::InvalidInvoice(_))
+        ));
+        assert_eq!((beacons.list()[0].reserved_msat, balance()), (0, 1_000_000));
+        // Within it: charged before it leaves; the fee cap it did not use comes back.
+        let paid = budget
+            .reserve(900_000, 100_000, &bill(1))
+            .expect("all it has");
+        assert_eq!((balance(), budget.balance_msat()), (0, Some(0)));
+        assert_eq!(budget.settle(paid, 40_000), 940_000);
+        assert_eq!(balance(), 60_000);
+        // A payment that failed for good gives all of its charge back.
+        let failed = budget
+            .reserve(50_000, 10_000, &bill(2))
+            .expect("60 000 left");
+        assert_eq!(balance(), 0);
+        budget.release(failed);
+        assert_eq!(balance(), 60_000);
+        assert_eq!(
+            collateral(),
+            9_000,
+            "the collateral never moves with its payments"
+        );
+
+        // An invoice made on the beacon, paid: credited once.
+        budget.invoiced([3; 32]).expect("written down");
+        beacons.credit([3; 32], 5_000);
+        beacons.credit([3; 32], 5_000);
+        assert_eq!(balance(), 65_000);
+        // A hash the ledger counted as the community's deposit is not also the beacon's.
+        budget.invoiced([0xdd; 32]).expect("written down");
+        beacons.credit([0xdd; 32], 5_000);
+        assert_eq!(balance(), 65_000);
+        assert!(
+            lock(&beacons.book).beacons[0].invoices.is_empty(),
+            "settled"
+        );
+        // Paid to an invoice no beacon made: nobody's.
+        beacons.credit([4; 32], 5_000);
+        assert_eq!(balance(), 65_000);
+
+        beacons.revoke(ID).expect("revoked");
+        assert!(matches!(beacons.fund(ID, 1), Err(BeaconError::Revoked(_))));
+    }
 
     #[test]
     fn the_book_is_private_versioned_and_replaced_whole() {
@@ -528,7 +999,9 @@ mod tests {
                 amount_msat: 2,
                 max_fee_msat: 1,
                 unresolved: false,
+                charged_msat: 3,
             }],
+            invoices: Vec::new(),
         });
         let text = serde_json::to_string(&book).expect("json");
         write_private(&document, &text).expect("write");

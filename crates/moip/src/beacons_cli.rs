@@ -1,5 +1,6 @@
 //! `moip beacons`: the Moneysocket beacons a running `moip up` has handed out — listed with
-//! their budgets, and revoked — through its API, as the operator (the token in `api.token`).
+//! their budgets and balances, funded, and revoked — through its API, as the operator (the
+//! token in `api.token`).
 
 use std::path::PathBuf;
 
@@ -23,8 +24,15 @@ pub(crate) struct BeaconsArgs {
 
 #[derive(Subcommand)]
 enum BeaconsCommand {
-    /// Every beacon: id, limit, spent, reserved (sat), and whether it was revoked
+    /// Every beacon: id, limit, spent, reserved, balance (sat), and whether it was revoked
     List,
+    /// Moves free collateral to a beacon's own account, which its apps spend
+    Fund {
+        /// The beacon's id, as `list` shows it
+        id: String,
+        /// Satoshis to move (collateral backing tokens is never moved)
+        sats: u64,
+    },
     /// Revokes a beacon: it spends nothing more and is no longer served
     Revoke {
         /// The beacon's id, as `list` shows it
@@ -39,11 +47,12 @@ fn sat(msat: &Value) -> String {
 
 fn line(beacon: &Value) -> String {
     format!(
-        "{}  limit {}  spent {}  reserved {}  {}",
+        "{}  limit {}  spent {}  reserved {}  balance {}  {}",
         beacon["id"].as_str().unwrap_or("?"),
         sat(&beacon["limit_msat"]),
         sat(&beacon["spent_msat"]),
         sat(&beacon["reserved_msat"]),
+        sat(&beacon["balance_msat"]),
         if beacon["revoked_at"].is_null() {
             "in service"
         } else {
@@ -54,7 +63,7 @@ fn line(beacon: &Value) -> String {
 
 pub(crate) fn run(args: BeaconsArgs) -> anyhow::Result<()> {
     let operator = Operator::new(args.api, args.data_dir)?;
-    if let BeaconsCommand::Revoke { id } = &args.command {
+    if let BeaconsCommand::Revoke { id } | BeaconsCommand::Fund { id, .. } = &args.command {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("a beacon's id is hex digits, as `moip beacons list` shows it");
         }
@@ -64,6 +73,11 @@ pub(crate) fn run(args: BeaconsArgs) -> anyhow::Result<()> {
         BeaconsCommand::Revoke { id } => {
             operator.call("DELETE", &format!("/api/pairing/beacons/{id}"), None)?
         }
+        BeaconsCommand::Fund { id, sats } => operator.call(
+            "POST",
+            &format!("/api/pairing/beacons/{id}/fund"),
+            Some(&serde_json::json!({ "sats": sats })),
+        )?,
     };
     match args.command {
         BeaconsCommand::List => {
@@ -71,7 +85,9 @@ pub(crate) fn run(args: BeaconsArgs) -> anyhow::Result<()> {
                 println!("{}", line(beacon));
             }
         }
-        BeaconsCommand::Revoke { .. } => println!("{}", line(&body)),
+        BeaconsCommand::Revoke { .. } | BeaconsCommand::Fund { .. } => {
+            println!("{}", line(&body));
+        }
     }
     Ok(())
 }

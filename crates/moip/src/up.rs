@@ -761,8 +761,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let account = Account::new(RailProvider::new(Arc::clone(&rail)), Denomination::Bitcoin);
     // The beacons made before the restart are served again, their budgets where they were.
-    let beacons = moip::beacons::Beacons::open(state.document("beacons.json"), Arc::clone(&rail))
-        .context("opening the beacon book")?;
+    // Each beacon spends its own account in the ledger, never the collateral.
+    let beacons = moip::beacons::Beacons::open(
+        state.document("beacons.json"),
+        Arc::clone(&rail),
+        Arc::clone(&ledger),
+    )
+    .context("opening the beacon book")?;
     beacons.serve_all(
         &moneysocket_url,
         &moip::pairing::ProviderPath::InProcess(moneysocket.local_connector()),

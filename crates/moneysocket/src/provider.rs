@@ -93,6 +93,18 @@ pub enum BudgetError {
     /// The reservation could not be recorded, so the payment is not made.
     #[error("the beacon's budget could not be recorded: {0}")]
     Store(String),
+    /// The beacon's own account cannot cover the amount and the most its routing may cost
+    /// (a beacon with an account never spends the wallet's other money).
+    #[error("the beacon's balance is {available_msat} msat, {wanted_msat} msat needed with fees")]
+    Insufficient {
+        /// What the beacon's account holds now.
+        available_msat: u64,
+        /// The amount plus the most the routing may cost.
+        wanted_msat: u64,
+    },
+    /// The invoice cannot be read, so the payment cannot be charged to the beacon's account.
+    #[error("the invoice cannot be charged to this beacon: {0}")]
+    InvalidInvoice(String),
 }
 
 impl BudgetError {
@@ -101,6 +113,8 @@ impl BudgetError {
         match self {
             BudgetError::Exhausted { .. } | BudgetError::Revoked => ErrorCode::SPENDING_LIMIT,
             BudgetError::Store(_) => ErrorCode::NOT_READY,
+            BudgetError::Insufficient { .. } => ErrorCode::INSUFFICIENT_BALANCE,
+            BudgetError::InvalidInvoice(_) => ErrorCode::INVALID_INVOICE,
         }
     }
 }
@@ -129,6 +143,22 @@ pub trait BeaconBudget: Send + Sync + 'static {
     fn release(&self, reservation: Reservation);
     /// The payment's outcome is not known yet: the amount stays reserved.
     fn unresolved(&self, reservation: Reservation);
+    /// What the beacon's consumers may spend now, in msat, when the beacon has an account of
+    /// its own: they are told it instead of the wallet's balance, which is not theirs. The
+    /// default, `None`, shows the wallet's balance (a budget that is only a limit).
+    fn balance_msat(&self) -> Option<u64> {
+        None
+    }
+    /// A consumer on this beacon made the invoice with `payment_hash`: once paid, it is the
+    /// beacon's money. Called before the consumer is given the invoice, so that no payment to
+    /// it can arrive unrecorded.
+    ///
+    /// # Errors
+    /// [`BudgetError`] when it cannot be recorded: the consumer is refused the invoice.
+    fn invoiced(&self, payment_hash: [u8; 32]) -> Result<(), BudgetError> {
+        let _ = payment_hash;
+        Ok(())
+    }
 }
 
 /// A budget held in memory: it spans every session of the beacons that share it, not a
@@ -406,8 +436,13 @@ impl Account {
         });
     }
 
-    async fn info(&self) -> Result<ProviderInfo, BackendError> {
-        let msats = self.backend.balance_msat().await?;
+    /// The provider info a consumer on a beacon with `budget` is told: the beacon's own
+    /// balance when it has one, else the wallet's.
+    async fn info(&self, budget: &dyn BeaconBudget) -> Result<ProviderInfo, BackendError> {
+        let msats = match budget.balance_msat() {
+            Some(msats) => msats,
+            None => self.backend.balance_msat().await?,
+        };
         Ok(ProviderInfo {
             account_uuid: self.uuid,
             payer: true,
@@ -641,7 +676,7 @@ async fn run(
                 if let Err(broadcast::error::RecvError::Closed) = update {
                     continue;
                 }
-                if let Ok(info) = account.info().await {
+                if let Ok(info) = account.info(&*nexus.budget).await {
                     socket.send(&Message::notification(None, NotificationKind::Provider(info))).await?;
                 }
             }
@@ -717,7 +752,7 @@ fn backend_refusal(uuid: Uuid, e: BackendError) -> Message {
 
 impl Nexus {
     async fn provider_info(&self, uuid: Uuid) -> Message {
-        match self.account.info().await {
+        match self.account.info(&*self.budget).await {
             Ok(info) => reply(uuid, NotificationKind::Provider(info)),
             Err(_) => reply(uuid, NotificationKind::ProviderNotReady),
         }
@@ -736,6 +771,10 @@ impl Nexus {
                 match made {
                     Ok((bolt11, hash)) => match bolt11.parse() {
                         Ok(bolt11) => {
+                            // Recorded as the beacon's before the consumer can hand it out.
+                            if let Err(e) = self.budget.invoiced(hash) {
+                                return refuse(uuid, e.code(), e.to_string());
+                            }
                             lock(&self.invoices).insert(hash, uuid);
                             reply(uuid, NotificationKind::Invoice { bolt11 })
                         }

@@ -714,11 +714,26 @@ pub fn fee_sats(fee_msat: u64) -> u64 {
 /// Longest app name accepted, in bytes (a client key in hex is 64).
 pub const MAX_APP: usize = 64;
 
+/// A Moneysocket beacon's account is named `beacon:` and the beacon's id, 16 lowercase hex
+/// digits; no NWC client key (64 hex digits) has that form, so the two never share an account.
+const BEACON_APP: &str = "beacon:";
+
 fn app_id(app: &str) -> Result<(), LedgerError> {
     if app.is_empty() || app.len() > MAX_APP {
         return Err(LedgerError::Invalid(format!(
             "an app is named by 1 to {MAX_APP} bytes"
         )));
+    }
+    if let Some(beacon) = app.strip_prefix(BEACON_APP) {
+        if beacon.len() != 16
+            || !beacon
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(LedgerError::Invalid(format!(
+                "a beacon's account is {BEACON_APP} and 16 lowercase hex digits, not {app}"
+            )));
+        }
     }
     Ok(())
 }
@@ -851,7 +866,10 @@ mod tests {
             "an outcome is counted once"
         );
         assert_eq!(state.app_balance_msat(APP), 999_500);
-        assert!(state.apply(&spent(1, 3)).is_err(), "a paid hash is paid once");
+        assert!(
+            state.apply(&spent(1, 3)).is_err(),
+            "a paid hash is paid once"
+        );
         // A wholly refunded (failed) payment may be charged again.
         state.apply(&spent(1_000, 4)).expect("charged");
         state
@@ -864,5 +882,30 @@ mod tests {
         state.apply(&spent(1_000, 4)).expect("retried");
         assert_eq!(state.collateral(), 9_000);
         assert_eq!(state.supply(), 6_000);
+    }
+
+    #[test]
+    fn a_beacons_account_is_named_by_its_id_in_one_form_only() {
+        let mut state = state();
+        let fund = |app: &str| Op::AppFund {
+            app: app.into(),
+            sats: 1,
+        };
+        state
+            .apply(&fund("beacon:0123456789abcdef"))
+            .expect("a beacon's id");
+        for bad in [
+            "beacon:",
+            "beacon:0123456789ABCDEF",
+            "beacon:0123456789abcde",
+            "beacon:0123456789abcdef0",
+            "beacon:0123456789abcdeg",
+        ] {
+            assert!(
+                matches!(state.apply(&fund(bad)), Err(LedgerError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(state.apps().len(), 1, "nothing else changed");
     }
 }

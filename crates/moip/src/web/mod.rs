@@ -720,8 +720,8 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
         Some((_, s)) if s.operator => {
             let _ = write!(
                 body,
-                "<section><h2>Moneysocket beacon</h2><p>An app that scans the beacon uses the node's wallet \
-                 within the limit.</p><form method=\"post\" action=\"/pair/beacon\" class=\"action\">\
+                "<section><h2>Moneysocket beacon</h2><p>An app that scans the beacon spends the beacon's own \
+                 account (what the operator funds it with and what its invoices receive), within the limit.</p><form method=\"post\" action=\"/pair/beacon\" class=\"action\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{1}<button type=\"submit\">Make a beacon</button>\
                  </form></section><section><h2>Nostr Wallet Connect</h2><p>An NWC app spends from the node's wallet \
                  within its budget, until it expires.</p><form method=\"post\" action=\"/pair/nwc\" class=\"action\">\
@@ -745,7 +745,8 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
     render(&hub, &headers, "Pair", &body)
 }
 
-/// The beacons made (never their seeds): limit, spent, reserved, and a revoke button each.
+/// The beacons made (never their seeds): limit, spent, reserved, the balance of its account,
+/// and a revoke button each.
 fn beacons_section(hub: &Hub, csrf: &str) -> String {
     let beacons = hub.beacons.list();
     if beacons.is_empty() {
@@ -765,17 +766,18 @@ fn beacons_section(hub: &Hub, csrf: &str) -> String {
         };
         let _ = write!(
             rows,
-            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&b.id),
             b.limit_msat.map_or_else(|| "none".to_owned(), sat),
             sat(b.spent_msat),
             sat(b.reserved_msat),
+            sat(b.balance_msat),
             state
         );
     }
     format!(
         "<section><h2>Beacons</h2><table><tr><th>Beacon</th><th>Limit (sat)</th><th>Spent (sat)</th>\
-         <th>Reserved (sat)</th><th></th></tr>{rows}</table></section>"
+         <th>Reserved (sat)</th><th>Balance (sat)</th><th></th></tr>{rows}</table></section>"
     )
 }
 

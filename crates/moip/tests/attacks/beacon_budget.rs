@@ -6,7 +6,10 @@
 //! - spending up to the limit, then reconnecting — or waiting for a restart — to spend again;
 //! - paying a hold invoice the payee holds past the provider's wait, then spending the
 //!   "refunded" amount while the held payment can still settle;
-//! - spending through a beacon the operator revoked.
+//! - spending through a beacon the operator revoked;
+//! - spending, through a beacon with nothing of its own, the node's balance (the collateral
+//!   behind the members' tokens, or what another beacon received), or more than the beacon's
+//!   own account holds (issue 21, attack 4).
 
 use std::num::NonZeroU64;
 use std::path::Path;
@@ -117,13 +120,14 @@ fn api(up: &Up, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     )
 }
 
-/// A new beacon with the test's limit: (the beacon, its id if the API gives one).
-fn new_beacon(up: &Up) -> (String, Option<String>) {
+/// A new beacon with a limit of `limit_sat` (`None`: no limit): (the beacon, its id if the API
+/// gives one).
+fn new_beacon_with(up: &Up, limit_sat: Option<u64>) -> (String, Option<String>) {
     let (status, body) = api(
         up,
         "POST",
         "/api/pairing/beacon",
-        Some(json!({ "limit_sat": LIMIT_SAT })),
+        Some(json!({ "limit_sat": limit_sat })),
     );
     assert_eq!(status, 200, "{body}");
     let uri = body["uri"].as_str().expect("a beacon").to_owned();
@@ -202,6 +206,11 @@ impl Drop for World {
 }
 
 fn world() -> (World, Consumer) {
+    world_with(Some(LIMIT_SAT))
+}
+
+/// [`world`] with a beacon limited to `limit_sat` (`None`: no limit).
+fn world_with(limit_sat: Option<u64>) -> (World, Consumer) {
     let dir = tempfile::tempdir().expect("tempdir");
     configure(dir.path());
     let up = start(dir.path());
@@ -217,7 +226,7 @@ fn world() -> (World, Consumer) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (beacon, id) = new_beacon(&up);
+    let (beacon, id) = new_beacon_with(&up, limit_sat);
     let consumer = rt
         .block_on(connect(&beacon, WAIT))
         .expect("the consumer connects");
@@ -443,4 +452,147 @@ fn a_revoked_beacon_cannot_spend() {
     let reconnect = w.rt.block_on(connect(&w.beacon, Duration::from_secs(10)));
     assert!(reconnect.is_err(), "a revoked beacon is not served");
     assert!(!w.received(bill.payment_hash), "nothing was paid");
+}
+
+/// The community's collateral, sat.
+fn collateral(up: &Up) -> u64 {
+    let (status, community) = api(up, "GET", "/api/community", None);
+    assert_eq!(status, 200, "{community}");
+    community["collateral_sats"]
+        .as_u64()
+        .expect("collateral_sats")
+}
+
+/// What the community's node holds over Lightning, sat.
+fn node_sats(up: &Up) -> u64 {
+    let (status, node) = api(up, "GET", "/api/node", None);
+    assert_eq!(status, 200, "{node}");
+    node["lightning_sats"].as_u64().expect("lightning_sats")
+}
+
+/// Issue 21, attack 4: a beacon is an account of its own in the community's ledger. Beacon A
+/// received 90 000 sat through an invoice its consumer made; beacon B, with no limit but nothing
+/// of its own, cannot spend the node's balance (A's money, or the collateral); B is told its own
+/// balance, not the node's; the operator cannot fund B from collateral that backs tokens (none
+/// is free here); A spends at most what it holds, fees included, and the collateral never moves.
+#[test]
+fn a_beacon_spends_its_own_account_and_never_the_nodes_balance() {
+    let (w, a) = world_with(None);
+    let a_id = w.id.clone().expect("the API names the beacon");
+    // A's paid invoice is A's: credited to its account, once.
+    let entry = wait_until(WAIT, "beacon A credited with what it received", || {
+        let entry = listed(&w.up, &a_id);
+        (entry["balance_msat"] == json!(90_000_000)).then_some(entry)
+    });
+    assert_eq!(entry["spent_msat"], json!(0), "{entry}");
+    assert_eq!(collateral(&w.up), 0, "a beacon's receipt is not collateral");
+    let node_before = node_sats(&w.up);
+    assert!(
+        node_before >= 89_000,
+        "the node holds A's money: {node_before}"
+    );
+
+    // B: another beacon, no limit, nothing of its own. Its consumer is told B's balance.
+    let (b_beacon, b_id) = new_beacon_with(&w.up, None);
+    let b_id = b_id.expect("the API names the beacon");
+    let b =
+        w.rt.block_on(connect(&b_beacon, WAIT))
+            .expect("B's consumer connects");
+    let b_info = w.rt.block_on(b.provider()).expect("B's provider info");
+    assert_eq!(
+        b_info.wad.as_ref().map(|wad| wad.msats()),
+        Some(0),
+        "B is told the node's balance: {b_info:?}"
+    );
+    let a_info = w.rt.block_on(a.provider()).expect("A's provider info");
+    assert_eq!(a_info.wad.as_ref().map(|wad| wad.msats()), Some(90_000_000));
+
+    // B pays a bill: refused, nothing leaves the node.
+    let bill = w.invoice("B's bill");
+    assert_eq!(
+        code_of(w.rt.block_on(b.pay(&bill.bolt11, None))),
+        ErrorCode::INSUFFICIENT_BALANCE,
+        "B spent money that is not its own"
+    );
+    assert!(!w.received(bill.payment_hash), "nothing was paid");
+    assert_eq!(listed(&w.up, &b_id)["balance_msat"], json!(0));
+    assert_eq!(listed(&w.up, &a_id)["balance_msat"], json!(90_000_000));
+
+    // The operator cannot fund B from collateral that backs tokens (here: none is free), nor
+    // a beacon that does not exist.
+    let (status, body) = api(
+        &w.up,
+        "POST",
+        &format!("/api/pairing/beacons/{b_id}/fund"),
+        Some(json!({ "sats": 1 })),
+    );
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = api(
+        &w.up,
+        "POST",
+        "/api/pairing/beacons/0000000000000000/fund",
+        Some(json!({ "sats": 1 })),
+    );
+    assert_eq!(status, 404);
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["beacons", "--api", &w.up.base, "--data-dir"])
+        .arg(w.dir.path().join("node"))
+        .args(["fund", &b_id, "1"])
+        .output()
+        .expect("moip beacons fund");
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success(), "funded from the tokens' collateral");
+    assert!(
+        stderr.contains("422") && stderr.contains("collateral"),
+        "{stderr}"
+    );
+    assert_eq!(listed(&w.up, &b_id)["balance_msat"], json!(0));
+
+    // A spends at most its 90 000 sat, fees included: 89 500 with its fee cap is too much.
+    let too_much = w
+        .payee
+        .create_invoice(Some(89_500_000), "too much", 3600)
+        .expect("the payee's invoice");
+    assert_eq!(
+        code_of(w.rt.block_on(a.pay(&too_much.bolt11, None))),
+        ErrorCode::INSUFFICIENT_BALANCE,
+        "A spent more than it holds"
+    );
+    assert!(!w.received(too_much.payment_hash), "nothing was paid");
+    // Within it: paid, and A's account falls by what it cost.
+    let coffee = w
+        .payee
+        .create_invoice(Some(60_000_000), "coffee", 3600)
+        .expect("the payee's invoice");
+    let paid =
+        w.rt.block_on(a.pay(&coffee.bolt11, None))
+            .expect("within A's account");
+    assert!(w.received(coffee.payment_hash));
+    let fee_msat = paid.fee_msat.unwrap_or(0);
+    let entry = listed(&w.up, &a_id);
+    assert_eq!(
+        entry["balance_msat"],
+        json!(30_000_000 - fee_msat),
+        "{entry}"
+    );
+    assert_eq!(entry["reserved_msat"], json!(0), "{entry}");
+    assert_eq!(listed(&w.up, &b_id)["balance_msat"], json!(0));
+    assert_eq!(
+        collateral(&w.up),
+        0,
+        "the collateral moved with a beacon's payment"
+    );
+    // The operator's list shows each beacon's balance.
+    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["beacons", "--api", &w.up.base, "--data-dir"])
+        .arg(w.dir.path().join("node"))
+        .arg("list")
+        .output()
+        .expect("moip beacons list");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&b_id) && l.contains("balance 0 ")),
+        "{text}"
+    );
 }
