@@ -31,11 +31,12 @@ use bitcoin::secp256k1::Keypair;
 use moip_assets::ledger::{Escrow, Settlement, TaskId, TokenLedger};
 
 use crate::dispute::{
-    consequences, draw_panel, drawing_key, drawing_public_key, drawn_seed, sign_draw, tally,
+    consequences, draw_panel, drawing_key, drawing_public_key, drawn_seed, legacy_panel_seed,
+    sign_draw, tally,
 };
 use crate::events::{Message, Signed};
 use crate::identity::{IdentityError, Registry, Role, VerifierRules};
-use crate::task::{Attestation, Rules, State, Task, TaskError, TaskSpec};
+use crate::task::{Attestation, Rules, State, Task, TaskError, TaskSpec, RULES_VERSION};
 use crate::trust::{Params, Scores, Signal, TrustGraph};
 use crate::AccountId;
 
@@ -335,6 +336,28 @@ impl<L: TokenLedger> Community<L> {
         Ok(outcome)
     }
 
+    /// [`Community::apply`] by the rules of `version` ([`Rules::as_of`]): replays a log
+    /// decided by older rules, each event judged by the rules in force when it was decided.
+    /// The community's own rules are back in place after.
+    ///
+    /// # Errors
+    /// The [`Rejection`] those rules give.
+    pub fn apply_as_of(
+        &mut self,
+        event: &Signed,
+        now: u64,
+        version: u32,
+    ) -> Result<Outcome, Rejection> {
+        if version >= self.rules.version {
+            return self.apply(event, now);
+        }
+        let older = self.rules.as_of(version);
+        let current = std::mem::replace(&mut self.rules, older);
+        let outcome = self.apply(event, now);
+        self.rules = current;
+        outcome
+    }
+
     fn apply_new(&mut self, event: &Signed, now: u64) -> Result<Outcome, Rejection> {
         let author = event.author;
         match &event.message {
@@ -429,7 +452,11 @@ impl<L: TokenLedger> Community<L> {
                 // Neither side can compute this before the dispute is accepted, and only the
                 // first dispute is: see [`crate::dispute`].
                 let signature = sign_draw(&self.drawing, task, &event.event_id);
-                let seed = drawn_seed(task, &event.event_id, &signature);
+                let seed = if self.rules.version < RULES_VERSION {
+                    legacy_panel_seed(task, &event.event_id)
+                } else {
+                    drawn_seed(task, &event.event_id, &signature)
+                };
                 let panel = draw_panel(
                     &seed,
                     &candidates,
@@ -438,13 +465,15 @@ impl<L: TokenLedger> Community<L> {
                     self.rules.min_trust,
                 );
                 self.panels.insert(task.clone(), (panel, Vec::new()));
-                self.draws.insert(
-                    task.clone(),
-                    Draw {
-                        dispute: event.event_id,
-                        signature,
-                    },
-                );
+                if self.rules.version >= RULES_VERSION {
+                    self.draws.insert(
+                        task.clone(),
+                        Draw {
+                            dispute: event.event_id,
+                            signature,
+                        },
+                    );
+                }
                 Ok(Outcome::Accepted)
             }
             Message::Vote { task, worker_won } => {

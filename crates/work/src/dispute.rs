@@ -79,6 +79,18 @@ pub fn sign_draw(key: &Keypair, task_id: &str, dispute_event_id: &[u8; 32]) -> [
         .serialize()
 }
 
+/// The panel's seed under rules version 1 (see [`crate::task::RULES_VERSION`]):
+/// `sha256("moip/panel" ‖ task id ‖ the dispute event's id)`, all public, so the challenger
+/// could grind it. Kept only to replay logs decided by those rules.
+pub fn legacy_panel_seed(task_id: &str, dispute_event_id: &[u8; 32]) -> [u8; 32] {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"moip/panel");
+    engine.input(&(task_id.len() as u64).to_be_bytes());
+    engine.input(task_id.as_bytes());
+    engine.input(dispute_event_id);
+    sha256::Hash::from_engine(engine).to_byte_array()
+}
+
 /// The panel's seed: `sha256("moip/panel-seed" ‖ task id ‖ dispute event id ‖ signature)`.
 pub fn drawn_seed(task_id: &str, dispute_event_id: &[u8; 32], signature: &[u8; 64]) -> [u8; 32] {
     let mut engine = sha256::Hash::engine();

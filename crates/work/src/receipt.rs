@@ -67,6 +67,20 @@ pub struct Receipt {
     pub author: Option<AccountId>,
     /// The decision.
     pub verdict: Verdict,
+    /// The rules it was decided by ([`crate::task::RULES_VERSION`]; a replay judges its event
+    /// by them). Receipts of version 1, written before versions were recorded, carry none
+    /// (neither a `rules` tag nor the field in the local log): read as 1, written without it,
+    /// so such a receipt signed again is the same event.
+    #[serde(default = "first_rules", skip_serializing_if = "is_first_rules")]
+    pub rules: u32,
+}
+
+fn first_rules() -> u32 {
+    1
+}
+
+fn is_first_rules(version: &u32) -> bool {
+    *version == 1
 }
 
 /// Signs `receipt` as the service of `community`.
@@ -89,6 +103,12 @@ pub fn encode_receipt(
         let pk = PublicKey::from_slice(author.as_bytes())
             .map_err(|e| EventError::Content(e.to_string()))?;
         tags.push(Tag::public_key(pk));
+    }
+    if !is_first_rules(&receipt.rules) {
+        tags.push(Tag::custom(
+            TagKind::custom("rules"),
+            [receipt.rules.to_string()],
+        ));
     }
     let content =
         serde_json::to_string(&receipt.verdict).map_err(|e| EventError::Content(e.to_string()))?;
@@ -139,6 +159,10 @@ pub fn decode_receipt(
         )),
         None => None,
     };
+    let rules = match first_value(event, "rules") {
+        Some(v) => v.parse().map_err(|_| EventError::Tag("rules"))?,
+        None => first_rules(),
+    };
     let verdict =
         serde_json::from_str(&event.content).map_err(|e| EventError::Content(e.to_string()))?;
     Ok(Receipt {
@@ -147,6 +171,7 @@ pub fn decode_receipt(
         event: event_id,
         author,
         verdict,
+        rules,
     })
 }
 

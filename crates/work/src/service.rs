@@ -343,9 +343,16 @@ impl<L: TokenLedger> Node<L> {
             }
             (verdict, Some(event)) if verdict.applies() => {
                 let signed = decode(event)?;
-                self.community.apply(&signed, receipt.at).map_err(|r| {
-                    ServiceError::Rebuild(format!("receipt {} no longer applies: {r}", receipt.seq))
-                })?;
+                // Judged by the rules it was decided by: a log of older rules still replays.
+                let version = receipt.rules;
+                self.community
+                    .apply_as_of(&signed, receipt.at, version)
+                    .map_err(|r| {
+                        ServiceError::Rebuild(format!(
+                            "receipt {} no longer applies: {r}",
+                            receipt.seq
+                        ))
+                    })?;
             }
             (verdict, None) if verdict.applies() => {
                 return Err(ServiceError::Rebuild(format!(
@@ -466,6 +473,7 @@ impl<L: TokenLedger> Node<L> {
             event: Some(id),
             author: Some(author),
             verdict,
+            rules: self.community.rules().version,
         };
         // The refusal for a spent quota keeps no event: it may be the largest.
         self.record(receipt.clone(), (!over).then_some(json.as_str()));
@@ -906,6 +914,7 @@ impl<L: TokenLedger + Send + 'static> Inner<L> {
                     event: None,
                     author: None,
                     verdict: Verdict::Paid { tasks: paid },
+                    rules: node.community.rules().version,
                 };
                 node.record(receipt.clone(), None);
                 receipt

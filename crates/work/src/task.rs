@@ -111,6 +111,41 @@ pub struct Rules {
     pub vouch_cap: usize,
     /// The vouch cap's period, in seconds.
     pub vouch_period: u64,
+    /// Which rules these are: [`RULES_VERSION`], or an older one ([`Rules::as_of`]) to replay a
+    /// log decided by it. Each receipt records the version it was decided by.
+    pub version: u32,
+}
+
+/// The version of the rules this build decides by. Version 1: the rules before issue 21's
+/// attacks 5–7 (any key claimed and disputed, claims and panels had no deadline, vouches no
+/// cap, one verifier could carry a quorum, the panel's seed was public). Version 2: the floors,
+/// windows and caps of [`Rules`], and panels drawn with the drawing key's signature.
+pub const RULES_VERSION: u32 = 2;
+
+/// What version 1 had in place of a window: none. A century, so deadlines stay sums that do
+/// not overflow.
+const NO_WINDOW: u64 = 100 * 365 * 86_400;
+
+impl Rules {
+    /// These rules as they stood in `version`: for version 1, no trust floor to claim or
+    /// dispute, no claim or panel deadline, no vouch cap, and (by [`Rules::version`]) no check
+    /// that one verifier carries a quorum and the old public panel seed; the quorum, trust to
+    /// attest and the attestation and challenge windows as they are. For
+    /// [`RULES_VERSION`] and later, themselves.
+    pub fn as_of(&self, version: u32) -> Rules {
+        if version >= RULES_VERSION {
+            return self.clone();
+        }
+        Rules {
+            claim_min_trust: 0.0,
+            claim_window: NO_WINDOW,
+            dispute_min_trust: 0.0,
+            panel_window: NO_WINDOW,
+            vouch_cap: usize::MAX,
+            version,
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Rules {
@@ -127,6 +162,7 @@ impl Default for Rules {
             panel_window: 7 * 86_400,
             vouch_cap: 5,
             vouch_period: 30 * 86_400,
+            version: RULES_VERSION,
         }
     }
 }
@@ -455,7 +491,7 @@ impl Task {
         let physical = attestations.iter().filter(|x| x.physical_verifier).count();
         if distinct.len() >= rules.quorum
             && physical >= rules.physical_verifiers
-            && carried_by_one(attestations).is_none()
+            && (rules.version < RULES_VERSION || carried_by_one(attestations).is_none())
         {
             let attesters = distinct.into_iter().collect();
             self.state = State::Attested {

@@ -627,3 +627,90 @@ async fn the_log_in_postgresql_outlives_the_relay() {
     assert!(service.with_community(|c| c.registry().verifiers(now()).contains(&account(&subject))));
     service.shutdown().await;
 }
+
+/// A log decided by the rules before rules versions (version 1: any key could claim) still
+/// starts a service that decides by today's: each logged event is judged again by the rules
+/// its receipt says it was decided by, and new events by today's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_under_the_old_rules_still_starts_the_service() {
+    use moip_work::log::WorkLog;
+    use moip_work::task::RULES_VERSION;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = relay().await;
+    let client = publisher(relay.url()).await;
+    let (employer, stranger, newcomer) = (Keys::generate(), Keys::generate(), Keys::generate());
+    let mut ledger = Ledger::create(MemoryJournal::default(), token()).expect("ledger");
+    ledger
+        .deposit(
+            10_000,
+            CollateralSource::Lightning {
+                payment_hash: "cd".repeat(32),
+            },
+        )
+        .expect("deposit");
+    ledger.mint(&account(&employer), 10_000).expect("mint");
+    let ledger = Arc::new(Mutex::new(ledger));
+    let community = |rules: Rules| {
+        Community::new(
+            COMMUNITY,
+            Arc::clone(&ledger),
+            &[],
+            rules,
+            VerifierRules::default(),
+            Params::default(),
+        )
+    };
+    let log = dir.path().join("work.sqlite");
+    let mut cfg = config(relay.url(), &Keys::generate());
+    cfg.log = Some(log.clone());
+
+    // The old log: a service deciding by version 1 takes a claim from a key with no trust.
+    let old = WorkService::start(cfg.clone(), community(rules().as_of(1)))
+        .await
+        .expect("service");
+    for task in ["old", "new"] {
+        let post = Message::Post {
+            task: task.into(),
+            body: task_body(1_000),
+        };
+        let receipt = send(&old, &client, &employer, post).await;
+        assert_eq!(receipt.verdict, Verdict::Accepted);
+    }
+    let claim = Message::Claim { task: "old".into() };
+    let receipt = send(&old, &client, &stranger, claim).await;
+    assert_eq!(
+        receipt.verdict,
+        Verdict::Accepted,
+        "the old rules let it claim"
+    );
+    old.shutdown().await;
+    drop(old);
+    // Written as before versions were recorded: no version in the log's receipts.
+    let entries = WorkLog::open(&log)
+        .expect("log")
+        .entries()
+        .expect("entries");
+    assert_eq!(entries.len(), 3);
+    for (receipt, _) in &entries {
+        assert_eq!(receipt.rules, 1);
+        let json = serde_json::to_string(receipt).expect("json");
+        assert!(!json.contains("rules"), "{json}");
+    }
+
+    // Today's rules: the service starts from that log, the old claim standing.
+    let service = WorkService::start(cfg, community(rules()))
+        .await
+        .expect("a log of the old rules replays");
+    let worker = service.with_community(|c| match &c.task("old").expect("the task").state {
+        State::Claimed { worker, .. } => Some(*worker),
+        _ => None,
+    });
+    assert_eq!(worker, Some(account(&stranger)));
+    // A new claim from a key with no trust is judged by today's rules.
+    let claim = Message::Claim { task: "new".into() };
+    let receipt = send(&service, &client, &newcomer, claim).await;
+    assert!(rejected(&receipt.verdict, "needed to claim"), "{receipt:?}");
+    assert_eq!(receipt.rules, RULES_VERSION);
+    service.shutdown().await;
+}

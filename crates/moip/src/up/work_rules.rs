@@ -109,6 +109,7 @@ pub(crate) fn rules(file: &RulesSettings, older_challenge: Option<u64>) -> anyho
             "rules.vouch_period_secs",
             file.vouch_period_secs.unwrap_or(d.vouch_period),
         )?,
+        version: d.version,
     };
     if rules.physical_verifiers > rules.quorum {
         bail!(
