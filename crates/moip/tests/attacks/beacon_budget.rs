@@ -595,4 +595,108 @@ fn a_beacon_spends_its_own_account_and_never_the_nodes_balance() {
             .any(|l| l.starts_with(&b_id) && l.contains("balance 0 ")),
         "{text}"
     );
+
+    // A member deposits 50 000 sat: collateral, all of it backing their tokens, so B still
+    // cannot be funded.
+    let member = nostr_sdk::Keys::generate();
+    let (status, deposit) = api(
+        &w.up,
+        "POST",
+        "/api/deposits",
+        Some(json!({ "pubkey": member.public_key().to_hex(), "sats": 50_000 })),
+    );
+    assert_eq!(status, 201, "{deposit}");
+    w.payee
+        .pay(
+            deposit["invoice"].as_str().expect("an invoice"),
+            None,
+            RouteLimits::default(),
+            WAIT,
+        )
+        .expect("the deposit is paid");
+    wait_until(WAIT, "the deposit credited", || {
+        (collateral(&w.up) == 50_000).then_some(())
+    });
+    let (status, body) = api(
+        &w.up,
+        "POST",
+        &format!("/api/pairing/beacons/{b_id}/fund"),
+        Some(json!({ "sats": 1 })),
+    );
+    assert_eq!(status, 422, "funded from the tokens' collateral: {body}");
+    // The member redeems 40 000 tokens: the pool's fee (0.5 %, 200 sat) stays as free
+    // collateral.
+    let (_, community) = api(&w.up, "GET", "/api/community", None);
+    let payout = w
+        .payee
+        .create_invoice(Some(39_800_000), "the member's tokens", 3600)
+        .expect("the payout invoice");
+    let request = moip::actions::RedeemRequest {
+        amount: 40_000,
+        invoice: payout.bolt11.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let signed =
+        moip::actions::redeem_builder(community["id"].as_str().expect("id"), &request, now)
+            .sign_with_keys(&member)
+            .expect("sign");
+    let (status, ticket) = api(
+        &w.up,
+        "POST",
+        "/api/redemptions",
+        Some(serde_json::from_str(&nostr_sdk::JsonUtil::as_json(&signed)).expect("json")),
+    );
+    assert_eq!(status, 200, "{ticket}");
+    let redemption = format!("/api/redemptions/{}", ticket["id"]);
+    wait_until(WAIT, "the redemption paid", || {
+        (api(&w.up, "GET", &redemption, None).1["status"] == "paid").then_some(())
+    });
+    let (_, community) = api(&w.up, "GET", "/api/community", None);
+    let free_sats = community["collateral_sats"].as_u64().expect("collateral")
+        - community["supply"].as_u64().expect("supply");
+    assert!(free_sats >= 150, "free collateral: {community}");
+
+    // The operator funds B with 150 sat of it, from the command line.
+    let funded = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["beacons", "--api", &w.up.base, "--data-dir"])
+        .arg(w.dir.path().join("node"))
+        .args(["fund", &b_id, "150"])
+        .output()
+        .expect("moip beacons fund");
+    assert!(funded.status.success(), "{funded:?}");
+    let collateral_funded = collateral(&w.up);
+    assert_eq!(listed(&w.up, &b_id)["balance_msat"], json!(150_000));
+    let b_info = w.rt.block_on(b.provider()).expect("B's provider info");
+    assert_eq!(b_info.wad.as_ref().map(|wad| wad.msats()), Some(150_000));
+    // B pays up to its balance, fee cap included (1 % + 50 sat): 100 sat is over, 90 fits.
+    let over = w
+        .payee
+        .create_invoice(Some(100_000), "over B's balance", 3600)
+        .expect("the payee's invoice");
+    assert_eq!(
+        code_of(w.rt.block_on(b.pay(&over.bolt11, None))),
+        ErrorCode::INSUFFICIENT_BALANCE,
+        "B spent more than it was given"
+    );
+    assert!(!w.received(over.payment_hash), "nothing was paid");
+    let fits = w
+        .payee
+        .create_invoice(Some(90_000), "within B's balance", 3600)
+        .expect("the payee's invoice");
+    let paid =
+        w.rt.block_on(b.pay(&fits.bolt11, None))
+            .expect("within B's balance");
+    assert!(w.received(fits.payment_hash));
+    assert_eq!(
+        listed(&w.up, &b_id)["balance_msat"],
+        json!(60_000 - paid.fee_msat.unwrap_or(0))
+    );
+    assert_eq!(
+        collateral(&w.up),
+        collateral_funded,
+        "the collateral moved with a beacon's payment"
+    );
 }
