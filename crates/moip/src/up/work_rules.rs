@@ -233,7 +233,7 @@ mod tests {
     }
 
     fn refusal(text: &str) -> String {
-        format!("{:#}", parse(text).err().expect("refused"))
+        format!("{:#}", parse(text).expect_err("refused"))
     }
 
     #[test]
@@ -330,7 +330,7 @@ mod tests {
             60
         );
         let both: File = toml::from_str("[rules]\nchallenge_window_secs = 5\n").expect("toml");
-        let refused = rules(&both.rules, Some(60)).err().expect("refused");
+        let refused = rules(&both.rules, Some(60)).expect_err("refused");
         assert!(format!("{refused}").contains("keep one"), "{refused}");
         assert!(
             rules(&rules_only, Some(0)).is_err(),
