@@ -286,18 +286,25 @@ struct Store(Arc<StoreInner>);
 #[derive(Debug)]
 struct StoreInner {
     current: RwLock<MemoryDatabase>,
-    /// Saves since the last rebuild; held across a save and a rebuild, so none is lost.
-    saved: tokio::sync::Mutex<usize>,
+    /// Reads share it; a save and a rebuild hold it alone, so no reader sees a rebuild half
+    /// done and no save is lost to one.
+    gate: tokio::sync::RwLock<()>,
+    /// Saves since the last rebuild.
+    saved: Mutex<usize>,
     max_events: usize,
     compact_every: usize,
 }
+
+/// Events moved at a time by a rebuild: its memory beyond the store's own.
+const REBUILD_CHUNK: usize = 250;
 
 impl Store {
     fn new(max_events: usize) -> Store {
         let max_events = max_events.max(1);
         Store(Arc::new(StoreInner {
             current: RwLock::new(Store::empty(max_events)),
-            saved: tokio::sync::Mutex::new(0),
+            gate: tokio::sync::RwLock::new(()),
+            saved: Mutex::new(0),
             max_events,
             compact_every: max_events.max(1_000),
         }))
@@ -319,14 +326,23 @@ impl Store {
             .clone()
     }
 
-    /// Moves the stored events, oldest first, into a fresh store and puts it in place.
+    /// Moves the stored events, oldest first, into a fresh store and puts it in place; the
+    /// caller holds the gate. They move [`REBUILD_CHUNK`] at a time, each chunk deleted from
+    /// the old store once the fresh one has it, so a rebuild holds the store once plus a
+    /// chunk, not twice.
     async fn rebuild(&self) -> Result<(), DatabaseError> {
         let old = self.current();
-        let mut events: Vec<Event> = old.query(Filter::new()).await?.iter().cloned().collect();
-        events.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        let mut order = old.negentropy_items(Filter::new()).await?;
+        order.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
         let fresh = Store::empty(self.0.max_events);
-        for event in &events {
-            fresh.save_event(event).await?;
+        for chunk in order.chunks(REBUILD_CHUNK) {
+            let ids = Filter::new().ids(chunk.iter().map(|(id, _)| *id));
+            // Newest first: popped, oldest first.
+            let mut events = old.query(ids.clone()).await?.to_vec();
+            while let Some(event) = events.pop() {
+                fresh.save_event(&event).await?;
+            }
+            old.delete(ids).await?;
         }
         *self.0.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
@@ -343,11 +359,18 @@ impl NostrDatabase for Store {
         event: &'a Event,
     ) -> BoxedFuture<'a, Result<SaveEventStatus, DatabaseError>> {
         Box::pin(async move {
-            let mut saved = self.0.saved.lock().await;
+            let _alone = self.0.gate.write().await;
             let status = self.current().save_event(event).await?;
-            *saved += 1;
-            if *saved >= self.0.compact_every {
-                *saved = 0;
+            let rebuild = {
+                let mut saved = self.0.saved.lock().unwrap_or_else(|e| e.into_inner());
+                *saved += 1;
+                let due = *saved >= self.0.compact_every;
+                if due {
+                    *saved = 0;
+                }
+                due
+            };
+            if rebuild {
                 self.rebuild().await?;
             }
             Ok(status)
@@ -358,41 +381,56 @@ impl NostrDatabase for Store {
         &'a self,
         event_id: &'a EventId,
     ) -> BoxedFuture<'a, Result<DatabaseEventStatus, DatabaseError>> {
-        Box::pin(async move { self.current().check_id(event_id).await })
+        Box::pin(async move {
+            let _shared = self.0.gate.read().await;
+            self.current().check_id(event_id).await
+        })
     }
 
     fn event_by_id<'a>(
         &'a self,
         event_id: &'a EventId,
     ) -> BoxedFuture<'a, Result<Option<Event>, DatabaseError>> {
-        Box::pin(async move { self.current().event_by_id(event_id).await })
+        Box::pin(async move {
+            let _shared = self.0.gate.read().await;
+            self.current().event_by_id(event_id).await
+        })
     }
 
     fn count(&self, filter: Filter) -> BoxedFuture<'_, Result<usize, DatabaseError>> {
-        Box::pin(async move { self.current().count(filter).await })
+        Box::pin(async move {
+            let _shared = self.0.gate.read().await;
+            self.current().count(filter).await
+        })
     }
 
     fn query(&self, filter: Filter) -> BoxedFuture<'_, Result<Events, DatabaseError>> {
-        Box::pin(async move { self.current().query(filter).await })
+        Box::pin(async move {
+            let _shared = self.0.gate.read().await;
+            self.current().query(filter).await
+        })
     }
 
     fn negentropy_items(
         &self,
         filter: Filter,
     ) -> BoxedFuture<'_, Result<Vec<(EventId, Timestamp)>, DatabaseError>> {
-        Box::pin(async move { self.current().negentropy_items(filter).await })
+        Box::pin(async move {
+            let _shared = self.0.gate.read().await;
+            self.current().negentropy_items(filter).await
+        })
     }
 
     fn delete(&self, filter: Filter) -> BoxedFuture<'_, Result<(), DatabaseError>> {
         Box::pin(async move {
-            let _saving = self.0.saved.lock().await;
+            let _alone = self.0.gate.write().await;
             self.current().delete(filter).await
         })
     }
 
     fn wipe(&self) -> BoxedFuture<'_, Result<(), DatabaseError>> {
         Box::pin(async move {
-            let _saving = self.0.saved.lock().await;
+            let _alone = self.0.gate.write().await;
             self.current().wipe().await
         })
     }
@@ -928,6 +966,28 @@ mod tests {
             .await
             .expect("subscribe again");
         assert!(next_text(&mut reader).await.is_some(), "others are served");
+    }
+
+    /// Rebuilds keep exactly what the store held: the newest `max_events`, oldest dropped.
+    #[tokio::test]
+    async fn a_rebuilt_store_holds_what_the_plain_store_holds() {
+        use nostr_sdk::prelude::{EventBuilder, Keys};
+        let store = Store::new(300);
+        let plain = Store::empty(300);
+        // The 2,000th save rebuilds (every 1,000): what is read after is the rebuilt store.
+        for i in 0..2_000u64 {
+            // Fresh keys, as a flood has them; dates spread so the order is the dates'.
+            let event = EventBuilder::text_note(format!("{i}"))
+                .custom_created_at(Timestamp::from(1_700_000_000 + i))
+                .sign_with_keys(&Keys::generate())
+                .expect("signed");
+            store.save_event(&event).await.expect("saved");
+            plain.save_event(&event).await.expect("saved");
+        }
+        let ids = |events: Events| -> Vec<EventId> { events.iter().map(|e| e.id).collect() };
+        let kept = ids(store.query(Filter::new()).await.expect("query"));
+        assert_eq!(kept.len(), 300);
+        assert_eq!(kept, ids(plain.query(Filter::new()).await.expect("query")));
     }
 
     #[test]
