@@ -516,3 +516,148 @@ fn a_late_failure_is_refunded_across_a_restart() {
     let _ = payee.stop();
     node.stop();
 }
+
+/// The community's `/api/community` view.
+fn community(base: &str, token: &str) -> Value {
+    let (status, community) = call(base, token, "/api/community", None);
+    assert_eq!(status, 200, "{community}");
+    community
+}
+
+/// Funding an app succeeds from free collateral, and only from it. Deposits mint one token per
+/// sat, so collateral equals supply until a redemption's fee (0.5 % of the tokens, the payout's
+/// network fee paid from it) stays behind as collateral no token claims: a member redeems
+/// 20,000 tokens for 19,900 sat over a direct channel, leaving 100 sat free. The operator's
+/// 101 sat is refused with the ledger's reason and nothing changes; 100 sat is funded, and
+/// the app pays from it, charged the amount and the routing fee only.
+#[test]
+fn the_operator_funds_an_app_from_free_collateral_and_it_pays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, lines, data) = spawn_up(
+        dir.path(),
+        "",
+        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
+    );
+    let base = lines[0].trim_end_matches('/').to_owned();
+    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
+    let token = token.trim();
+    let payee = payer_with_channel(
+        &node,
+        &dir.path().join("payee"),
+        &lines[1],
+        &lines[2],
+        1_000_000,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // A member deposits 50,000 sat: all of it backs their tokens.
+    let member = nwc::prelude::Keys::generate();
+    let (status, deposit) = call(
+        &base,
+        token,
+        "/api/deposits",
+        Some(json!({ "pubkey": member.public_key().to_hex(), "sats": 50_000 })),
+    );
+    assert_eq!(status, 201, "{deposit}");
+    payee
+        .pay(
+            deposit["invoice"].as_str().expect("an invoice"),
+            None,
+            RouteLimits::default(),
+            WAIT,
+        )
+        .expect("the deposit is paid");
+    wait_until(WAIT, "the deposit minted", || {
+        (community(&base, token)["supply"] == 50_000).then_some(())
+    });
+
+    // The member redeems 20,000 tokens; the pool's 100-token fee stays as collateral.
+    let payout = payee
+        .create_invoice(Some(19_900_000), "redeemed", 3600)
+        .expect("invoice");
+    let request = moip::actions::RedeemRequest {
+        amount: 20_000,
+        invoice: payout.bolt11.clone(),
+    };
+    let id = community(&base, token)["id"]
+        .as_str()
+        .expect("the community's id")
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let event = moip::actions::redeem_builder(&id, &request, now)
+        .sign_with_keys(&member)
+        .expect("sign");
+    let (status, redemption) = call(
+        &base,
+        token,
+        "/api/redemptions",
+        Some(serde_json::from_str(&nwc::prelude::JsonUtil::as_json(&event)).expect("json")),
+    );
+    assert_eq!(status, 200, "{redemption}");
+    let number = redemption["id"].as_u64().expect("its number");
+    wait_until(WAIT, "the redemption paid", || {
+        let (_, r) = call(&base, token, &format!("/api/redemptions/{number}"), None);
+        (r["status"] == "paid").then_some(())
+    });
+    let before = community(&base, token);
+    assert_eq!(
+        (
+            before["collateral_sats"].as_u64(),
+            before["supply"].as_u64()
+        ),
+        (Some(30_100), Some(30_000)),
+        "the redemption's fee is the only free collateral"
+    );
+
+    // One sat more than is free: refused with the ledger's reason, nothing changed.
+    let a_uri = pair_with(&base, token, "till", 100_000);
+    let a = nwc::NWC::new(a_uri.clone());
+    let a_key = nwc::prelude::Keys::new(a_uri.secret.clone())
+        .public_key()
+        .to_hex();
+    let fund = format!("/api/pairing/nwc/{a_key}/fund");
+    let (status, body) = call(&base, token, &fund, Some(json!({ "sats": 101 })));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("collateral"), "{body}");
+    assert_eq!(community(&base, token)["collateral_sats"], 30_100);
+    assert_eq!(rt.block_on(a.get_balance()).expect("get_balance"), 0);
+
+    // All that is free: funded; the collateral now equals the supply.
+    let (status, body) = call(&base, token, &fund, Some(json!({ "sats": 100 })));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(community(&base, token)["collateral_sats"], 30_000);
+    assert_eq!(rt.block_on(a.get_balance()).expect("get_balance"), 100_000);
+
+    // The app pays 80 sat (charged 80 sat and a 10.8-sat fee cap, then refunded what the
+    // direct channel did not cost).
+    let bill = payee
+        .create_invoice(Some(80_000), "coffee", 3600)
+        .expect("invoice");
+    let paid = rt
+        .block_on(a.pay_invoice(PayInvoiceRequest::new(bill.bolt11.clone())))
+        .expect("paid from the app's own account");
+    assert_eq!(
+        rt.block_on(a.get_balance()).expect("get_balance"),
+        100_000 - 80_000 - paid.fees_paid.unwrap_or(0)
+    );
+    assert_eq!(
+        payee.payment_by_hash(bill.payment_hash).map(|p| p.state),
+        Some(PaymentState::Succeeded)
+    );
+    let after = community(&base, token);
+    assert_eq!(
+        (after["collateral_sats"].as_u64(), after["supply"].as_u64()),
+        (Some(30_000), Some(30_000)),
+        "the app's payment moved the collateral"
+    );
+
+    let _ = payee.stop();
+    node.stop();
+}
