@@ -8,4 +8,5 @@ mod common;
 mod app_terms;
 mod apps;
 mod beacon_budget;
+mod up_rules;
 mod web;
