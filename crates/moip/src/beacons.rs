@@ -378,8 +378,8 @@ impl Beacons {
         self.ledger().state().app_balance_msat(&app(id))
     }
 
-    /// `record`'s view with its account's balance (the book's lock released: the ledger's is
-    /// never taken inside it except by a payment's charge, which takes the book's first).
+    /// `record`'s view with its account's balance. Called with the book's lock released: only
+    /// a payment's charge and its conclusion hold both, always the book's first.
     fn view(&self, record: BeaconView) -> BeaconView {
         BeaconView {
             balance_msat: self.balance_msat(&record.id),
@@ -548,18 +548,17 @@ impl Beacons {
     /// [`Beacons::resolve_pending`] every [`RESOLVE_EVERY`], for as long as the runtime runs.
     pub async fn run(self: Arc<Self>) {
         let mut events = self.rail.events();
+        let mut listening = true;
         let mut every = tokio::time::interval(RESOLVE_EVERY);
         loop {
             tokio::select! {
-                event = events.recv() => match event {
+                event = events.recv(), if listening => match event {
                     Ok(LightningEvent::PaymentReceived { payment_hash, amount_msat, .. }) => {
                         self.credit(payment_hash.0, amount_msat);
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    // The node is gone: the look-ups carry on alone.
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        events = tokio::sync::broadcast::channel(1).1;
-                    }
+                    // The node's events ended: the look-ups carry on alone.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => listening = false,
                 },
                 _ = every.tick() => self.resolve_pending().await,
             }
@@ -570,34 +569,31 @@ impl Beacons {
     /// `None`; the beacon's account gets back what the payment did not cost of its charge.
     /// Returns what the beacon has spent.
     fn finish(&self, beacon: &str, held: u64, fee_msat: Option<u64>) -> u64 {
-        let (spent, refund) = {
-            let mut book = lock(&self.book);
-            let Some(record) = book.beacons.iter_mut().find(|r| r.id == beacon) else {
-                return 0;
-            };
-            let Some(at) = record.reserved.iter().position(|h| h.id == held) else {
-                return record.spent_msat;
-            };
-            let held = record.reserved.remove(at);
-            let cost_msat = match fee_msat {
-                Some(fee) => held.amount_msat.saturating_add(fee),
-                None => 0,
-            };
-            record.spent_msat = record.spent_msat.saturating_add(cost_msat);
-            let spent = record.spent_msat;
-            self.save_or_log(&book);
+        let mut book = lock(&self.book);
+        let Some(record) = book.beacons.iter_mut().find(|r| r.id == beacon) else {
+            return 0;
+        };
+        let Some(at) = record.reserved.iter().position(|h| h.id == held) else {
+            return record.spent_msat;
+        };
+        let held = record.reserved.remove(at);
+        let cost_msat = match fee_msat {
+            Some(fee) => held.amount_msat.saturating_add(fee),
+            None => 0,
+        };
+        record.spent_msat = record.spent_msat.saturating_add(cost_msat);
+        let spent = record.spent_msat;
+        self.save_or_log(&book);
+        // Concluded once, under the book's lock (taken before the ledger's, as a charge
+        // does), so nobody sees the reservation gone and its refund not yet made. A payment
+        // of a book from before beacons had accounts was never charged.
+        if let Some(hash) = held.payment_hash.filter(|_| held.charged_msat > 0) {
             let outcome = match fee_msat {
                 Some(_) => AppPaymentOutcome::Paid {
                     spent_msat: cost_msat,
                 },
                 None => AppPaymentOutcome::Failed,
             };
-            // A payment of a book from before beacons had accounts was never charged.
-            let charged = held.payment_hash.filter(|_| held.charged_msat > 0);
-            (spent, charged.map(|hash| (hash, outcome)))
-        };
-        // Concluded once: the ledger refunds what the payment did not cost of its charge.
-        if let Some((hash, outcome)) = refund {
             if let Err(e) = self.ledger().conclude_app_payment(&hash, outcome) {
                 tracing::warn!("beacon {beacon}: concluding payment {hash}: {e}");
             }

@@ -34,6 +34,8 @@ const LIMIT_SAT: u64 = 30_000;
 const SPEND_MSAT: u64 = 20_000_000;
 /// The routing fee reserved with it: moip's provider allows LDK's default, 1 % plus 50 sat.
 const FEE_ALLOWANCE_MSAT: u64 = SPEND_MSAT / 100 + 50_000;
+/// What the world's beacon received through its own invoice: its account's balance.
+const RECEIVED_MSAT: u64 = 90_000_000;
 
 /// A running `moip up` with fixed ports (a restart keeps the beacon's relay address).
 struct Up {
@@ -233,7 +235,7 @@ fn world_with(limit_sat: Option<u64>) -> (World, Consumer) {
     // Receiving through a beacon is not spending: the community's node gets 90 000 sat of
     // outbound liquidity.
     let invoice = rt
-        .block_on(consumer.invoice(NonZeroU64::new(90_000_000).expect("non-zero"), None))
+        .block_on(consumer.invoice(NonZeroU64::new(RECEIVED_MSAT).expect("non-zero"), None))
         .expect("an invoice through the beacon");
     payee
         .pay(&invoice, None, RouteLimits::default(), WAIT)
@@ -369,6 +371,9 @@ fn a_payment_that_timed_out_stays_reserved_until_its_outcome_is_known() {
         json!(SPEND_MSAT + FEE_ALLOWANCE_MSAT),
         "{entry}"
     );
+    // Its account (credited the 90 000 sat its invoice received) stays charged in full.
+    let held_balance = json!(RECEIVED_MSAT - SPEND_MSAT - FEE_ALLOWANCE_MSAT);
+    assert_eq!(entry["balance_msat"], held_balance, "{entry}");
 
     // The node is killed and started again while the HTLC is held: the reservation is still
     // there, and still refuses the second payment.
@@ -380,6 +385,7 @@ fn a_payment_that_timed_out_stays_reserved_until_its_outcome_is_known() {
         json!(SPEND_MSAT + FEE_ALLOWANCE_MSAT),
         "{entry}"
     );
+    assert_eq!(entry["balance_msat"], held_balance, "{entry}");
     let consumer =
         w.rt.block_on(connect(&w.beacon, WAIT))
             .expect("the beacon is served after the restart");
@@ -398,6 +404,12 @@ fn a_payment_that_timed_out_stays_reserved_until_its_outcome_is_known() {
     });
     let spent = entry["spent_msat"].as_u64().expect("spent");
     assert!(spent >= SPEND_MSAT, "{entry}");
+    // The fee cap it did not use is back in the beacon's account: it is charged what it cost.
+    assert_eq!(
+        entry["balance_msat"],
+        json!(RECEIVED_MSAT - spent),
+        "{entry}"
+    );
     assert_eq!(
         code_of(w.rt.block_on(consumer.pay(&more.bolt11, None))),
         ErrorCode::SPENDING_LIMIT
