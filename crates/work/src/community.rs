@@ -336,6 +336,17 @@ impl<L: TokenLedger> Community<L> {
         Ok(outcome)
     }
 
+    /// Puts the community's rules in force, at `now`, for what older rules left open: each open
+    /// claim and panel gets the current windows from `now` ([`Task::adopt`]). The service
+    /// does this once, at the boundary a `RulesAdopted` receipt records, so a replay does it
+    /// at the same moment.
+    pub fn adopt_rules(&mut self, now: u64) {
+        let rules = self.rules.clone();
+        for task in self.tasks.values_mut() {
+            task.adopt(&rules, now);
+        }
+    }
+
     /// [`Community::apply`] by the rules of `version` ([`Rules::as_of`]): replays a log
     /// decided by older rules, each event judged by the rules in force when it was decided.
     /// The community's own rules are back in place after.

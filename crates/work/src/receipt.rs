@@ -40,6 +40,10 @@ pub enum Verdict {
         /// Why, for a person.
         reason: String,
     },
+    /// The receipt's rules version is in force from here on: written once, when a service
+    /// starts on a log of older rules; open claims and panels got its windows from this time
+    /// ([`crate::community::Community::adopt_rules`]).
+    RulesAdopted,
     /// Challenge windows ended: these tasks' rewards were released to their workers.
     Paid {
         /// The tasks.

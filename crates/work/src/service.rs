@@ -227,6 +227,8 @@ struct Node<L> {
     log: WorkLog,
     seq: u64,
     last_at: u64,
+    /// The rules version of the last receipt (0 before any).
+    last_rules: u32,
     decided: HashMap<[u8; 32], Receipt>,
     limits: IngestLimits,
     /// Per author in the current window: decisions and bytes kept, and whether told so.
@@ -303,6 +305,7 @@ impl<L: TokenLedger> Node<L> {
     /// Takes a decision into the state's bookkeeping.
     fn note(&mut self, receipt: Receipt) {
         self.seq = receipt.seq;
+        self.last_rules = receipt.rules;
         self.last_at = self.last_at.max(receipt.at);
         if let Some(id) = receipt.event {
             self.decided.insert(id, receipt);
@@ -340,6 +343,17 @@ impl<L: TokenLedger> Node<L> {
                         receipt.seq
                     )));
                 }
+            }
+            (Verdict::RulesAdopted, None) => {
+                if receipt.rules != self.community.rules().version {
+                    return Err(ServiceError::Rebuild(format!(
+                        "receipt {} adopts rules {}, the community's are {}",
+                        receipt.seq,
+                        receipt.rules,
+                        self.community.rules().version
+                    )));
+                }
+                self.community.adopt_rules(receipt.at);
             }
             (verdict, Some(event)) if verdict.applies() => {
                 let signed = decode(event)?;
@@ -517,6 +531,7 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
                 log,
                 seq: 0,
                 last_at: 0,
+                last_rules: 0,
                 decided: HashMap::new(),
                 limits: config.limits.clone(),
                 quota: HashMap::new(),
@@ -533,6 +548,29 @@ impl<L: TokenLedger + Send + 'static> WorkService<L> {
             fetch_timeout: config.fetch_timeout,
         });
         let logged = inner.restore().await?;
+        // A log of older rules: the boundary is recorded, and what they left open gets the
+        // current windows from now.
+        let adopted = {
+            let mut node = lock(&inner.node);
+            let version = node.community.rules().version;
+            (node.seq > 0 && node.last_rules < version).then(|| {
+                let now = unix_now().max(node.last_at);
+                node.community.adopt_rules(now);
+                let receipt = Receipt {
+                    seq: node.seq + 1,
+                    at: now,
+                    event: None,
+                    author: None,
+                    verdict: Verdict::RulesAdopted,
+                    rules: version,
+                };
+                node.record(receipt.clone(), None);
+                receipt
+            })
+        };
+        if let Some(receipt) = adopted {
+            inner.announce(receipt).await;
+        }
         // Standing needs scores: have them before the first event is read.
         let scored_at = Arc::clone(&inner).rescore().await;
 

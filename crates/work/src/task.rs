@@ -167,6 +167,24 @@ impl Default for Rules {
     }
 }
 
+impl Task {
+    /// Brings a deadline set by older rules within `rules`' windows counted from `now`: a
+    /// claim lapses by `now + claim_window`, a panel decides by `now + panel_window` — never
+    /// later than before. Version 1 set neither, so without this a claim taken under it would
+    /// hold the escrow for good after an upgrade.
+    pub fn adopt(&mut self, rules: &Rules, now: u64) {
+        match &mut self.state {
+            State::Claimed { until, .. } => {
+                *until = (*until).min(now.saturating_add(rules.claim_window));
+            }
+            State::Disputed { until, .. } => {
+                *until = (*until).min(now.saturating_add(rules.panel_window));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Where a task stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum State {

@@ -670,9 +670,13 @@ async fn a_log_written_under_the_old_rules_still_starts_the_service() {
         .await
         .expect("service");
     for task in ["old", "new"] {
+        // Due in 30 days: longer than today's claim window.
         let post = Message::Post {
             task: task.into(),
-            body: task_body(1_000),
+            body: TaskBody {
+                deadline: now() + 30 * 86_400,
+                ..task_body(1_000)
+            },
         };
         let receipt = send(&old, &client, &employer, post).await;
         assert_eq!(receipt.verdict, Verdict::Accepted);
@@ -698,19 +702,52 @@ async fn a_log_written_under_the_old_rules_still_starts_the_service() {
         assert!(!json.contains("rules"), "{json}");
     }
 
-    // Today's rules: the service starts from that log, the old claim standing.
-    let service = WorkService::start(cfg, community(rules()))
+    // Today's rules: the service starts from that log, the old claim standing — and lapsing
+    // within today's claim window from the upgrade, where version 1 set no deadline.
+    let started = now();
+    let service = WorkService::start(cfg.clone(), community(rules()))
         .await
         .expect("a log of the old rules replays");
-    let worker = service.with_community(|c| match &c.task("old").expect("the task").state {
-        State::Claimed { worker, .. } => Some(*worker),
-        _ => None,
-    });
-    assert_eq!(worker, Some(account(&stranger)));
+    let claimed = |service: &WorkService<_>| {
+        service.with_community(|c| match &c.task("old").expect("the task").state {
+            State::Claimed { worker, until } => Some((*worker, *until)),
+            _ => None,
+        })
+    };
+    let (worker, until) = claimed(&service).expect("still claimed");
+    assert_eq!(worker, account(&stranger));
+    assert!(
+        until <= now() + rules().claim_window && until >= started + rules().claim_window,
+        "the old claim lapses {} s from now",
+        until.saturating_sub(now())
+    );
+    // The boundary is in the log: a receipt adopting today's rules, once.
+    let entries = WorkLog::open(&log)
+        .expect("log")
+        .entries()
+        .expect("entries");
+    let (boundary, _) = entries.last().expect("entries");
+    assert_eq!(
+        (boundary.seq, &boundary.verdict, boundary.rules),
+        (4, &Verdict::RulesAdopted, RULES_VERSION)
+    );
     // A new claim from a key with no trust is judged by today's rules.
     let claim = Message::Claim { task: "new".into() };
     let receipt = send(&service, &client, &newcomer, claim).await;
     assert!(rejected(&receipt.verdict, "needed to claim"), "{receipt:?}");
     assert_eq!(receipt.rules, RULES_VERSION);
+    service.shutdown().await;
+    drop(service);
+
+    // Started again, it replays the boundary where it was, and records no second one.
+    let service = WorkService::start(cfg, community(rules()))
+        .await
+        .expect("the log replays again");
+    assert_eq!(claimed(&service), Some((account(&stranger), until)));
+    let entries = WorkLog::open(&log)
+        .expect("log")
+        .entries()
+        .expect("entries");
+    assert_eq!(entries.len(), 5, "no second boundary");
     service.shutdown().await;
 }
