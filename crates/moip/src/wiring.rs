@@ -137,6 +137,9 @@ pub struct LedgerApps {
     /// Payments charged by this process and not yet sent or answered: the node's record of
     /// their hash (none yet, or an earlier failed attempt) is not their outcome.
     in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Rung when a payment's wait ended without its outcome: it may have ended while it was
+    /// still in flight here, when the resolver skipped it, and no event would come again.
+    wake: tokio::sync::Notify,
 }
 
 impl LedgerApps {
@@ -145,6 +148,7 @@ impl LedgerApps {
         Arc::new(LedgerApps {
             ledger,
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -216,13 +220,16 @@ impl LedgerApps {
         tokio::spawn(async move {
             apps.resolve(rail.as_ref()).await;
             loop {
-                match events.recv().await {
-                    Ok(
-                        LightningEvent::PaymentSent { .. } | LightningEvent::PaymentFailed { .. },
-                    )
-                    | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(
+                            LightningEvent::PaymentSent { .. } | LightningEvent::PaymentFailed { .. },
+                        )
+                        | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    () = apps.wake.notified() => {}
                 }
                 apps.resolve(rail.as_ref()).await;
             }
@@ -272,6 +279,10 @@ impl AppAccounts for LedgerApps {
             None => {}
         }
         in_flight.remove(payment_hash);
+        if spent_msat.is_none() {
+            // Stores a permit when the resolver is busy: the wake-up is not lost.
+            self.wake.notify_one();
+        }
     }
 
     fn received(&self, app: &PublicKey, msat: u64, payment_hash: &str) {
@@ -280,5 +291,165 @@ impl AppAccounts for LedgerApps {
             msat,
             hash: payment_hash.to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use moip_assets::ledger::{CollateralSource, Ledger, SqliteJournal, TokenInfo};
+    use moip_lightning::{PaymentId, PaymentRecord, PaymentState, PaymentType};
+
+    use super::*;
+
+    /// A node whose only answer is its record of one payment, and which sends no events: the
+    /// resolver hears of the payment only from the service's settle.
+    struct OneRecord {
+        record: Mutex<Option<PaymentRecord>>,
+        events: broadcast::Sender<LightningEvent>,
+    }
+
+    #[async_trait::async_trait]
+    impl PaymentRail for OneRecord {
+        async fn create_invoice(
+            &self,
+            _: Option<u64>,
+            _: &str,
+            _: u32,
+        ) -> moip_lightning::Result<moip_lightning::Invoice> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn pay(
+            &self,
+            _: PayRequest,
+        ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn create_hold_invoice(
+            &self,
+            _: PaymentHash,
+            _: u64,
+            _: &str,
+            _: u32,
+        ) -> moip_lightning::Result<moip_lightning::Invoice> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn settle_hold_invoice(
+            &self,
+            _: moip_lightning::Preimage,
+        ) -> moip_lightning::Result<()> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
+            unreachable!("the resolver only reads records")
+        }
+        fn decode_invoice(&self, _: &str) -> moip_lightning::Result<moip_lightning::Invoice> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn payments(&self) -> moip_lightning::Result<Vec<PaymentRecord>> {
+            unreachable!("the resolver only reads records")
+        }
+        async fn payment_by_hash(
+            &self,
+            _: PaymentHash,
+        ) -> moip_lightning::Result<Option<PaymentRecord>> {
+            Ok(self.record.lock().expect("record").clone())
+        }
+        fn node_info(&self) -> moip_lightning::NodeInfo {
+            unreachable!("the resolver only reads records")
+        }
+        fn events(&self) -> broadcast::Receiver<LightningEvent> {
+            self.events.subscribe()
+        }
+    }
+
+    /// Waits, with a deadline, until `app` may spend `msat`.
+    async fn refunded(
+        apps: &LedgerApps,
+        app: &moip_nwc::PublicKey,
+        msat: u64,
+    ) -> Result<(), tokio::time::error::Elapsed> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while apps.available_msat(app).expect("balance") != msat {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+    }
+
+    /// A payment that fails while the NWC service is still waiting on it — its node event
+    /// comes, but the resolver skips a payment in flight — and whose wait then times out is
+    /// still refunded: the service's settle without an outcome wakes the resolver.
+    #[tokio::test]
+    async fn a_payment_ending_as_its_wait_times_out_is_still_concluded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = SqliteJournal::open(&dir.path().join("ledger.sqlite")).expect("journal");
+        let token = TokenInfo {
+            id: "t".into(),
+            name: "t".into(),
+            symbol: "T".into(),
+        };
+        let mut ledger = Ledger::create(AnyJournal::Sqlite(journal), token).expect("ledger");
+        let app = moip_nwc::PublicKey::from_hex(&"02".repeat(32)).expect("a key");
+        ledger
+            .commit(Op::Deposit {
+                sats: 1,
+                source: CollateralSource::Lightning {
+                    payment_hash: "01".repeat(32),
+                },
+            })
+            .expect("deposit");
+        ledger
+            .commit(Op::AppReceived {
+                app: app.to_hex(),
+                msat: 10_000,
+                hash: "03".repeat(32),
+            })
+            .expect("received");
+        // A payment charged before this start, whose outcome the wait never learnt.
+        ledger
+            .commit(Op::AppSpent {
+                app: app.to_hex(),
+                msat: 2_000,
+                hash: "05".repeat(32),
+            })
+            .expect("charged");
+        let apps = LedgerApps::new(Arc::new(std::sync::Mutex::new(ledger)));
+        // Every payment the node knows of failed.
+        let failed = |hash: &str| PaymentRecord {
+            id: PaymentId([4; 32]),
+            kind: PaymentType::Bolt11,
+            inbound: false,
+            state: PaymentState::Failed,
+            amount_msat: Some(1_000),
+            fee_paid_msat: None,
+            payment_hash: Some(hash.parse().expect("hash")),
+            preimage: None,
+            updated_at: 0,
+        };
+        let rail = Arc::new(OneRecord {
+            record: Mutex::new(Some(failed(&"05".repeat(32)))),
+            events: broadcast::channel(8).0,
+        });
+        apps.spawn_resolver(Arc::clone(&rail) as Arc<dyn PaymentRail>);
+        refunded(&apps, &app, 10_000)
+            .await
+            .expect("the earlier charge concluded at start");
+
+        // Now one fails while still in flight here (its node event, had it come, skipped),
+        // and then its wait times out: no outcome, and no node event will come again.
+        let hash = "04".repeat(32);
+        apps.reserve(&app, 6_000, &hash).expect("charged");
+        *rail.record.lock().expect("record") = Some(failed(&hash));
+        assert_eq!(apps.resolve(rail.as_ref()).await, 0, "in flight: skipped");
+        apps.settle(&app, 6_000, None, &hash);
+        refunded(&apps, &app, 10_000)
+            .await
+            .expect("refunded in full");
     }
 }
