@@ -164,8 +164,10 @@ pub enum Op {
         /// The payment's hash, hex.
         hash: String,
     },
-    /// Part of a charge comes back: the fee cap not used, or all of it when the payment
-    /// failed; at most what the charge for `hash` has left.
+    /// A charge's payment is concluded and what it did not cost comes back: the fee cap not
+    /// used, all of it when the payment failed, 0 when it used the whole charge; at most what
+    /// the charge for `hash` has left, and once per charge, so an outcome learnt twice (from
+    /// the wait and from the node's record) is counted once.
     AppRefunded {
         /// The app.
         app: String,
