@@ -170,23 +170,39 @@ impl RelayLimits {
 
 /// The keys that get the relay's larger `member_*` share ([`RelayLimits`]): the Work service
 /// sets them to the authors it reads trust signals from (its own key and every key with a
-/// score). Cloned handles share one set.
+/// score), and the node's other services are kept ([`Members::keep`]) — the NWC service
+/// answers every app's requests with its one key. Cloned handles share one set.
 #[derive(Clone, Debug, Default)]
-pub struct Members(Arc<RwLock<HashSet<PublicKey>>>);
+pub struct Members(Arc<RwLock<MemberKeys>>);
+
+#[derive(Debug, Default)]
+struct MemberKeys {
+    /// Given by [`Members::keep`], for good.
+    kept: HashSet<PublicKey>,
+    /// Given by [`Members::set`], each time in place of the last.
+    set: HashSet<PublicKey>,
+}
 
 impl Members {
-    /// Makes `keys` the members, in place of the previous ones.
+    /// Makes `keys` the members, in place of those set before (kept ones stay).
     pub fn set(&self, keys: impl IntoIterator<Item = PublicKey>) {
         let keys: HashSet<PublicKey> = keys.into_iter().collect();
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        self.0.write().unwrap_or_else(|e| e.into_inner()).set = keys;
+    }
+
+    /// Makes `key` a member for good (a service of the node's own).
+    pub fn keep(&self, key: PublicKey) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .kept
+            .insert(key);
     }
 
     /// Whether `key` is a member.
     pub fn contains(&self, key: &PublicKey) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(key)
+        let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
+        keys.kept.contains(key) || keys.set.contains(key)
     }
 }
 
