@@ -217,8 +217,14 @@ pub struct AppAccountView {
 /// `POST /api/pairing/beacon`.
 #[derive(Deserialize, ToSchema)]
 pub struct BeaconPairingRequest {
-    /// Most apps on this beacon may spend in all, in sat (omit: no limit).
+    /// Most apps on this beacon may spend per period, in sat (omit: no limit).
     pub limit_sat: Option<u64>,
+    /// When the limit renews, at the start of the UTC calendar period: `daily`, `weekly`
+    /// (Monday), `monthly`, `yearly` or `never` (the default: a lifetime limit, as before
+    /// limits renewed) — NWC's names.
+    pub budget_renewal: Option<String>,
+    /// When the beacon stops being served, Unix seconds (omit: until revoked).
+    pub expires_at: Option<u64>,
 }
 
 /// A pairing string: a bearer secret, shown once.
@@ -858,12 +864,23 @@ pub fn fund_app(hub: &Hub, client: &str, sats: u64) -> Result<AppAccountView, Fa
     })
 }
 
-/// A new Moneysocket beacon, written down with its budget and served from now on (after a
-/// restart too, until revoked).
+/// A new Moneysocket beacon, written down with its budget (renewing as
+/// `request.budget_renewal` says, never when not given) and served from now on (after a
+/// restart too) until revoked or `request.expires_at`.
 ///
 /// # Errors
-/// 500 when the relay URL cannot go in a beacon or the beacon book cannot be written.
-pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<BeaconPairingView, Failure> {
+/// 400 for an unknown renewal or an expiry already past, 500 when the relay URL cannot go in a
+/// beacon or the beacon book cannot be written.
+pub fn pair_beacon(
+    hub: &Hub,
+    request: &BeaconPairingRequest,
+) -> Result<BeaconPairingView, Failure> {
+    let renewal = match request.budget_renewal.as_deref().map(str::trim) {
+        None | Some("") => Renewal::Never,
+        Some(name) => name
+            .parse::<Renewal>()
+            .map_err(|e| bad_request(e.to_string()))?,
+    };
     let node = &hub.node;
     let (id, uri) = hub
         .beacons
@@ -871,9 +888,14 @@ pub fn pair_beacon(hub: &Hub, limit_sat: Option<u64>) -> Result<BeaconPairingVie
             &node.moneysocket_url,
             crate::pairing::ProviderPath::InProcess(node.moneysocket_relay.clone()),
             &hub.moneysocket,
-            limit_sat.map(|sat| sat.saturating_mul(1_000)),
+            request.limit_sat.map(|sat| sat.saturating_mul(1_000)),
+            renewal,
+            request.expires_at,
         )
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| match e {
+            crate::beacons::BeaconError::ExpiryPast(_) => bad_request(e.to_string()),
+            e => Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        })?;
     Ok(BeaconPairingView { uri, id })
 }
 
@@ -894,14 +916,14 @@ pub fn revoke_beacon(hub: &Hub, id: &str) -> Result<BeaconView, Failure> {
 /// [`crate::beacons::Beacons::fund`]).
 ///
 /// # Errors
-/// 404 for an unknown id, 409 for a revoked beacon, 422 when the ledger refuses (0 sat, or not
-/// that much free collateral: what backs the tokens is never a beacon's).
+/// 404 for an unknown id, 409 for a revoked or expired beacon, 422 when the ledger refuses
+/// (0 sat, or not that much free collateral: what backs the tokens is never a beacon's).
 pub fn fund_beacon(hub: &Hub, id: &str, sats: u64) -> Result<BeaconView, Failure> {
     use crate::beacons::BeaconError;
     hub.beacons.fund(id, sats).map_err(|e| {
         let status = match e {
             BeaconError::Unknown(_) => StatusCode::NOT_FOUND,
-            BeaconError::Revoked(_) => StatusCode::CONFLICT,
+            BeaconError::Revoked(_) | BeaconError::Expired(_) => StatusCode::CONFLICT,
             BeaconError::Ledger(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -1004,7 +1026,8 @@ async fn pairing_nwc_fund(
 
 #[utoipa::path(post, path = "/api/pairing/beacon", request_body = BeaconPairingRequest,
     security(("operator" = [])),
-    responses((status = 200, body = BeaconPairingView), (status = 401, body = ApiError),
+    responses((status = 200, body = BeaconPairingView), (status = 400, body = ApiError),
+              (status = 401, body = ApiError),
               (status = 403, body = ApiError)))]
 async fn pairing_beacon(
     State(hub): State<Arc<Hub>>,
@@ -1014,7 +1037,7 @@ async fn pairing_beacon(
     let body = text_of(body)?;
     operator(&hub, &headers)?;
     let request: BeaconPairingRequest = parse_json(&body)?;
-    pair_beacon(&hub, request.limit_sat).map(Json)
+    pair_beacon(&hub, &request).map(Json)
 }
 
 /// The OpenAPI document.

@@ -17,8 +17,15 @@
 //! operator funds a beacon from free collateral ([`Beacons::fund`]). The limit stays, as a cap
 //! on what the account may spend.
 //!
-//! Beacons are listed (without their seeds) and revoked by the operator; a revoked beacon is
-//! no longer served, its live session ends, and its budget refuses every payment.
+//! The limit renews at the start of each UTC calendar period (`daily`, `weekly`, `monthly`,
+//! `yearly`, or `never`: NWC's [`Renewal`], the one calendar both use), so "30 000 sat a day"
+//! means this calendar day. A payment's reservation counts in the period it was made, even
+//! when its outcome is only known in a later one. A book written before renewal (a lifetime
+//! limit) reads as `never`.
+//!
+//! Beacons are listed (without their seeds) and revoked by the operator; a revoked beacon, or
+//! one past its `expires_at`, is no longer served, its live session ends, and its budget
+//! refuses every payment.
 //!
 //! The document holds bearer secrets (the seeds): as a file it is written whole, beside the
 //! old one, readable by its owner only, then renamed over it.
@@ -31,6 +38,7 @@ use moip_assets::ledger::{AnyJournal, AppChargeError, AppPaymentOutcome, Ledger,
 use moip_lightning::{LightningEvent, PaymentHash, PaymentRail, PaymentState};
 use moip_moneysocket::provider::{Account, BeaconBudget, BudgetError, Reservation};
 use moip_moneysocket::SharedSeed;
+use moip_nwc::Renewal;
 use serde::{Deserialize, Serialize};
 
 use crate::hub::SharedLedger;
@@ -77,6 +85,12 @@ pub enum BeaconError {
     /// The beacon was revoked: it is not funded any more.
     #[error("beacon {0} was revoked")]
     Revoked(String),
+    /// The beacon has expired: it is not funded any more.
+    #[error("beacon {0} has expired")]
+    Expired(String),
+    /// A new beacon's expiry is not in the future.
+    #[error("expires_at {0}: a time in the future, Unix seconds")]
+    ExpiryPast(u64),
     /// The ledger refused the entry (for funding: not that much free collateral).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -87,12 +101,21 @@ pub enum BeaconError {
 pub struct BeaconView {
     /// Its id (not a secret).
     pub id: String,
-    /// Most its apps may spend in all, fees included, in msat (`null`: no limit).
+    /// Most its apps may spend per period, fees included, in msat (`null`: no limit).
     pub limit_msat: Option<u64>,
-    /// What its apps have spent, fees included, in msat.
+    /// When the limit renews, at the start of the UTC calendar period: `daily`, `weekly`
+    /// (Monday), `monthly`, `yearly` or `never` (a lifetime limit).
+    pub budget_renewal: String,
+    /// What its apps have spent in the current period, fees included, in msat.
     pub spent_msat: u64,
-    /// What is reserved for payments not yet settled, in msat.
+    /// What is reserved for payments not yet settled (of any period), in msat.
     pub reserved_msat: u64,
+    /// What the limit leaves in the current period, in msat (`null`: no limit).
+    pub left_msat: Option<u64>,
+    /// When it stops being served, Unix seconds (`null`: until revoked).
+    pub expires_at: Option<u64>,
+    /// It has expired: not served, and its budget refuses every payment.
+    pub expired: bool,
     /// What its account in the ledger holds, in msat: all its apps may spend, fees included
     /// (within the limit).
     pub balance_msat: u64,
@@ -115,9 +138,19 @@ struct Record {
     /// The shared seed, hex: a bearer secret.
     seed: String,
     limit_msat: Option<u64>,
+    /// When the limit renews; a book from before renewal had a lifetime limit: `never`.
+    #[serde(default = "lifetime")]
+    renewal: Renewal,
+    /// When the current period began, Unix seconds (0 in a book from before renewal).
+    #[serde(default)]
+    period_start: u64,
+    /// Spent in the current period.
     spent_msat: u64,
     created_at: u64,
     revoked_at: Option<u64>,
+    /// From then on (Unix seconds) it is treated as revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
     reserved: Vec<Held>,
     /// Invoices its consumers made, not yet seen paid.
     #[serde(default)]
@@ -148,22 +181,101 @@ struct Held {
     /// payment of a book written before beacons had accounts.
     #[serde(default)]
     charged_msat: u64,
+    /// The start of the period it was made in: it counts there, and in no later period.
+    #[serde(default)]
+    period_start: u64,
+}
+
+/// The renewal of a limit written before limits renewed.
+fn lifetime() -> Renewal {
+    Renewal::Never
 }
 
 impl Record {
-    fn reserved_msat(&self) -> u64 {
+    /// The current period at `now`: its start, and what was spent in it (nothing, if the
+    /// period the record last saw has ended).
+    fn period(&self, now: u64) -> (u64, u64) {
+        match self.renewal.renewed_at(self.period_start, now) {
+            Some(start) => (start, 0),
+            None => (self.period_start, self.spent_msat),
+        }
+    }
+
+    /// Moves the record to the period holding `now`, if a new one began.
+    fn renew(&mut self, now: u64) {
+        (self.period_start, self.spent_msat) = self.period(now);
+    }
+
+    /// Reserved for payments made in the period starting at `period_start`.
+    fn reserved_in(&self, period_start: u64) -> u64 {
         self.reserved
             .iter()
+            .filter(|h| h.period_start == period_start)
             .map(|h| h.amount_msat.saturating_add(h.max_fee_msat))
             .sum()
     }
 
-    fn view(&self) -> BeaconView {
+    /// Spent and reserved in the period holding `now`.
+    fn committed_msat(&self, now: u64) -> u64 {
+        let (start, spent) = self.period(now);
+        spent.saturating_add(self.reserved_in(start))
+    }
+
+    /// What the limit leaves at `now`; `None` without a limit.
+    fn left_msat(&self, now: u64) -> Option<u64> {
+        Some(self.limit_msat?.saturating_sub(self.committed_msat(now)))
+    }
+
+    fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Neither revoked nor expired at `now`: served, and its budget may pay.
+    fn is_active(&self, now: u64) -> bool {
+        self.revoked_at.is_none() && !self.expired(now)
+    }
+
+    /// Admits a payment of `amount_msat` with a routing fee of at most `max_fee_msat` at
+    /// `now`, moving the record to the current period first. Returns the period's start, the
+    /// one the reservation counts in.
+    fn admit(&mut self, amount_msat: u64, max_fee_msat: u64, now: u64) -> Result<u64, BudgetError> {
+        if self.revoked_at.is_some() {
+            return Err(BudgetError::Revoked);
+        }
+        if self.expired(now) {
+            return Err(BudgetError::Expired);
+        }
+        self.renew(now);
+        if let Some(max) = self.limit_msat {
+            let committed = self.committed_msat(now);
+            if committed
+                .saturating_add(amount_msat)
+                .saturating_add(max_fee_msat)
+                > max
+            {
+                return Err(BudgetError::Exhausted {
+                    left_msat: max.saturating_sub(committed),
+                });
+            }
+        }
+        Ok(self.period_start)
+    }
+
+    fn view(&self, now: u64) -> BeaconView {
+        let (_, spent_msat) = self.period(now);
         BeaconView {
             id: self.id.clone(),
             limit_msat: self.limit_msat,
-            spent_msat: self.spent_msat,
-            reserved_msat: self.reserved_msat(),
+            budget_renewal: self.renewal.to_string(),
+            spent_msat,
+            reserved_msat: self
+                .reserved
+                .iter()
+                .map(|h| h.amount_msat.saturating_add(h.max_fee_msat))
+                .sum(),
+            left_msat: self.left_msat(now),
+            expires_at: self.expires_at,
+            expired: self.expired(now),
             balance_msat: 0,
             created_at: self.created_at,
             revoked_at: self.revoked_at,
@@ -290,18 +402,26 @@ impl Beacons {
         }
     }
 
-    /// A new beacon on the relay at `relay_url` with a limit of `limit_msat` (none: no limit),
-    /// written down, then served through `path` from now on. Returns its id and the beacon.
+    /// A new beacon on the relay at `relay_url` with a limit of `limit_msat` (none: no limit)
+    /// renewing as `renewal` says, served until `expires_at` (none: until revoked), written
+    /// down, then served through `path` from now on. Returns its id and the beacon.
     ///
     /// # Errors
-    /// [`BeaconError`] when the relay URL cannot go in a beacon or the book cannot be written.
+    /// [`BeaconError::ExpiryPast`] for an expiry not in the future; [`BeaconError`] when the
+    /// relay URL cannot go in a beacon or the book cannot be written.
     pub fn create(
         self: &Arc<Self>,
         relay_url: &str,
         path: ProviderPath,
         account: &Arc<Account>,
         limit_msat: Option<u64>,
+        renewal: Renewal,
+        expires_at: Option<u64>,
     ) -> Result<(String, String), BeaconError> {
+        let made_at = now();
+        if let Some(at) = expires_at.filter(|at| *at <= made_at) {
+            return Err(BeaconError::ExpiryPast(at));
+        }
         let seed = SharedSeed::from_bytes(rand::random());
         let uri = pairing::beacon_uri(relay_url, seed)?;
         let id = hex(&rand::random::<[u8; 8]>());
@@ -311,9 +431,12 @@ impl Beacons {
                 id: id.clone(),
                 seed: seed.to_hex(),
                 limit_msat,
+                renewal,
+                period_start: made_at,
                 spent_msat: 0,
-                created_at: now(),
+                created_at: made_at,
                 revoked_at: None,
+                expires_at,
                 reserved: Vec::new(),
                 invoices: Vec::new(),
             });
@@ -348,7 +471,7 @@ impl Beacons {
         lock(&self.serving).insert(id.to_owned(), task.abort_handle());
     }
 
-    /// Serves every beacon not revoked (after a restart).
+    /// Serves every beacon neither revoked nor expired (after a restart).
     pub fn serve_all(
         self: &Arc<Self>,
         relay_url: &str,
@@ -358,7 +481,7 @@ impl Beacons {
         let live: Vec<(String, String)> = lock(&self.book)
             .beacons
             .iter()
-            .filter(|r| r.revoked_at.is_none())
+            .filter(|r| r.is_active(now()))
             .map(|r| (r.id.clone(), r.seed.clone()))
             .collect();
         for (id, seed) in live {
@@ -389,7 +512,12 @@ impl Beacons {
 
     /// Every beacon, oldest first.
     pub fn list(&self) -> Vec<BeaconView> {
-        let views: Vec<BeaconView> = lock(&self.book).beacons.iter().map(Record::view).collect();
+        let at = now();
+        let views: Vec<BeaconView> = lock(&self.book)
+            .beacons
+            .iter()
+            .map(|r| r.view(at))
+            .collect();
         views.into_iter().map(|v| self.view(v)).collect()
     }
 
@@ -398,18 +526,21 @@ impl Beacons {
     /// moved.
     ///
     /// # Errors
-    /// [`BeaconError::Unknown`] for an id that names no beacon, [`BeaconError::Revoked`] for a
-    /// revoked one, [`BeaconError::Ledger`] when the ledger refuses (0 sat, or not that much
+    /// [`BeaconError::Unknown`] for an id that names no beacon, [`BeaconError::Revoked`] or
+    /// [`BeaconError::Expired`] for one no longer served, [`BeaconError::Ledger`] when the ledger refuses (0 sat, or not that much
     /// free collateral); nothing changes then.
     pub fn fund(&self, id: &str, sats: u64) -> Result<BeaconView, BeaconError> {
         let record = lock(&self.book)
             .beacons
             .iter()
             .find(|r| r.id == id)
-            .map(Record::view)
+            .map(|r| r.view(now()))
             .ok_or_else(|| BeaconError::Unknown(id.to_owned()))?;
         if record.revoked_at.is_some() {
             return Err(BeaconError::Revoked(id.to_owned()));
+        }
+        if record.expired {
+            return Err(BeaconError::Expired(id.to_owned()));
         }
         self.ledger().commit(Op::AppFund { app: app(id), sats })?;
         Ok(self.view(record))
@@ -438,12 +569,29 @@ impl Beacons {
                     return Err(e.into());
                 }
             }
-            book.beacons[at].view()
+            book.beacons[at].view(now())
         };
         if let Some(task) = lock(&self.serving).remove(id) {
             task.abort();
         }
         Ok(self.view(view))
+    }
+
+    /// Ends the serving (and the live session) of every beacon that has expired by `now`.
+    fn end_expired(&self, now: u64) {
+        let expired: Vec<String> = lock(&self.book)
+            .beacons
+            .iter()
+            .filter(|r| r.expired(now))
+            .map(|r| r.id.clone())
+            .collect();
+        let mut serving = lock(&self.serving);
+        for id in expired {
+            if let Some(task) = serving.remove(&id) {
+                tracing::info!("beacon {id} expired: no longer served");
+                task.abort();
+            }
+        }
     }
 
     /// Looks up, on the node, every payment left pending (timed out, or from before a
@@ -545,7 +693,8 @@ impl Beacons {
     }
 
     /// Credits each beacon's invoices as the node reports them paid, and runs
-    /// [`Beacons::resolve_pending`] every [`RESOLVE_EVERY`], for as long as the runtime runs.
+    /// [`Beacons::resolve_pending`] and ends the serving of expired beacons every
+    /// [`RESOLVE_EVERY`], for as long as the runtime runs.
     pub async fn run(self: Arc<Self>) {
         let mut events = self.rail.events();
         let mut listening = true;
@@ -560,7 +709,10 @@ impl Beacons {
                     // The node's events ended: the look-ups carry on alone.
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => listening = false,
                 },
-                _ = every.tick() => self.resolve_pending().await,
+                _ = every.tick() => {
+                    self.end_expired(now());
+                    self.resolve_pending().await;
+                }
             }
         }
     }
@@ -581,7 +733,11 @@ impl Beacons {
             Some(fee) => held.amount_msat.saturating_add(fee),
             None => 0,
         };
-        record.spent_msat = record.spent_msat.saturating_add(cost_msat);
+        // Spent in the period it was reserved in: one that has ended takes nothing of this one.
+        record.renew(now());
+        if held.period_start == record.period_start {
+            record.spent_msat = record.spent_msat.saturating_add(cost_msat);
+        }
         let spent = record.spent_msat;
         self.save_or_log(&book);
         // Concluded once, under the book's lock (taken before the ledger's, as a charge
@@ -630,21 +786,7 @@ impl BeaconBudget for Budget {
             .iter_mut()
             .find(|r| r.id == self.id)
             .ok_or(BudgetError::Revoked)?;
-        if record.revoked_at.is_some() {
-            return Err(BudgetError::Revoked);
-        }
-        let committed = record.spent_msat.saturating_add(record.reserved_msat());
-        if let Some(max) = record.limit_msat {
-            if committed
-                .saturating_add(amount_msat)
-                .saturating_add(max_fee_msat)
-                > max
-            {
-                return Err(BudgetError::Exhausted {
-                    left_msat: max.saturating_sub(committed),
-                });
-            }
-        }
+        let period_start = record.admit(amount_msat, max_fee_msat, now())?;
         // The beacon's own account covers the amount and the fee cap, or nothing is sent. The
         // ledger stays locked until it is charged, so two payments cannot both count on it.
         let wanted_msat = amount_msat.saturating_add(max_fee_msat);
@@ -663,6 +805,7 @@ impl BeaconBudget for Budget {
             max_fee_msat,
             unresolved: false,
             charged_msat: wanted_msat,
+            period_start,
         });
         book.next_reservation = id;
         // Written down before the payment goes out, or the payment is not made; the book
@@ -729,10 +872,7 @@ impl BeaconBudget for Budget {
             .beacons
             .iter()
             .find(|r| r.id == self.id)
-            .and_then(|r| {
-                let committed = r.spent_msat.saturating_add(r.reserved_msat());
-                Some(r.limit_msat?.saturating_sub(committed))
-            });
+            .and_then(|r| r.left_msat(now()));
         let balance = self.beacons.balance_msat(&self.id);
         Some(left_msat.map_or(balance, |left| left.min(balance)))
     }
@@ -874,13 +1014,166 @@ mod tests {
             id: ID.into(),
             seed: "11".repeat(16),
             limit_msat: None,
+            renewal: Renewal::Never,
+            period_start: 1,
             spent_msat: 0,
             created_at: 1,
             revoked_at: None,
+            expires_at: None,
             reserved: Vec::new(),
             invoices: Vec::new(),
         });
         beacons
+    }
+
+    /// 2026-12-06 20:00 UTC, and the midnight after it.
+    const EVENING: u64 = 1_796_587_200;
+    const MIDNIGHT: u64 = 1_796_601_600;
+
+    fn daily(limit_msat: u64, at: u64) -> Record {
+        Record {
+            id: ID.into(),
+            seed: "11".repeat(16),
+            limit_msat: Some(limit_msat),
+            renewal: Renewal::Daily,
+            period_start: at,
+            spent_msat: 0,
+            created_at: at,
+            revoked_at: None,
+            expires_at: None,
+            reserved: Vec::new(),
+            invoices: Vec::new(),
+        }
+    }
+
+    fn held(id: u64, amount_msat: u64, period_start: u64) -> Held {
+        Held {
+            id,
+            payment_hash: Some(hex(&[u8::try_from(id).unwrap_or(0); 32])),
+            amount_msat,
+            max_fee_msat: 0,
+            unresolved: true,
+            charged_msat: 0,
+            period_start,
+        }
+    }
+
+    /// A daily limit spent at 20:00 UTC is refused for the rest of that day and renews at
+    /// 00:00 UTC (NWC's calendar, `moip_nwc::Renewal`); a payment whose outcome is still
+    /// unknown counts in the day it was made, and not in the next.
+    #[test]
+    fn a_daily_beacon_limit_spent_is_refused_until_midnight_utc() {
+        let mut record = daily(30_000, EVENING - 3_600);
+        // The period a beacon made today starts when it was made.
+        assert_eq!(record.admit(20_000, 1_000, EVENING), Ok(EVENING - 3_600));
+        record.spent_msat = 21_000;
+        assert_eq!(
+            record.admit(10_000, 0, MIDNIGHT - 1),
+            Err(BudgetError::Exhausted { left_msat: 9_000 }),
+            "refused for the rest of the day"
+        );
+        assert_eq!(record.view(MIDNIGHT - 1).left_msat, Some(9_000));
+        // A payment reserved before midnight whose outcome is unknown: it counts that day.
+        record.reserved.push(held(1, 9_000, record.period_start));
+        assert_eq!(
+            record.admit(1, 0, MIDNIGHT - 1),
+            Err(BudgetError::Exhausted { left_msat: 0 })
+        );
+        // The next day starts from nothing: the unknown payment stays reserved (the account
+        // still holds it) but takes nothing of the new day's limit.
+        assert_eq!(record.view(MIDNIGHT).left_msat, Some(30_000));
+        assert_eq!(record.admit(30_000, 0, MIDNIGHT), Ok(MIDNIGHT));
+        assert_eq!(
+            (record.period_start, record.spent_msat),
+            (MIDNIGHT, 0),
+            "renewed at 00:00 UTC"
+        );
+        assert_eq!(record.view(MIDNIGHT).reserved_msat, 9_000);
+    }
+
+    /// A payment reserved in a day that has ended and settled now is spent in that day: the
+    /// current day's limit is untouched. One reserved today is spent today.
+    #[test]
+    fn a_late_outcome_is_spent_in_the_period_its_payment_was_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let beacons = beacons(dir.path());
+        let yesterday = now() - 86_400;
+        {
+            let mut book = lock(&beacons.book);
+            let record = &mut book.beacons[0];
+            *record = daily(50_000, yesterday);
+            record.reserved.push(held(1, 20_000, yesterday));
+        }
+        assert_eq!(beacons.finish(ID, 1, Some(100)), 0, "spent yesterday");
+        assert_eq!(beacons.list()[0].left_msat, Some(50_000));
+        let today = lock(&beacons.book).beacons[0].period_start;
+        lock(&beacons.book).beacons[0]
+            .reserved
+            .push(held(2, 20_000, today));
+        assert_eq!(beacons.finish(ID, 2, Some(100)), 20_100, "spent today");
+        assert_eq!(beacons.list()[0].left_msat, Some(29_900));
+    }
+
+    /// A beacon past its `expires_at` is refused like a revoked one: its budget pays nothing,
+    /// the operator cannot fund it, the list says it expired, it is not served after a restart,
+    /// and a beacon cannot be made already expired.
+    #[test]
+    fn an_expired_beacon_is_refused_like_a_revoked_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let beacons = beacons(dir.path());
+        let mut record = daily(30_000, EVENING);
+        record.expires_at = Some(MIDNIGHT);
+        assert!(record.is_active(MIDNIGHT - 1));
+        assert_eq!(record.admit(1, 0, MIDNIGHT - 1), Ok(EVENING));
+        assert_eq!(record.admit(1, 0, MIDNIGHT), Err(BudgetError::Expired));
+        assert!(!record.is_active(MIDNIGHT));
+
+        beacons.fund(ID, 100).expect("funded while in service");
+        lock(&beacons.book).beacons[0].expires_at = Some(now() - 1);
+        let budget = Budget {
+            beacons: Arc::clone(&beacons),
+            id: ID.into(),
+        };
+        let bill = format!("lnbcrt{}", hex(&[7; 32]));
+        assert_eq!(budget.reserve(1_000, 0, &bill), Err(BudgetError::Expired));
+        assert_eq!(
+            BudgetError::Expired.code(),
+            moip_moneysocket::v0::message::ErrorCode::SPENDING_LIMIT
+        );
+        assert!(matches!(beacons.fund(ID, 1), Err(BeaconError::Expired(_))));
+        let view = &beacons.list()[0];
+        assert!(view.expired, "{view:?}");
+        assert_eq!(
+            (view.reserved_msat, view.balance_msat),
+            (0, 100_000),
+            "nothing charged"
+        );
+        assert!(!lock(&beacons.book).beacons[0].is_active(now()));
+    }
+
+    /// A book written before limits renewed and beacons expired (a lifetime limit, no period,
+    /// reservations without one) still opens: its limit renews `never`, what was spent and what
+    /// is reserved still count, and it never expires.
+    #[test]
+    fn an_old_book_with_a_lifetime_limit_still_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let document = Document::File(dir.path().join("beacons.json"));
+        let old = r#"{"version":1,"next_reservation":1,"beacons":[{"id":"00","seed":"1111",
+            "limit_msat":30000,"spent_msat":20000,"created_at":5,"revoked_at":null,
+            "reserved":[{"id":1,"payment_hash":null,"amount_msat":5000,"unresolved":true}]}]}"#;
+        document.write(old).expect("write");
+        let mut book = read_book(&document).expect("an old book reads");
+        let record = &mut book.beacons[0];
+        assert_eq!(record.renewal, Renewal::Never);
+        assert_eq!(record.expires_at, None);
+        let years_later = EVENING;
+        assert_eq!(record.view(years_later).left_msat, Some(5_000));
+        assert_eq!(
+            record.admit(5_001, 0, years_later),
+            Err(BudgetError::Exhausted { left_msat: 5_000 }),
+            "a lifetime limit never renews"
+        );
+        assert_eq!(record.view(years_later).budget_renewal, "never");
     }
 
     /// The operator funds a beacon from free collateral only; its payment is charged its
@@ -986,9 +1279,12 @@ mod tests {
             id: "00".into(),
             seed: "11".repeat(16),
             limit_msat: Some(5),
+            renewal: Renewal::Never,
+            period_start: 1,
             spent_msat: 3,
             created_at: 1,
             revoked_at: None,
+            expires_at: None,
             reserved: vec![Held {
                 id: 1,
                 payment_hash: Some("22".repeat(32)),
@@ -996,6 +1292,7 @@ mod tests {
                 max_fee_msat: 1,
                 unresolved: false,
                 charged_msat: 3,
+                period_start: 1,
             }],
             invoices: Vec::new(),
         });
@@ -1003,7 +1300,7 @@ mod tests {
         write_private(&document, &text).expect("write");
         write_private(&document, &text).expect("rewrite");
         let read = read_book(&document).expect("read");
-        assert_eq!(read.beacons[0].view().reserved_msat, 3);
+        assert_eq!(read.beacons[0].view(1).reserved_msat, 3);
         assert_eq!(unhex32(&"22".repeat(32)), Some([0x22; 32]));
         #[cfg(unix)]
         {

@@ -1,6 +1,6 @@
-//! `moip beacons`: the Moneysocket beacons a running `moip up` has handed out — listed with
-//! their budgets and balances, funded, and revoked — through its API, as the operator (the
-//! token in `api.token`).
+//! `moip beacons`: the Moneysocket beacons a running `moip up` has handed out — made with a
+//! limit renewing by calendar period and an expiry, listed with their budgets and balances,
+//! funded, and revoked — through its API, as the operator (the token in `api.token`).
 
 use std::path::PathBuf;
 
@@ -24,7 +24,21 @@ pub(crate) struct BeaconsArgs {
 
 #[derive(Subcommand)]
 enum BeaconsCommand {
-    /// Every beacon: id, limit, spent, reserved, balance (sat), and whether it was revoked
+    /// A new beacon: prints the beacon (a bearer secret, shown once) and its id
+    New {
+        /// Most its apps may spend per period, in sat (omit: no limit)
+        #[arg(long)]
+        limit_sat: Option<u64>,
+        /// When the limit renews, at the start of the UTC calendar period: daily, weekly
+        /// (Monday), monthly, yearly or never (a lifetime limit)
+        #[arg(long, default_value = "never")]
+        budget_renewal: moip_nwc::Renewal,
+        /// When the beacon stops being served, Unix seconds (omit: until revoked)
+        #[arg(long)]
+        expires_at: Option<u64>,
+    },
+    /// Every beacon: id, limit, renewal, left this period, spent, reserved, balance (sat),
+    /// expiry, and whether it was revoked or has expired
     List,
     /// Moves free collateral to a beacon's own account, which its apps spend
     Fund {
@@ -46,17 +60,24 @@ fn sat(msat: &Value) -> String {
 }
 
 fn line(beacon: &Value) -> String {
+    let until = beacon["expires_at"]
+        .as_u64()
+        .map_or_else(String::new, |at| format!("  expires {at}"));
     format!(
-        "{}  limit {}  spent {}  reserved {}  balance {}  {}",
+        "{}  limit {} {}  left {}  spent {}  reserved {}  balance {}{until}  {}",
         beacon["id"].as_str().unwrap_or("?"),
         sat(&beacon["limit_msat"]),
+        beacon["budget_renewal"].as_str().unwrap_or("never"),
+        sat(&beacon["left_msat"]),
         sat(&beacon["spent_msat"]),
         sat(&beacon["reserved_msat"]),
         sat(&beacon["balance_msat"]),
-        if beacon["revoked_at"].is_null() {
-            "in service"
-        } else {
+        if !beacon["revoked_at"].is_null() {
             "revoked"
+        } else if beacon["expired"] == Value::Bool(true) {
+            "expired"
+        } else {
+            "in service"
         }
     )
 }
@@ -69,6 +90,19 @@ pub(crate) fn run(args: BeaconsArgs) -> anyhow::Result<()> {
         }
     }
     let body = match &args.command {
+        BeaconsCommand::New {
+            limit_sat,
+            budget_renewal,
+            expires_at,
+        } => operator.call(
+            "POST",
+            "/api/pairing/beacon",
+            Some(&serde_json::json!({
+                "limit_sat": limit_sat,
+                "budget_renewal": budget_renewal.to_string(),
+                "expires_at": expires_at,
+            })),
+        )?,
         BeaconsCommand::List => operator.call("GET", "/api/pairing/beacons", None)?,
         BeaconsCommand::Revoke { id } => {
             operator.call("DELETE", &format!("/api/pairing/beacons/{id}"), None)?
@@ -80,6 +114,10 @@ pub(crate) fn run(args: BeaconsArgs) -> anyhow::Result<()> {
         )?,
     };
     match args.command {
+        BeaconsCommand::New { .. } => {
+            println!("{}", body["uri"].as_str().unwrap_or_default());
+            println!("id {}", body["id"].as_str().unwrap_or_default());
+        }
         BeaconsCommand::List => {
             for beacon in body.as_array().map(Vec::as_slice).unwrap_or_default() {
                 println!("{}", line(beacon));

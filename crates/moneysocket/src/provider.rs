@@ -90,6 +90,9 @@ pub enum BudgetError {
     /// The operator revoked the beacon.
     #[error("this beacon was revoked")]
     Revoked,
+    /// The beacon's `expires_at` has passed: refused like a revoked one.
+    #[error("this beacon has expired")]
+    Expired,
     /// The reservation could not be recorded, so the payment is not made.
     #[error("the beacon's budget could not be recorded: {0}")]
     Store(String),
@@ -111,7 +114,9 @@ impl BudgetError {
     /// The code the consumer is told.
     pub fn code(&self) -> ErrorCode {
         match self {
-            BudgetError::Exhausted { .. } | BudgetError::Revoked => ErrorCode::SPENDING_LIMIT,
+            BudgetError::Exhausted { .. } | BudgetError::Revoked | BudgetError::Expired => {
+                ErrorCode::SPENDING_LIMIT
+            }
             BudgetError::Store(_) => ErrorCode::NOT_READY,
             BudgetError::Insufficient { .. } => ErrorCode::INSUFFICIENT_BALANCE,
             BudgetError::InvalidInvoice(_) => ErrorCode::INVALID_INVOICE,

@@ -721,8 +721,8 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
             let _ = write!(
                 body,
                 "<section><h2>Moneysocket beacon</h2><p>An app that scans the beacon spends the beacon's own \
-                 account (what the operator funds it with and what its invoices receive), within the limit.</p><form method=\"post\" action=\"/pair/beacon\" class=\"action\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{1}<button type=\"submit\">Make a beacon</button>\
+                 account (what the operator funds it with and what its invoices receive), within the limit, until it expires.</p><form method=\"post\" action=\"/pair/beacon\" class=\"action\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{1}{6}{7}<button type=\"submit\">Make a beacon</button>\
                  </form></section><section><h2>Nostr Wallet Connect</h2><p>An NWC app spends from the node's wallet \
                  within its budget, until it expires.</p><form method=\"post\" action=\"/pair/nwc\" class=\"action\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{2}{3}{4}{5}<button type=\"submit\">Connect an app</button>\
@@ -733,9 +733,11 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
                 input("budget_sat", "Budget (sat, optional)", "", "50000"),
                 RENEWAL_SELECT,
                 input("expires_in_days", "Expires in (days, optional)", "", "30"),
+                BEACON_RENEWAL_SELECT,
+                input("expires_in_days", "Expires in (days, optional)", "", "30"),
             );
             body.push_str(&beacons_section(&hub, &s.csrf));
-            body.push_str(&nwc_section(&hub));
+            body.push_str(&nwc_section(&hub, &s.csrf));
         }
         _ => body.push_str(
             "<p>Beacons and NWC connections spend from the node's wallet: \
@@ -755,20 +757,29 @@ fn beacons_section(hub: &Hub, csrf: &str) -> String {
     let sat = |msat: u64| num(msat / 1_000);
     let mut rows = String::new();
     for b in beacons {
-        let state = match b.revoked_at {
-            Some(_) => "revoked".to_owned(),
-            None => format!(
-                "<form method=\"post\" action=\"/pair/beacons/{0}/revoke\" class=\"action\">\
+        let state = if b.revoked_at.is_some() {
+            "revoked".to_owned()
+        } else if b.expired {
+            "expired".to_owned()
+        } else {
+            let until = b
+                .expires_at
+                .map_or_else(String::new, |at| format!("until {at} (Unix) "));
+            format!(
+                "{until}{fund}<form method=\"post\" action=\"/pair/beacons/{0}/revoke\" class=\"action\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{1}\"><button type=\"submit\">Revoke</button></form>",
                 esc(&b.id),
-                esc(csrf)
-            ),
+                esc(csrf),
+                fund = fund_form(&format!("/pair/beacons/{}/fund", b.id), csrf),
+            )
         };
         let _ = write!(
             rows,
-            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&b.id),
             b.limit_msat.map_or_else(|| "none".to_owned(), sat),
+            esc(&b.budget_renewal),
+            b.left_msat.map_or_else(String::new, sat),
             sat(b.spent_msat),
             sat(b.reserved_msat),
             sat(b.balance_msat),
@@ -776,9 +787,65 @@ fn beacons_section(hub: &Hub, csrf: &str) -> String {
         );
     }
     format!(
-        "<section><h2>Beacons</h2><table><tr><th>Beacon</th><th>Limit (sat)</th><th>Spent (sat)</th>\
-         <th>Reserved (sat)</th><th>Balance (sat)</th><th></th></tr>{rows}</table></section>"
+        "<section><h2>Beacons</h2><table><tr><th>Beacon</th><th>Limit (sat)</th><th>Renews</th>\
+         <th>Left (sat)</th><th>Spent (sat)</th><th>Reserved (sat)</th><th>Balance (sat)</th><th></th></tr>\
+         {rows}</table></section>"
     )
+}
+
+/// The operator's form moving free collateral to a beacon's or an app's own account, posted
+/// to `action` (a path of ids only: hex) with the session's CSRF token.
+fn fund_form(action: &str, csrf: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}\" class=\"action\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}<button type=\"submit\">Fund</button></form>",
+        esc(action),
+        esc(csrf),
+        input("sats", "Sat", "", "10000"),
+    )
+}
+
+/// Funds beacon `id` (the API's `POST /api/pairing/beacons/{id}/fund`): operator only, with
+/// the session's CSRF token, as every operator form.
+async fn beacon_fund(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if let Some(refusal) =
+        unless_operator(&hub, &headers, &fields, "Only the operator funds beacons.")
+    {
+        return refusal;
+    }
+    let funded = actions::amount(&fields, "sats")
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+        .and_then(|sats| api::fund_beacon(&hub, &id, sats).map_err(|f| (f.status, f.message)));
+    match funded {
+        Ok(_) => Redirect::to("/pair").into_response(),
+        Err((status, message)) => refused(&hub, &headers, status, &message),
+    }
+}
+
+/// Funds NWC app `client` (the API's `POST /api/pairing/nwc/{client}/fund`): operator only,
+/// with the session's CSRF token, as every operator form.
+async fn app_fund(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Path(client): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if let Some(refusal) = unless_operator(&hub, &headers, &fields, "Only the operator funds apps.")
+    {
+        return refusal;
+    }
+    let funded = actions::amount(&fields, "sats")
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+        .and_then(|sats| api::fund_app(&hub, &client, sats).map_err(|f| (f.status, f.message)));
+    match funded {
+        Ok(_) => Redirect::to("/pair").into_response(),
+        Err((status, message)) => refused(&hub, &headers, status, &message),
+    }
 }
 
 /// The refusal for a form only the operator may post, or `None` when the session is the
@@ -825,9 +892,16 @@ const RENEWAL_SELECT: &str = "<label>Budget renews<select name=\"budget_renewal\
      <option value=\"monthly\">monthly</option><option value=\"yearly\">yearly</option>\
      <option value=\"never\">never</option></select></label>";
 
+/// When a beacon's limit renews: the same names; `never` first, a lifetime limit as beacons
+/// had before limits renewed.
+const BEACON_RENEWAL_SELECT: &str = "<label>Limit renews<select name=\"budget_renewal\">\
+     <option value=\"never\">never</option><option value=\"daily\">daily</option>\
+     <option value=\"weekly\">weekly (Monday)</option><option value=\"monthly\">monthly</option>\
+     <option value=\"yearly\">yearly</option></select></label>";
+
 /// The NWC connections (never their secrets): budget, renewal, what is left this period,
 /// expiry and the balance of each one's account.
-fn nwc_section(hub: &Hub) -> String {
+fn nwc_section(hub: &Hub, csrf: &str) -> String {
     let connections = api::nwc_connections(hub);
     if connections.is_empty() {
         return String::new();
@@ -843,22 +917,43 @@ fn nwc_section(hub: &Hub) -> String {
             c.expires_at
                 .map_or_else(|| "active".to_owned(), |at| format!("until {at} (Unix)"))
         };
+        let fund = if c.revoked || c.expired {
+            String::new()
+        } else {
+            fund_form(&format!("/pair/nwc/{}/fund", c.client), csrf)
+        };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
             esc(&c.name),
             esc(&c.client),
             c.budget_msat.map_or_else(|| "none".to_owned(), sat),
             esc(c.budget_renewal.as_deref().unwrap_or("")),
             c.left_msat.map_or_else(String::new, sat),
             sat(c.balance_msat),
-            esc(&state)
+            esc(&state),
+            fund
         );
     }
     format!(
         "<section><h2>NWC apps</h2><table><tr><th>App</th><th>Client key</th><th>Budget (sat)</th>\
          <th>Renews</th><th>Left (sat)</th><th>Balance (sat)</th><th></th></tr>{rows}</table></section>"
     )
+}
+
+/// The beacon pairing form as the API's request: the expiry a number of days from now, as in
+/// the NWC form.
+fn beacon_request(fields: &Fields) -> Result<api::BeaconPairingRequest, String> {
+    let expires_at = optional_amount(fields, "expires_in_days")?
+        .map(|days| crate::util::now().saturating_add(days.saturating_mul(86_400)));
+    Ok(api::BeaconPairingRequest {
+        limit_sat: optional_amount(fields, "limit_sat")?,
+        budget_renewal: fields
+            .get("budget_renewal")
+            .map(|v| v.trim().to_owned())
+            .filter(|r| !r.is_empty()),
+        expires_at,
+    })
 }
 
 /// The NWC pairing form as the API's request: the expiry a number of days from now, since a
@@ -890,8 +985,8 @@ async fn pair_make(
         return refusal;
     }
     let made = match kind.as_str() {
-        "beacon" => optional_amount(&fields, "limit_sat").and_then(|limit| {
-            api::pair_beacon(&hub, limit)
+        "beacon" => beacon_request(&fields).and_then(|request| {
+            api::pair_beacon(&hub, &request)
                 .map(|p| ("Moneysocket beacon", p.uri.to_uppercase(), "beacon"))
                 .map_err(|f| f.message)
         }),
@@ -1139,6 +1234,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/pair", get(pair_page))
         .route("/pair/{kind}", post(pair_make))
         .route("/pair/beacons/{id}/revoke", post(beacon_revoke))
+        .route("/pair/beacons/{id}/fund", post(beacon_fund))
+        .route("/pair/nwc/{client}/fund", post(app_fund))
         .route("/login", get(login_page).post(login_local))
         .route("/login/operator", post(login_operator))
         .route("/login/challenge", post(login_challenge))
