@@ -688,6 +688,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Apps' payments whose outcome the NWC wait did not learn, before this start too, are
     // concluded from the node's own records as they end.
     apps.spawn_resolver(Arc::clone(&nwc_rail));
+    // The NWC service answers every app with its one key: it gets the relay's member share.
+    if let Some(relay) = &nostr {
+        relay.members().keep(nwc_keys.public_key());
+    }
     let nwc = NwcService::start(nwc_rail, nwc_keys, nwc_config)
         .await
         .context("starting the NWC service")?;
