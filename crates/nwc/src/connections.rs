@@ -232,6 +232,18 @@ pub struct MadeInvoice {
     /// so this is what lets the app settle it after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_msat: Option<u64>,
+    /// For a held payment: the block height from which the node no longer claims it (LDK
+    /// fails its HTLCs back to the payer there, and a claim after it does nothing), if the
+    /// node said. Kept so a settle after it is refused, not answered with a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_deadline: Option<u32>,
+}
+
+impl MadeInvoice {
+    /// Whether its held payment was failed back by `block_height`: the deadline is reached.
+    pub fn hold_timed_out(&self, block_height: u32) -> bool {
+        self.accepted_msat.is_some() && self.claim_deadline.is_some_and(|d| block_height >= d)
+    }
 }
 
 impl Connection {
@@ -447,11 +459,18 @@ impl ConnectionStore {
     }
 
     /// Writes down that a payment of `amount_msat` to the hold invoice with this hash (hex)
-    /// arrived and is held; `false` if no connection made that invoice.
-    pub fn hold_accepted(&mut self, payment_hash: &str, amount_msat: u64) -> bool {
+    /// arrived and is held until block `claim_deadline` (if the node said); `false` if no
+    /// connection made that invoice.
+    pub fn hold_accepted(
+        &mut self,
+        payment_hash: &str,
+        amount_msat: u64,
+        claim_deadline: Option<u32>,
+    ) -> bool {
         match self.made.get_mut(payment_hash) {
             Some(made) => {
                 made.accepted_msat = Some(amount_msat);
+                made.claim_deadline = claim_deadline;
                 true
             }
             None => false,
@@ -462,6 +481,7 @@ impl ConnectionStore {
     pub fn hold_decided(&mut self, payment_hash: &str) {
         if let Some(made) = self.made.get_mut(payment_hash) {
             made.accepted_msat = None;
+            made.claim_deadline = None;
         }
     }
 
@@ -623,6 +643,7 @@ mod tests {
                 created_at: 0,
                 expires_at: 10,
                 accepted_msat: None,
+                claim_deadline: None,
             },
         );
         store.record_paid(&b, "bb");
@@ -670,10 +691,14 @@ mod tests {
                 created_at: 5,
                 expires_at: 50,
                 accepted_msat: None,
+                claim_deadline: None,
             },
         );
-        assert!(store.hold_accepted("aa", 7_000));
-        assert!(!store.hold_accepted("zz", 7_000), "no connection made it");
+        assert!(store.hold_accepted("aa", 7_000, Some(300)));
+        assert!(
+            !store.hold_accepted("zz", 7_000, None),
+            "no connection made it"
+        );
         store.revoke(&app);
         store.save().expect("save");
         let reopened = ConnectionStore::open(&path).expect("reopen");

@@ -169,6 +169,23 @@ fn nip47_error(code: ErrorCode, message: impl Into<String>) -> NIP47Error {
     }
 }
 
+/// The refusal of a settle for `made` at `block_height`, once its held payment's claim
+/// deadline is reached: LDK has failed the HTLCs back to the payer, and its claim then returns
+/// without claiming anything, so a success would tell the app it was paid when it was not.
+/// `NOT_FOUND`: the held payment is no longer there to settle.
+fn held_timed_out(made: &MadeInvoice, block_height: u32) -> Option<NIP47Error> {
+    made.hold_timed_out(block_height).then(|| {
+        nip47_error(
+            ErrorCode::NotFound,
+            format!(
+                "the held payment timed out at block {} and was failed back to its payer: \
+                 nothing was claimed",
+                made.claim_deadline.unwrap_or_default()
+            ),
+        )
+    })
+}
+
 /// NIP-47's error for a node error.
 fn rail_error(e: LightningError) -> NIP47Error {
     let code = match &e {
@@ -656,6 +673,12 @@ impl Inner {
             RequestParams::SettleHoldInvoice(params) => {
                 let preimage = params.preimage.parse::<Preimage>().map_err(rail_error)?;
                 let made = self.own_invoice(client, preimage.payment_hash())?;
+                // Past its deadline the node failed the payment back, and a claim does nothing
+                // but return: the app is told so, and nothing is counted as received.
+                if let Some(refusal) = held_timed_out(&made, self.rail.node_info().block_height) {
+                    self.hold_decided(preimage.payment_hash());
+                    return Err(refusal);
+                }
                 // The node forgot, if it restarted, which held payments arrived: remind it.
                 if let Some(amount_msat) = made.accepted_msat {
                     self.rail.restore_held(preimage.payment_hash(), amount_msat);
@@ -710,6 +733,7 @@ impl Inner {
             created_at: now_secs(),
             expires_at: invoice.expires_at,
             accepted_msat: None,
+            claim_deadline: None,
         };
         let mut store = lock(&self.store);
         store.remember_made(&invoice.payment_hash.to_string(), made.clone());
@@ -724,13 +748,14 @@ impl Inner {
         lock(&self.store).made(&hash.to_string()).cloned()
     }
 
-    /// Writes down, where the connections are kept, that a held payment arrived (`Some`) or
-    /// was decided (`None`): kept across a restart, which the node's own note of it is not.
-    fn hold_changed(&self, hash: PaymentHash, accepted_msat: Option<u64>) {
+    /// Writes down, where the connections are kept, that a held payment arrived (`Some`: its
+    /// amount and claim deadline) or was decided (`None`): kept across a restart, which the
+    /// node's own note of it is not.
+    fn hold_changed(&self, hash: PaymentHash, accepted: Option<(u64, Option<u32>)>) {
         let mut store = lock(&self.store);
-        match accepted_msat {
-            Some(amount_msat) => {
-                if !store.hold_accepted(&hash.to_string(), amount_msat) {
+        match accepted {
+            Some((amount_msat, claim_deadline)) => {
+                if !store.hold_accepted(&hash.to_string(), amount_msat, claim_deadline) {
                     return;
                 }
             }
@@ -1024,7 +1049,7 @@ impl Inner {
                     let Some(made) = self.made(payment_hash) else {
                         continue;
                     };
-                    self.hold_changed(payment_hash, Some(amount_msat));
+                    self.hold_changed(payment_hash, Some((amount_msat, claim_deadline)));
                     let notification = HoldInvoiceAcceptedNotification {
                         transaction_type: TransactionType::Incoming,
                         invoice: made.bolt11.clone(),
@@ -1085,5 +1110,44 @@ impl Inner {
                 Err(e) => tracing::warn!("NWC notification not sealed: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A held payment whose claim deadline the chain has reached was failed back by the node
+    /// (LDK's claim then returns without claiming): settling it is refused with `NOT_FOUND`
+    /// and a message saying so; before the deadline, or without a held payment, it is not.
+    #[test]
+    fn a_settle_after_the_held_payments_deadline_is_refused() {
+        let made = MadeInvoice {
+            client: nostr_sdk::Keys::generate().public_key(),
+            bolt11: "lnbcrt1".into(),
+            amount_msat: Some(5_000),
+            description: None,
+            created_at: 0,
+            expires_at: 10,
+            accepted_msat: Some(5_000),
+            claim_deadline: Some(300),
+        };
+        assert!(held_timed_out(&made, 299).is_none(), "still claimable");
+        let refusal = held_timed_out(&made, 300).expect("failed back at the deadline");
+        assert_eq!(refusal.code, ErrorCode::NotFound);
+        assert!(refusal.message.contains("timed out"), "{}", refusal.message);
+        let unknown = MadeInvoice {
+            claim_deadline: None,
+            ..made.clone()
+        };
+        assert!(
+            held_timed_out(&unknown, 1_000).is_none(),
+            "no deadline known"
+        );
+        let decided = MadeInvoice {
+            accepted_msat: None,
+            ..made
+        };
+        assert!(held_timed_out(&decided, 1_000).is_none(), "nothing held");
     }
 }
