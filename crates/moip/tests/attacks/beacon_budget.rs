@@ -6,7 +6,8 @@
 //! - spending up to the limit, then reconnecting — or waiting for a restart — to spend again;
 //! - paying a hold invoice the payee holds past the provider's wait, then spending the
 //!   "refunded" amount while the held payment can still settle;
-//! - spending through a beacon the operator revoked;
+//! - spending through a beacon the operator revoked, or one past its `expires_at`;
+//! - spending past a daily limit again the same day (issue 21, attack 4);
 //! - spending, through a beacon with nothing of its own, the node's balance (the collateral
 //!   behind the members' tokens, or what another beacon received), or more than the beacon's
 //!   own account holds (issue 21, attack 4).
@@ -125,12 +126,12 @@ fn api(up: &Up, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
 /// A new beacon with a limit of `limit_sat` (`None`: no limit): (the beacon, its id if the API
 /// gives one).
 fn new_beacon_with(up: &Up, limit_sat: Option<u64>) -> (String, Option<String>) {
-    let (status, body) = api(
-        up,
-        "POST",
-        "/api/pairing/beacon",
-        Some(json!({ "limit_sat": limit_sat })),
-    );
+    new_beacon_as(up, json!({ "limit_sat": limit_sat }))
+}
+
+/// A new beacon on the terms of `request` (`POST /api/pairing/beacon`'s body).
+fn new_beacon_as(up: &Up, request: Value) -> (String, Option<String>) {
+    let (status, body) = api(up, "POST", "/api/pairing/beacon", Some(request));
     assert_eq!(status, 200, "{body}");
     let uri = body["uri"].as_str().expect("a beacon").to_owned();
     (uri, body["id"].as_str().map(str::to_owned))
@@ -213,6 +214,11 @@ fn world() -> (World, Consumer) {
 
 /// [`world`] with a beacon limited to `limit_sat` (`None`: no limit).
 fn world_with(limit_sat: Option<u64>) -> (World, Consumer) {
+    world_as(json!({ "limit_sat": limit_sat }))
+}
+
+/// [`world`] with a beacon made on the terms of `request`.
+fn world_as(request: Value) -> (World, Consumer) {
     let dir = tempfile::tempdir().expect("tempdir");
     configure(dir.path());
     let up = start(dir.path());
@@ -228,7 +234,7 @@ fn world_with(limit_sat: Option<u64>) -> (World, Consumer) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (beacon, id) = new_beacon_with(&up, limit_sat);
+    let (beacon, id) = new_beacon_as(&up, request);
     let consumer = rt
         .block_on(connect(&beacon, WAIT))
         .expect("the consumer connects");
@@ -711,4 +717,135 @@ fn a_beacon_spends_its_own_account_and_never_the_nodes_balance() {
         collateral_funded,
         "the collateral moved with a beacon's payment"
     );
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// How long the expiring beacon lives: long enough for the world to be set up and one payment
+/// made.
+const LIFETIME_SECS: u64 = 90;
+
+/// Issue 21, attack 4: a beacon made with `expires_at` pays until then; after it, it pays
+/// nothing, its live session ends, nobody serves it, the operator cannot fund it, and the API
+/// and `moip beacons list` say it expired.
+#[test]
+fn an_expired_beacon_cannot_pay_and_is_not_served() {
+    let expires_at = unix_now() + LIFETIME_SECS;
+    let (w, consumer) = world_as(json!({ "limit_sat": null, "expires_at": expires_at }));
+    let id = w.id.clone().expect("the API names the beacon");
+    let entry = listed(&w.up, &id);
+    assert_eq!(entry["expires_at"], json!(expires_at), "{entry}");
+    assert_eq!(entry["expired"], json!(false), "{entry}");
+    // An expiry already past is refused, and makes no beacon.
+    let (status, body) = api(
+        &w.up,
+        "POST",
+        "/api/pairing/beacon",
+        Some(json!({ "expires_at": unix_now() - 1 })),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (_, list) = api(&w.up, "GET", "/api/pairing/beacons", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // While it lives, it pays (what it received is its own).
+    assert!(
+        unix_now() + 10 < expires_at,
+        "setting the world up took longer than the beacon's {LIFETIME_SECS} s"
+    );
+    let before = w.invoice("before the expiry");
+    w.rt.block_on(consumer.pay(&before.bolt11, None))
+        .expect("paid before the expiry");
+    assert!(w.received(before.payment_hash));
+
+    wait_until(WAIT, "the beacon listed as expired", || {
+        (listed(&w.up, &id)["expired"] == json!(true)).then_some(())
+    });
+    let bill = w.invoice("after the expiry");
+    let refused = w.rt.block_on(consumer.pay(&bill.bolt11, None));
+    assert!(refused.is_err(), "an expired beacon paid: {refused:?}");
+    assert!(!w.received(bill.payment_hash), "nothing was paid");
+    w.rt.block_on(async { tokio::time::timeout(WAIT, consumer.revoked()).await })
+        .expect("the consumer's session ends with the expiry");
+    let reconnect = w.rt.block_on(connect(&w.beacon, Duration::from_secs(10)));
+    assert!(reconnect.is_err(), "an expired beacon is not served");
+    let (status, body) = api(
+        &w.up,
+        "POST",
+        &format!("/api/pairing/beacons/{id}/fund"),
+        Some(json!({ "sats": 1 })),
+    );
+    assert_eq!(status, 409, "an expired beacon is not funded: {body}");
+    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["beacons", "--api", &w.up.base, "--data-dir"])
+        .arg(w.dir.path().join("node"))
+        .arg("list")
+        .output()
+        .expect("moip beacons list");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with(&id)
+            && l.contains(&format!("expires {expires_at}"))
+            && l.ends_with("expired")),
+        "{text}"
+    );
+    assert!(!w.received(bill.payment_hash), "nothing was paid");
+}
+
+/// Issue 21, attack 4: a beacon with a daily limit of 30 000 sat pays 20 000; another 20 000
+/// the same UTC day is refused — in the same session, and after a restart — and the list says
+/// what the day leaves. (Should the UTC day turn between the two payments, the second is paid:
+/// the limit renewed, as it must.)
+#[test]
+fn a_beacons_daily_limit_spent_is_refused_for_the_rest_of_the_day() {
+    let (mut w, consumer) = world_as(json!({ "limit_sat": LIMIT_SAT, "budget_renewal": "daily" }));
+    let id = w.id.clone().expect("the API names the beacon");
+    let day = unix_now() / 86_400;
+    let first = w.invoice("first");
+    let paid =
+        w.rt.block_on(consumer.pay(&first.bolt11, None))
+            .expect("20 000 of the day's 30 000 sat");
+    assert!(w.received(first.payment_hash));
+    let entry = listed(&w.up, &id);
+    assert_eq!(entry["budget_renewal"], json!("daily"), "{entry}");
+    let spent_msat = SPEND_MSAT + paid.fee_msat.unwrap_or(0);
+    assert_eq!(entry["spent_msat"], json!(spent_msat), "{entry}");
+    assert_eq!(
+        entry["left_msat"],
+        json!(LIMIT_SAT * 1_000 - spent_msat),
+        "{entry}"
+    );
+
+    let second = w.invoice("second");
+    let again = w.rt.block_on(consumer.pay(&second.bolt11, None));
+    if unix_now() / 86_400 != day {
+        again.expect("the next UTC day renews the limit");
+        return;
+    }
+    assert_eq!(
+        code_of(again),
+        ErrorCode::SPENDING_LIMIT,
+        "a daily limit spent was renewed the same day"
+    );
+    assert!(!w.received(second.payment_hash), "nothing was paid");
+
+    // A restart the same day does not renew it either.
+    w.restart();
+    let consumer =
+        w.rt.block_on(connect(&w.beacon, WAIT))
+            .expect("the beacon is served after the restart");
+    let third = w.invoice("third");
+    let after = w.rt.block_on(consumer.pay(&third.bolt11, None));
+    if unix_now() / 86_400 != day {
+        after.expect("the next UTC day renews the limit");
+        return;
+    }
+    assert_eq!(code_of(after), ErrorCode::SPENDING_LIMIT);
+    assert!(!w.received(third.payment_hash), "nothing was paid");
+    assert_eq!(listed(&w.up, &id)["spent_msat"], json!(spent_msat));
 }

@@ -670,3 +670,120 @@ fn a_redemption_replayed_after_a_restart_is_refused() {
     payer.stop().expect("stop the payer");
     up.node.stop();
 }
+
+/// The dashboard's Fund buttons (issue 21, attack 4) move the community's collateral, so they
+/// are the operator's alone, with the same checks as the other operator forms: a member's
+/// session and the operator's session without the form's CSRF token (what a page on another
+/// site cannot know) are refused (403) and nothing moves; the operator's own form reaches the
+/// API's fund (here refused, 422: no collateral is free).
+#[test]
+fn the_dashboards_fund_buttons_are_the_operators_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = start(dir.path());
+    let agent = agent();
+    let base = &up.base;
+    let bearer = format!("Bearer {}", up.token);
+    let api = |method: &str, path: &str, body: &str| {
+        let url = format!("{base}{path}");
+        let mut response = match method {
+            "GET" => agent.get(&url).header("Authorization", &bearer).call(),
+            _ => agent
+                .post(&url)
+                .header("Authorization", &bearer)
+                .header("Content-Type", "application/json")
+                .send(body.to_owned()),
+        }
+        .expect("the API answers");
+        let text = response.body_mut().read_to_string().expect("body");
+        (
+            response.status().as_u16(),
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        )
+    };
+    let (status, beacon) = api("POST", "/api/pairing/beacon", "{}");
+    assert_eq!(status, 200, "{beacon}");
+    let id = beacon["id"].as_str().expect("the beacon's id").to_owned();
+    let (status, _) = api("POST", "/api/pairing/nwc", r#"{"name":"till"}"#);
+    assert_eq!(status, 200);
+    let (_, apps) = api("GET", "/api/pairing/nwc", "");
+    let client = apps[0]["client"]
+        .as_str()
+        .expect("the app's key")
+        .to_owned();
+    let balances = || {
+        let (_, beacons) = api("GET", "/api/pairing/beacons", "");
+        let (_, apps) = api("GET", "/api/pairing/nwc", "");
+        (
+            beacons[0]["balance_msat"].clone(),
+            apps[0]["balance_msat"].clone(),
+        )
+    };
+    let before = balances();
+
+    // The operator's session sees a Fund button for each.
+    let response = agent
+        .post(format!("{base}/login/operator"))
+        .header("Origin", base.as_str())
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("token={}", up.token))
+        .expect("login");
+    let operator = session_cookie(&response).expect("the operator's session");
+    let mut page = agent
+        .get(format!("{base}/pair"))
+        .header("Cookie", &operator)
+        .call()
+        .expect("pair page");
+    let page = page.body_mut().read_to_string().expect("page");
+    let forms = [
+        format!("/pair/beacons/{id}/fund"),
+        format!("/pair/nwc/{client}/fund"),
+    ];
+    for form in &forms {
+        assert!(
+            page.contains(&format!("action=\"{form}\"")),
+            "{form} in {page}"
+        );
+    }
+    let csrf_of = |page: &str| {
+        page.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the form's CSRF token")
+            .to_owned()
+    };
+    let csrf = csrf_of(&page);
+
+    let post = |form: &str, cookie: &str, origin: &str, body: String| {
+        let mut response = agent
+            .post(format!("{base}{form}"))
+            .header("Cookie", cookie)
+            .header("Origin", origin)
+            .content_type("application/x-www-form-urlencoded")
+            .send(body)
+            .expect("post");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    let member = local_session(&agent, base, "ana");
+    let mut wallet = agent
+        .get(format!("{base}/wallet"))
+        .header("Cookie", &member)
+        .call()
+        .expect("wallet");
+    let member_csrf = csrf_of(&wallet.body_mut().read_to_string().expect("page"));
+    for form in &forms {
+        let (status, body) = post(form, &member, base, format!("csrf={member_csrf}&sats=1"));
+        assert_eq!(status, 403, "a member funded {form}: {body}");
+        let (status, body) = post(form, &operator, base, "sats=1".to_owned());
+        assert_eq!(status, 403, "{form} without the CSRF token: {body}");
+        // The operator's own form reaches the ledger, which finds no free collateral.
+        let (status, body) = post(form, &operator, base, format!("csrf={csrf}&sats=1"));
+        assert_eq!(status, 422, "{form}: {body}");
+        assert!(body.contains("collateral"), "{body}");
+    }
+    assert_eq!(balances(), before, "nothing moved");
+    up.node.stop();
+}
