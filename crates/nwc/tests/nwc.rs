@@ -515,3 +515,109 @@ fn a_request_replayed_after_a_restart_is_not_carried_out_again() {
     relay.shutdown();
     wallet.stop().expect("stop");
 }
+
+/// Issue 21: a hold invoice's held payment left past its claim deadline is failed back to the
+/// payer by the node (LDK, when a block reaches the deadline); an app that settles it then is
+/// told `NOT_FOUND` — not success, although ldk-node's claim returns without claiming — and
+/// the wallet records nothing received.
+#[test]
+fn settling_a_held_payment_after_its_deadline_is_refused() {
+    let env = Regtest::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let wallet = start_node(&env, root.path(), "wallet");
+    let shop = start_node(&env, root.path(), "shop");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    fund(&env, &wallet, &[&shop]);
+    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
+
+    let relay = LocalRelay::new(RelayBuilder::default().addr(Ipv4Addr::LOCALHOST.into()));
+    rt.block_on(relay.run()).expect("relay");
+    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let mut config = NwcConfig::new(vec![relay_url.to_string()]);
+    config.store = Some(root.path().join("connections.json").into());
+    let service = rt
+        .block_on(NwcService::start(
+            Arc::new(wallet.clone()),
+            Keys::generate(),
+            config,
+        ))
+        .expect("service");
+    let uri = service.connect_app("escrow", None, None).expect("connect");
+    let app = rt.block_on(Nip44App::connect(Keys::new(uri.secret.clone()), &uri));
+
+    let secret = Preimage::random();
+    let hash: PaymentHash = secret.payment_hash();
+    let response = rt.block_on(app.request(request(
+        Method::MakeHoldInvoice,
+        RequestParams::MakeHoldInvoice(MakeHoldInvoiceRequest {
+            amount: 15_000_000,
+            description: Some("escrow".into()),
+            description_hash: None,
+            expiry: None,
+            payment_hash: hash.to_string(),
+            cltv_expiry_delta: None,
+        }),
+    )));
+    let invoice = match response.result {
+        Some(ResponseResult::MakeHoldInvoice(r)) => r.invoice.expect("invoice"),
+        other => panic!("no hold invoice: {other:?} {:?}", response.error),
+    };
+    let mut notifications = app.client.notifications();
+    shop.send_bolt11(&invoice, None, RouteLimits::default())
+        .expect("the shop pays");
+    match rt
+        .block_on(app.next_notification(&mut notifications))
+        .notification
+    {
+        NotificationResult::HoldInvoiceAccepted(n) => assert_eq!(n.payment_hash, hash.to_string()),
+        other => panic!("unexpected notification {other:?}"),
+    }
+
+    // Nobody settles: blocks come until the wallet's node fails the payment back at its
+    // deadline (seen as the shop's payment failing), within a bound of 400 blocks.
+    let failed_back = |n: &moip_lightning::LightningNode| {
+        n.payment_by_hash(hash)
+            .filter(|p| p.state == PaymentState::Failed)
+    };
+    let mut mined = 0;
+    while shop
+        .wait_for(
+            Duration::from_secs(2),
+            "the held payment failed back",
+            failed_back,
+        )
+        .is_err()
+    {
+        assert!(mined < 400, "no failure back after {mined} blocks");
+        moip_lightning::testing::mine(&env, 8, &[&wallet, &shop]);
+        mined += 8;
+    }
+
+    let response = rt.block_on(app.request(request(
+        Method::SettleHoldInvoice,
+        RequestParams::SettleHoldInvoice(SettleHoldInvoiceRequest {
+            preimage: secret.to_string(),
+        }),
+    )));
+    let error = response.error.unwrap_or_else(|| {
+        panic!(
+            "a settle after the deadline succeeded: {:?}",
+            response.result
+        )
+    });
+    assert_eq!(error.code, ErrorCode::NotFound, "{}", error.message);
+    assert!(error.message.contains("timed out"), "{}", error.message);
+    assert!(
+        wallet
+            .payment_by_hash(hash)
+            .is_none_or(|p| p.state != PaymentState::Succeeded),
+        "the wallet recorded the payment as received"
+    );
+    assert!(failed_back(&shop).is_some(), "the shop was not paid");
+    let _ = shop.stop();
+    let _ = wallet.stop();
+}
