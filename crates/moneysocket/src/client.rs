@@ -45,6 +45,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::liveness::{Beat, Heartbeat, Liveness};
 use crate::secure::{SecureError, Session};
 use crate::seed::{AesKey, RendezvousId, SharedSeed};
 use crate::v0::frame::{decode_frame, encode_frame, FrameError, MAX_FRAME_LEN};
@@ -68,6 +69,11 @@ pub struct ClientConfig {
     /// connections over loopback addresses to stay under a relay's per-IP limit); `None` lets
     /// the system choose.
     pub local_address: Option<IpAddr>,
+    /// Ping the relay on this schedule and give up on a connection it does not answer
+    /// ([`ClientError::Unresponsive`]), so that a relay gone silent — a network that dropped
+    /// without a reset — is noticed and the caller can reconnect, as the reference outgoing
+    /// socket's auto-ping does. `None` disables it. In-process connections are not pinged.
+    pub liveness: Option<Liveness>,
 }
 
 /// Whether to use the authenticated-encryption layer ([`crate::secure`]) with the peer.
@@ -91,6 +97,7 @@ impl Default for ClientConfig {
             tls: None,
             security: Security::default(),
             local_address: None,
+            liveness: Some(Liveness::default()),
         }
     }
 }
@@ -146,6 +153,10 @@ pub enum ClientError {
     /// The peer did not negotiate the authenticated layer, which this side requires.
     #[error("the peer does not speak the authenticated layer, which is required")]
     InsecurePeer,
+    /// The relay did not answer a WebSocket ping in time ([`ClientConfig::liveness`]): the
+    /// connection is taken for dead.
+    #[error("the relay stopped answering pings")]
+    Unresponsive,
 }
 
 impl ClientError {
@@ -178,6 +189,8 @@ pub struct OutgoingSocket {
     key: AesKey,
     session: Option<Session>,
     uuid: Uuid,
+    /// The ping schedule of a WebSocket link, when [`ClientConfig::liveness`] asks for one.
+    heartbeat: Option<Heartbeat>,
 }
 
 /// What carries the frames.
@@ -305,7 +318,11 @@ impl OutgoingSocket {
         let ws = tokio::time::timeout(config.connect_timeout, opening)
             .await
             .map_err(|_| ClientError::Timeout)??;
-        Ok(OutgoingSocket::new(Link::Ws(Box::new(ws)), seed))
+        let mut socket = OutgoingSocket::new(Link::Ws(Box::new(ws)), seed);
+        socket.heartbeat = config
+            .liveness
+            .map(|l| Heartbeat::new(l, tokio::time::Instant::now()));
+        Ok(socket)
     }
 
     fn new(link: Link, seed: SharedSeed) -> OutgoingSocket {
@@ -315,6 +332,7 @@ impl OutgoingSocket {
             seed,
             session: None,
             uuid: crate::ids::random_v4(),
+            heartbeat: None,
         }
     }
 
@@ -457,11 +475,40 @@ impl OutgoingSocket {
     ///
     /// # Errors
     ///
-    /// [`ClientError::Closed`] when the connection closes; another error if it fails.
+    /// [`ClientError::Closed`] when the connection closes; [`ClientError::Unresponsive`] when
+    /// the relay stops answering pings; another error if it fails.
     pub async fn recv_frame(&mut self) -> Result<Bytes, ClientError> {
         loop {
             let next = match &mut self.link {
-                Link::Ws(ws) => ws.next().await,
+                Link::Ws(ws) => {
+                    let wake = self.heartbeat.as_ref().map(Heartbeat::wake_at);
+                    tokio::select! {
+                        next = ws.next() => {
+                            if let Some(hb) = self.heartbeat.as_mut() {
+                                hb.heard();
+                            }
+                            next
+                        }
+                        () = sleep_until_opt(wake) => {
+                            let Some(hb) = self.heartbeat.as_mut() else { continue };
+                            match hb.beat(tokio::time::Instant::now()) {
+                                Beat::Dead => return Err(ClientError::Unresponsive),
+                                Beat::Ping => {
+                                    // A relay that stopped reading would block the send as well;
+                                    // bound it by the deadline of the answer.
+                                    let by = hb.wake_at();
+                                    let ping = ws.send(WsMessage::Ping(Bytes::new()));
+                                    match tokio::time::timeout_at(by, ping).await {
+                                        Ok(sent) => sent?,
+                                        Err(_) => return Err(ClientError::Unresponsive),
+                                    }
+                                }
+                                Beat::Idle => {}
+                            }
+                            continue;
+                        }
+                    }
+                }
                 Link::Local { rx, .. } => rx.recv().await.map(Ok),
             };
             match next {
@@ -498,6 +545,14 @@ impl OutgoingSocket {
             // Dropping our sender ends the relay's stream; it tells the partner.
             Link::Local { .. } => Ok(()),
         }
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is nothing to wake for.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -572,5 +627,73 @@ mod tests {
             let got = OutgoingSocket::connect(url, seed, &ClientConfig::default()).await;
             assert!(matches!(got, Err(ClientError::Url { .. })), "{url}");
         }
+    }
+
+    /// A relay that answers the rendezvous and then never reads again: the socket's pings go
+    /// unanswered and `recv` gives up with [`ClientError::Unresponsive`] instead of waiting for
+    /// ever. With liveness off the same wait runs past the deadline (the behaviour before).
+    #[tokio::test]
+    async fn a_relay_that_stops_answering_is_given_up() {
+        async fn silent_relay() -> (String, tokio::task::JoinHandle<()>) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let url = format!("ws://{}", listener.local_addr().expect("addr"));
+            let task = tokio::spawn(async move {
+                let (tcp, _) = listener.accept().await.expect("accept");
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+                let Some(Ok(WsMessage::Binary(frame))) = ws.next().await else {
+                    panic!("expected REQUEST_RENDEZVOUS");
+                };
+                let request = decode_frame(&frame, None).expect("clear request");
+                let Body::Request(r) = request.body else {
+                    panic!("not a request")
+                };
+                let RequestKind::Rendezvous { rendezvous_id } = r.kind else {
+                    panic!("not a rendezvous")
+                };
+                let ready = Message::notification(
+                    Some(r.request_uuid),
+                    NotificationKind::Rendezvous { rendezvous_id },
+                );
+                let frame = crate::v0::frame::encode_clear_frame(&ready).expect("frame");
+                ws.send(WsMessage::Binary(frame.into()))
+                    .await
+                    .expect("send");
+                // Half-open from here: the socket stays open, nothing is read or answered.
+                std::future::pending::<()>().await;
+                drop(ws);
+            });
+            (url, task)
+        }
+        let seed = SharedSeed::from_bytes([7; 16]);
+        let fast = Liveness {
+            ping_interval: Duration::from_millis(200),
+            pong_timeout: Duration::from_millis(200),
+        };
+        let deadline = Duration::from_secs(5);
+
+        let (url, relay) = silent_relay().await;
+        let config = ClientConfig {
+            liveness: Some(fast),
+            ..ClientConfig::default()
+        };
+        let mut socket = connect(&url, seed, &config).await.expect("rendezvous");
+        let got = tokio::time::timeout(deadline, socket.recv())
+            .await
+            .expect("gave up before the deadline");
+        assert!(matches!(got, Err(ClientError::Unresponsive)), "{got:?}");
+        relay.abort();
+
+        let (url, relay) = silent_relay().await;
+        let config = ClientConfig {
+            liveness: None,
+            ..ClientConfig::default()
+        };
+        let mut socket = connect(&url, seed, &config).await.expect("rendezvous");
+        let waited = fast.ping_interval * 3 + fast.pong_timeout;
+        let got = tokio::time::timeout(waited, socket.recv()).await;
+        assert!(got.is_err(), "without liveness it still waits: {got:?}");
+        relay.abort();
     }
 }

@@ -45,6 +45,7 @@ pub mod consumer;
 pub mod encoding;
 pub mod error;
 mod ids;
+pub mod liveness;
 pub mod nexus;
 pub mod provider;
 pub mod relay;

@@ -25,6 +25,7 @@ use super::directory::{ConnId, Directory, Join, Left};
 use super::limits::{Admission, Admissions, TokenBucket};
 use super::metrics::{dec, inc, Metrics};
 use super::RelayConfig;
+use crate::liveness::{Beat, Heartbeat};
 use crate::seed::RendezvousId;
 use crate::v0::frame::{decode_frame, encode_clear_frame, FrameError};
 use crate::v0::message::{Body, Message, NotificationKind, Request, RequestKind};
@@ -101,6 +102,8 @@ enum Exit {
     Oversize,
     Malformed(String),
     RendezvousFull,
+    /// The peer did not answer a ping in time.
+    Unresponsive,
 }
 
 /// Serves one admitted TCP connection to its end.
@@ -284,6 +287,11 @@ impl Reader {
         let mut bucket = config
             .rate_limit
             .map(|limit| TokenBucket::new(limit, std::time::Instant::now()));
+        // An in-process peer cannot be half-open (and its channel carries no pongs).
+        let mut heartbeat = match self.peer {
+            Peer::Tcp(_) => config.liveness.map(|l| Heartbeat::new(l, Instant::now())),
+            Peer::Local => None,
+        };
         let exit = loop {
             let paired = matches!(self.state, State::Paired(..));
             tokio::select! {
@@ -301,6 +309,20 @@ impl Reader {
                 _ = &mut unpaired_deadline, if !paired => {
                     break Exit::UnpairedTimeout
                 }
+                _ = sleep_until_opt(heartbeat.as_ref().map(Heartbeat::wake_at)) => {
+                    let Some(hb) = heartbeat.as_mut() else { continue };
+                    match hb.beat(Instant::now()) {
+                        Beat::Dead => break Exit::Unresponsive,
+                        // A full outbox means the writer is stuck on this peer already (its
+                        // write timeout will end it); the deadline runs either way.
+                        Beat::Ping => {
+                            let _ = self
+                                .outbox
+                                .try_send(Outbound::Frame(WsMessage::Ping(Bytes::new())));
+                        }
+                        Beat::Idle => {}
+                    }
+                }
                 received = stream.next() => {
                     let message = match received {
                         None => break Exit::Gone,
@@ -311,6 +333,9 @@ impl Reader {
                             break Exit::Gone;
                         }
                     };
+                    if let Some(hb) = heartbeat.as_mut() {
+                        hb.heard();
+                    }
                     if let Some(bucket) = bucket.as_mut() {
                         if !bucket.take(std::time::Instant::now()) {
                             break Exit::RateLimited;
@@ -503,6 +528,12 @@ impl Reader {
                 inc(&metrics.rendezvous_full);
                 Some(close(CloseCode::Policy, "rendezvous id already paired"))
             }
+            Exit::Unresponsive => {
+                inc(&metrics.unresponsive);
+                tracing::debug!(peer = %self.peer, "relay dropping a peer that stopped answering pings");
+                // Sent for form: a peer that answers nothing will not read it either.
+                Some(close(CloseCode::Error, "no answer to ping"))
+            }
         };
         if let Some(frame) = goodbye {
             let _ = self.outbox.send(Outbound::Close(frame)).await;
@@ -515,6 +546,14 @@ impl Reader {
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` yields is not `Send`; drop it here, not in the caller's future.
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Sleeps until `at`, or for ever when there is nothing to wake for.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A clear rendezvous notification as a binary frame.

@@ -49,6 +49,8 @@ pub struct Rejections {
     /// A frame was malformed (not a valid clear message, nor shaped like ciphertext), or a
     /// connection asked to rendezvous twice.
     pub malformed: u64,
+    /// The peer did not answer a WebSocket ping in time (a half-open connection).
+    pub unresponsive: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +71,7 @@ pub(crate) struct Metrics {
     pub(crate) unpaired_timeout: AtomicU64,
     pub(crate) rendezvous_full: AtomicU64,
     pub(crate) malformed: AtomicU64,
+    pub(crate) unresponsive: AtomicU64,
 }
 
 /// Adds one.
@@ -108,6 +111,7 @@ impl Metrics {
                 unpaired_timeout: get(&self.unpaired_timeout),
                 rendezvous_full: get(&self.rendezvous_full),
                 malformed: get(&self.malformed),
+                unresponsive: get(&self.unresponsive),
             },
         }
     }

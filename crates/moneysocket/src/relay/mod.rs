@@ -19,10 +19,12 @@
 //!
 //! The reference has no limits at all; this one bounds everything a peer controls (see
 //! [`RelayConfig`]): frame size, time to pair, connections per source address and in total,
-//! messages per second per connection, handshake and write time. Refusals are counted by
+//! messages per second per connection, handshake and write time, and a WebSocket ping that
+//! drops a peer gone silent ([`crate::liveness`]). Refusals are counted by
 //! reason in [`RelayMetrics`]. Close codes: 1009 for an oversize frame, 1008 for a rate
 //! limit, an unpaired timeout or a refused rendezvous, 1007 for a malformed frame, 1001 at
-//! shutdown; the close reason carries the detail.
+//! shutdown, 1011 for a peer that stopped answering pings; the close reason carries the
+//! detail.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), moip_moneysocket::relay::RelayError> {
@@ -54,6 +56,7 @@ pub use limits::RateLimit;
 pub use metrics::{Rejections, RelayMetrics};
 
 use crate::client::OutgoingSocket;
+use crate::liveness::Liveness;
 use crate::v0::frame::MAX_FRAME_LEN;
 use crate::SharedSeed;
 use directory::Directory;
@@ -100,6 +103,12 @@ pub struct RelayConfig {
     /// Messages per second per connection (every WebSocket message counts, pings included);
     /// `None` disables the limit. Exceeding it closes the connection (1008).
     pub rate_limit: Option<RateLimit>,
+    /// Ping every WebSocket peer on this schedule and drop one that is not heard from in
+    /// time, as the reference relay pings every 30 s: a half-open peer (gone without closing)
+    /// would otherwise hold its rendezvous id — the other holder of the seed refused as a
+    /// third party — until the kernel gives up on the socket, often hours later. `None`
+    /// disables it. In-process peers ([`RelayHandle::local_connect`]) are never pinged.
+    pub liveness: Option<Liveness>,
 }
 
 impl Default for RelayConfig {
@@ -115,6 +124,7 @@ impl Default for RelayConfig {
             max_connections: 10_000,
             max_connections_per_ip: 64,
             rate_limit: Some(RateLimit::default()),
+            liveness: Some(Liveness::default()),
         }
     }
 }
