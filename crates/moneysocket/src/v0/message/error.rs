@@ -105,7 +105,7 @@ pub enum MessageError {
     /// `msats` is zero or negative.
     #[error("msats must be a positive non-zero integer")]
     NonPositiveMsats,
-    /// `bolt11` does not start with `lnbc`.
+    /// `bolt11` starts with neither `lnbc` nor `lntb` (see [`super::Bolt11`]).
     #[error("doesn't look like a bolt11")]
     NotBolt11,
     /// `ext` is longer than [`super::MAX_EXT_CHARS`].
