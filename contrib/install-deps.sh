@@ -4,9 +4,17 @@
 # it names the packages and stops.
 set -euo pipefail
 
+# A package counts as installed when it is, or when an installed package provides it: NodeSource's
+# `nodejs` provides (and conflicts with) Debian's `npm`, which apt-get then refuses to install.
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+  dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+    sed -n 's/^install ok installed|//p' | tr ',' '\n' | sed 's/(.*//; s/ //g' | grep -xF "$1" >/dev/null
+}
+
 missing=()
 for pkg in "$@"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+  if ! installed "$pkg"; then
     missing+=("$pkg")
   fi
 done
