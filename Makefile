@@ -6,16 +6,18 @@ SHELL := /bin/bash
 # Build: cmake, a C++ compiler and Boost headers for libbitcoinkernel; clang for RocksDB's
 # bindgen. Tests: python3-venv for ElectrumX, PostgreSQL's server for the ledger's PostgreSQL
 # store (tests start their own throwaway clusters; nothing is configured system-wide), and
-# Chromium with its WebDriver for the dashboard's browser test. Benchmarks: wrk for the
-# dashboard under load.
+# Chromium with its WebDriver for the dashboard's browser test, Node.js and npm for the NWC test
+# with Alby's JS SDK. Benchmarks: wrk for the dashboard under load.
 APT_PACKAGES := cmake g++ libboost-dev clang libclang-dev pkg-config python3-venv
-TEST_PACKAGES := postgresql chromium chromium-driver
+TEST_PACKAGES := postgresql chromium chromium-driver nodejs npm
+# The Node project of the NWC test with Alby's JS SDK (crates/nwc/tests/alby.rs).
+ALBY := crates/nwc/tests/alby
 BENCH_PACKAGES := wrk
 VENV := .venv
 ELECTRUMX := $(VENV)/bin/electrumx_server
 CARGO ?= cargo
 
-.PHONY: help deps test-deps venv build run test check bench bench-electrum bench-wallet bench-up fuzz clean-venv
+.PHONY: help deps test-deps venv alby build run test check bench bench-electrum bench-wallet bench-up fuzz clean-venv
 
 help:
 	@echo "make run    install missing packages, build, run moip"
@@ -33,6 +35,12 @@ test-deps: deps
 venv: deps
 	@contrib/electrumx-venv.sh $(VENV)
 
+# `npm ci` of the lock, skipped while node_modules holds a copy of the lock it was installed from.
+alby: test-deps
+	@cd $(ALBY) && if ! cmp -s package-lock.json node_modules/.moip-installed-lock; then \
+		npm ci --no-audit --no-fund && cp package-lock.json node_modules/.moip-installed-lock; \
+	fi
+
 build: deps
 	$(CARGO) build --release --bin moip
 
@@ -46,7 +54,7 @@ run: build
 # three at a time (contrib/run-tests.py: most tests wait on Lightning and Nostr timers, not the
 # CPU) and the doc tests. `cargo test --workspace` runs the same tests one binary at a time.
 # Benchmarks: `make bench`.
-test: venv test-deps
+test: venv test-deps alby
 	$(CARGO) build --workspace --tests
 	MOIP_ELECTRUMX=$(abspath $(ELECTRUMX)) CARGO=$(CARGO) contrib/run-tests.py
 
