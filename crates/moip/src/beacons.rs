@@ -877,6 +877,27 @@ impl BeaconBudget for Budget {
         Some(left_msat.map_or(balance, |left| left.min(balance)))
     }
 
+    /// In service and its limit leaves something: a consumer is told `payer` only then (the
+    /// account's balance is checked by the provider through [`BeaconBudget::balance_msat`]).
+    fn may_pay(&self) -> bool {
+        let now = now();
+        lock(&self.beacons.book)
+            .beacons
+            .iter()
+            .find(|r| r.id == self.id)
+            .is_some_and(|r| r.is_active(now) && r.left_msat(now) != Some(0))
+    }
+
+    /// In service (neither revoked nor expired): a consumer is told `payee` only then.
+    fn may_receive(&self) -> bool {
+        let now = now();
+        lock(&self.beacons.book)
+            .beacons
+            .iter()
+            .find(|r| r.id == self.id)
+            .is_some_and(|r| r.is_active(now))
+    }
+
     /// Written down before the consumer gets the invoice: a payment to it is the beacon's.
     fn invoiced(&self, payment_hash: [u8; 32]) -> Result<(), BudgetError> {
         let mut book = lock(&self.beacons.book);
@@ -1149,6 +1170,33 @@ mod tests {
             "nothing charged"
         );
         assert!(!lock(&beacons.book).beacons[0].is_active(now()));
+    }
+
+    /// What the provider tells consumers as `payer`/`payee` follows the beacon: no paying once
+    /// its limit is used up, neither once it has expired. (Both were always true.)
+    #[test]
+    fn a_beacon_says_it_pays_only_while_it_can() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let beacons = beacons(dir.path());
+        let budget = Budget {
+            beacons: Arc::clone(&beacons),
+            id: ID.into(),
+        };
+        assert!(
+            budget.may_pay() && budget.may_receive(),
+            "in service, no limit"
+        );
+        lock(&beacons.book).beacons[0].limit_msat = Some(0);
+        assert!(!budget.may_pay(), "its limit is used up");
+        assert!(budget.may_receive(), "it still takes payments");
+        lock(&beacons.book).beacons[0].limit_msat = None;
+        lock(&beacons.book).beacons[0].expires_at = Some(now() - 1);
+        assert!(!budget.may_pay() && !budget.may_receive(), "expired");
+        let gone = Budget {
+            beacons,
+            id: "not a beacon".into(),
+        };
+        assert!(!gone.may_pay() && !gone.may_receive(), "unknown");
     }
 
     /// A book written before limits renewed and beacons expired (a lifetime limit, no period,

@@ -164,6 +164,19 @@ pub trait BeaconBudget: Send + Sync + 'static {
         let _ = payment_hash;
         Ok(())
     }
+    /// Whether [`BeaconBudget::reserve`] could admit any payment now: false once the beacon is
+    /// revoked or expired or its limit is used up. The consumer is told it as `payer`, so an
+    /// app does not offer to pay through a beacon that will refuse. The default, `true`, is for
+    /// a budget with no such state.
+    fn may_pay(&self) -> bool {
+        true
+    }
+    /// Whether invoices made for this beacon's consumers are taken ([`BeaconBudget::invoiced`]
+    /// succeeds): false once the beacon is revoked or expired. The consumer is told it as
+    /// `payee`. The default is `true`.
+    fn may_receive(&self) -> bool {
+        true
+    }
 }
 
 /// A budget held in memory: it spans every session of the beacons that share it, not a
@@ -260,6 +273,15 @@ impl BeaconBudget for MemoryBudget {
     }
 
     fn unresolved(&self, _reservation: Reservation) {}
+
+    /// Not revoked, and the limit (if any) leaves something.
+    fn may_pay(&self) -> bool {
+        let state = lock(&self.state);
+        let committed = state
+            .spent_msat
+            .saturating_add(state.reserved.values().sum());
+        !state.revoked && self.limit.max_msat.is_none_or(|max| committed < max)
+    }
 }
 
 /// A payment the wallet made.
@@ -364,7 +386,10 @@ impl Denomination {
                 let units = msats as f64 / 1e11 * units_per_btc;
                 let fields = crate::v0::wad::WadFields {
                     msats,
-                    asset_stable: true,
+                    // The balance is bitcoin shown at a rate: nothing hedges it, so its fiat
+                    // value moves with the price. A wad claiming stability would tell an app
+                    // the fiat amount is held, which it is not.
+                    asset_stable: false,
                     asset_units: serde_json::Number::from_f64(units)
                         .unwrap_or_else(|| serde_json::Number::from(0)),
                     code: code.clone(),
@@ -442,7 +467,10 @@ impl Account {
     }
 
     /// The provider info a consumer on a beacon with `budget` is told: the beacon's own
-    /// balance when it has one, else the wallet's.
+    /// balance when it has one, else the wallet's. `payer` and `payee` say what this provider
+    /// will actually do on this beacon now — pay only with something to spend and a budget that
+    /// admits a payment, make invoices only for a beacon that takes them — since apps (the
+    /// references' consumers) grey out what the provider says it will not do.
     async fn info(&self, budget: &dyn BeaconBudget) -> Result<ProviderInfo, BackendError> {
         let msats = match budget.balance_msat() {
             Some(msats) => msats,
@@ -450,8 +478,8 @@ impl Account {
         };
         Ok(ProviderInfo {
             account_uuid: self.uuid,
-            payer: true,
-            payee: true,
+            payer: msats > 0 && budget.may_pay(),
+            payee: budget.may_receive(),
             wad: Some(self.denomination.wad(msats)),
         })
     }
@@ -972,6 +1000,85 @@ mod tests {
         assert_eq!(BudgetError::Revoked.code(), ErrorCode::SPENDING_LIMIT);
     }
 
+    /// A wallet with a fixed balance that makes no invoices and pays nothing: enough for the
+    /// provider info, which asks only the balance.
+    struct Balance(u64);
+
+    #[async_trait::async_trait]
+    impl ProviderBackend for Balance {
+        async fn balance_msat(&self) -> Result<u64, BackendError> {
+            Ok(self.0)
+        }
+        async fn invoice(
+            &self,
+            _: u64,
+            _: Option<&str>,
+        ) -> Result<(String, [u8; 32]), BackendError> {
+            Err(BackendError::new(ErrorCode::INVOICE_FAILED, "unit test"))
+        }
+        async fn pay(&self, _: &str, _: Option<u64>) -> Result<Paid, BackendError> {
+            Err(BackendError::new(ErrorCode::PAYMENT_FAILED, "unit test"))
+        }
+        fn received(&self) -> broadcast::Receiver<([u8; 32], [u8; 32])> {
+            broadcast::channel(1).1
+        }
+    }
+
+    /// `payer` is true only when a payment could be made: something to spend and a budget that
+    /// admits one. Before, both flags were always true.
+    #[tokio::test]
+    async fn provider_info_says_what_the_provider_will_do() {
+        let limited = |max| {
+            MemoryBudget::new(SpendingLimit {
+                max_msat: Some(max),
+            })
+        };
+        let flags = |info: ProviderInfo| (info.payer, info.payee);
+        let funded = Account::new(Arc::new(Balance(50_000)), Denomination::Bitcoin);
+        let empty = Account::new(Arc::new(Balance(0)), Denomination::Bitcoin);
+
+        let open = MemoryBudget::default();
+        assert_eq!(flags(funded.info(&open).await.expect("info")), (true, true));
+        assert_eq!(flags(empty.info(&open).await.expect("info")), (false, true));
+        assert_eq!(
+            flags(funded.info(&limited(0)).await.expect("info")),
+            (false, true)
+        );
+
+        let budget = limited(10_000);
+        assert_eq!(
+            flags(funded.info(&budget).await.expect("info")),
+            (true, true)
+        );
+        let all = budget
+            .reserve(10_000, 0, "lnbcrt…")
+            .expect("within the limit");
+        assert_eq!(
+            flags(funded.info(&budget).await.expect("info")),
+            (false, true)
+        );
+        budget.release(all);
+        assert_eq!(
+            flags(funded.info(&budget).await.expect("info")),
+            (true, true)
+        );
+        budget.revoke();
+        assert_eq!(
+            flags(funded.info(&budget).await.expect("info")),
+            (false, true)
+        );
+
+        let usd = Account::new(
+            Arc::new(Balance(50_000)),
+            Denomination::fiat("USD", 60_000.0).expect("usd"),
+        );
+        let wad = usd.info(&open).await.expect("info").wad.expect("wad");
+        assert!(
+            !wad.asset_stable(),
+            "a fiat wad nothing hedges is not stable"
+        );
+    }
+
     #[test]
     fn fiat_wads_carry_both_amounts() {
         let usd = Denomination::Fiat {
@@ -984,7 +1091,8 @@ mod tests {
         let wad = usd.wad(100_000_000); // 1 mBTC = 100 000 000 msat = $60
         assert_eq!(wad.msats(), 100_000_000);
         assert_eq!(wad.code(), "USD");
-        assert!(wad.asset_stable());
+        // Shown in dollars, held in bitcoin: nothing hedges it.
+        assert!(!wad.asset_stable());
         assert_eq!(wad.asset_units().as_f64(), Some(60.0));
         assert_eq!(Denomination::Bitcoin.wad(5).code(), "BTC");
         match Denomination::fiat("eur", 50_000.0) {
