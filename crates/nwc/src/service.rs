@@ -14,16 +14,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moip_lightning::{
-    Invoice, LightningError, LightningEvent, PayRequest, PaymentHash, PaymentRail, PaymentRecord,
-    PaymentState, PaymentType, Preimage, RouteLimits,
+    Invoice, LightningError, LightningEvent, Network, PayRequest, PaymentHash, PaymentRail,
+    PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
 };
 use nostr_sdk::nips::nip47::{
-    CancelHoldInvoiceResponse, ErrorCode, GetBalanceResponse, GetInfoResponse,
-    HoldInvoiceAcceptedNotification, ListTransactionsRequest, LookupInvoiceResponse,
-    MakeHoldInvoiceResponse, MakeInvoiceResponse, Method, NIP47Error, NostrWalletConnectURI,
-    Notification, NotificationResult, NotificationType, PayInvoiceResponse, PaymentNotification,
-    Request, RequestParams, Response, ResponseResult, SettleHoldInvoiceResponse, TransactionState,
-    TransactionType,
+    CancelHoldInvoiceResponse, ErrorCode, GetBalanceResponse, HoldInvoiceAcceptedNotification,
+    ListTransactionsRequest, LookupInvoiceResponse, MakeHoldInvoiceResponse, MakeInvoiceResponse,
+    NIP47Error, NostrWalletConnectURI, Notification, NotificationResult, NotificationType,
+    PayInvoiceResponse, PaymentNotification, Request, RequestParams, ResponseResult,
+    SettleHoldInvoiceResponse, TransactionState, TransactionType,
 };
 use nostr_sdk::{
     Client, Event, EventBuilder, EventId, Filter, JsonUtil, Keys, Kind, PublicKey,
@@ -39,17 +38,18 @@ use crate::connections::{
 use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
 use crate::error::NwcError;
 
-/// The methods this service carries out (keysend and the multi- variants are not offered).
-pub const METHODS: [Method; 9] = [
-    Method::PayInvoice,
-    Method::MakeInvoice,
-    Method::LookupInvoice,
-    Method::ListTransactions,
-    Method::GetBalance,
-    Method::GetInfo,
-    Method::MakeHoldInvoice,
-    Method::CancelHoldInvoice,
-    Method::SettleHoldInvoice,
+/// The methods this service carries out, as NIP-47 names them: what `get_info` and the info
+/// event list, and all a request may name without being answered `NOT_IMPLEMENTED`.
+pub const METHODS: [&str; 9] = [
+    "pay_invoice",
+    "make_invoice",
+    "lookup_invoice",
+    "list_transactions",
+    "get_balance",
+    "get_info",
+    "make_hold_invoice",
+    "cancel_hold_invoice",
+    "settle_hold_invoice",
 ];
 
 /// The notifications it sends.
@@ -126,6 +126,16 @@ struct Bucket {
     at: Instant,
 }
 
+/// A payment `pay_invoice` answered before it ended (its wait ran out): what is needed to
+/// settle its budget reservation and notify the app when the node says how it ended.
+struct InFlight {
+    client: PublicKey,
+    reserved_msat: u64,
+    amount_msat: u64,
+    bolt11: String,
+    expires_at: u64,
+}
+
 struct Inner {
     keys: Keys,
     client: Client,
@@ -135,9 +145,9 @@ struct Inner {
     config: NwcConfig,
     /// Connections, with the invoices and payments each made: what each may see.
     store: Mutex<ConnectionStore>,
-    /// The encryption each connection last used, for its notifications.
-    encryption: Mutex<HashMap<PublicKey, Encryption>>,
     seen: Mutex<Seen>,
+    /// Payments answered before they ended, by hash, until the node says how they ended.
+    in_flight: Mutex<HashMap<PaymentHash, InFlight>>,
     buckets: Mutex<HashMap<PublicKey, Bucket>>,
     permits: Arc<Semaphore>,
 }
@@ -167,6 +177,92 @@ fn nip47_error(code: ErrorCode, message: impl Into<String>) -> NIP47Error {
         code,
         message: message.into(),
     }
+}
+
+/// NIP-47's code for a request in an encryption the service does not speak (not in
+/// rust-nostr 0.44's `ErrorCode`).
+pub const UNSUPPORTED_ENCRYPTION: &str = "UNSUPPORTED_ENCRYPTION";
+
+/// An error as it goes on the wire: any NIP-47 code, also those rust-nostr lacks.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+struct WireError {
+    code: String,
+    message: String,
+}
+
+impl From<NIP47Error> for WireError {
+    fn from(e: NIP47Error) -> WireError {
+        let code = serde_json::to_value(e.code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "OTHER".to_owned());
+        WireError {
+            code,
+            message: e.message,
+        }
+    }
+}
+
+/// A response as it goes on the wire. `result_type` is the method as the request named it
+/// (NIP-47: it MUST be), which rust-nostr's `Response` cannot carry for a method its `Method`
+/// does not know; exactly one of `error` and `result` is null.
+#[derive(serde::Serialize)]
+struct Reply<'a> {
+    result_type: &'a str,
+    error: Option<WireError>,
+    result: Option<serde_json::Value>,
+}
+
+/// The `method` a request's plaintext names, or `""` when it names none (it is still answered,
+/// with `NOT_IMPLEMENTED`).
+fn method_name(plaintext: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(plaintext)
+        .ok()
+        .and_then(|v| v.get("method")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The network as NIP-47's `get_info` names it: `mainnet`, `testnet`, `signet` or `regtest`
+/// (bitcoin's own name for mainnet is `bitcoin`, which apps do not know).
+fn nip47_network(network: Network) -> &'static str {
+    match network {
+        Network::Bitcoin => "mainnet",
+        Network::Signet => "signet",
+        Network::Regtest => "regtest",
+        _ => "testnet",
+    }
+}
+
+/// Entries a `list_transactions` page holds when the app gives no `limit`.
+pub const DEFAULT_LIST_LIMIT: u64 = 50;
+/// The most entries a `list_transactions` page holds, whatever `limit` asks: an app pages on
+/// with `offset`.
+pub const MAX_LIST_LIMIT: u64 = 100;
+/// The most a `list_transactions` reply's JSON may take: NIP-44 v2 seals at most 65 535 bytes
+/// of plaintext, and a reply too large to seal never reaches the app (a thousand entries with
+/// their invoices were ~ 500 KB, so an app with more than ~ 80 payments got no answer).
+pub const MAX_LIST_REPLY_BYTES: usize = 60_000;
+
+/// The first `limit` (default [`DEFAULT_LIST_LIMIT`], at most [`MAX_LIST_LIMIT`]) of
+/// `entries`, fewer if their reply would be longer than [`MAX_LIST_REPLY_BYTES`]; never none
+/// while there are entries (one entry is a few KB at most: a BOLT11 description is at most 639
+/// bytes), so paging by the number received always moves on.
+fn page(mut entries: Vec<LookupInvoiceResponse>, limit: Option<u64>) -> Vec<LookupInvoiceResponse> {
+    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT) as usize;
+    entries.truncate(limit);
+    // The reply around the entries, with room to spare: result_type, error, the keys.
+    let mut bytes: usize = 100;
+    let mut fit = 0;
+    for entry in &entries {
+        let size = serde_json::to_string(entry).map_or(usize::MAX, |text| text.len() + 1);
+        if fit > 0 && bytes.saturating_add(size) > MAX_LIST_REPLY_BYTES {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        fit += 1;
+    }
+    entries.truncate(fit);
+    entries
 }
 
 /// The refusal of a settle for `made` at `block_height`, once its held payment's claim
@@ -249,11 +345,11 @@ impl NwcService {
             rail,
             uri_relays,
             store: Mutex::new(store),
-            encryption: Mutex::new(HashMap::new()),
             seen: Mutex::new(Seen {
                 ids: HashSet::new(),
                 order: VecDeque::new(),
             }),
+            in_flight: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
@@ -364,8 +460,7 @@ pub fn uri_qr(uri: &NostrWalletConnectURI) -> Result<String, NwcError> {
 impl Inner {
     /// The replaceable info event (kind 13194): methods, encryptions and notifications.
     async fn publish_info(&self) -> Result<(), NwcError> {
-        let methods: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
-        let content = format!("{} notifications", methods.join(" "));
+        let content = format!("{} notifications", METHODS.join(" "));
         let event = EventBuilder::new(Kind::WalletConnectInfo, content)
             .tags([
                 Tag::custom(TagKind::custom("encryption"), ["nip44_v2 nip04"]),
@@ -415,14 +510,20 @@ impl Inner {
         let (encryption, plaintext) = match envelope::open_request(&self.keys, &event) {
             Ok(opened) => opened,
             Err(EnvelopeError::UnsupportedEncryption(e)) => {
-                // Answer in the only encryption every client reads.
-                let error = nip47_error(ErrorCode::Other, format!("UNSUPPORTED_ENCRYPTION: {e}"));
-                let response = Response {
-                    result_type: Method::GetInfo,
-                    error: Some(error),
-                    result: None,
+                // Answered in the only encryption every client reads, naming the method when
+                // the content opens with one we know (a client mislabelling NIP-44, say).
+                let method = [Encryption::Nip44, Encryption::Nip04]
+                    .into_iter()
+                    .find_map(|enc| {
+                        envelope::decrypt(&self.keys, &client, enc, &event.content).ok()
+                    })
+                    .map(|text| method_name(&text))
+                    .unwrap_or_default();
+                let error = WireError {
+                    code: UNSUPPORTED_ENCRYPTION.to_owned(),
+                    message: format!("encryption {e:?} is not supported; use nip44_v2 (or nip04)"),
                 };
-                self.reply(&client, Encryption::Nip04, &event, &response)
+                self.reply(&client, Encryption::Nip04, &event, &method, Err(error))
                     .await;
                 return;
             }
@@ -431,26 +532,9 @@ impl Inner {
                 return;
             }
         };
-        let request = match Request::from_json(&plaintext) {
-            Ok(request) => request,
-            Err(e) => {
-                tracing::debug!("NWC request {} is not a known method: {e}", event.id);
-                let method = serde_json::from_str::<serde_json::Value>(&plaintext)
-                    .ok()
-                    .and_then(|v| v.get("method")?.as_str()?.parse::<Method>().ok());
-                if let Some(method) = method {
-                    let error = nip47_error(ErrorCode::Other, format!("invalid params: {e}"));
-                    let response = Response {
-                        result_type: method,
-                        error: Some(error),
-                        result: None,
-                    };
-                    self.reply(&client, encryption, &event, &response).await;
-                }
-                return;
-            }
-        };
-        let method = request.method;
+        // The method as the app spelled it: every request is answered under the name it asked
+        // for, also one rust-nostr's `Method` does not know (an app waits for that answer).
+        let method = method_name(&plaintext);
         let active = lock(&self.store).active(&client, now_secs()).is_some();
         if active && !self.first_request(&event) {
             tracing::debug!("NWC request {} was carried out before a restart", event.id);
@@ -460,26 +544,61 @@ impl Inner {
             Err(nip47_error(
                 ErrorCode::Unauthorized,
                 "no active connection for this key (none, revoked or expired)",
-            ))
+            )
+            .into())
         } else if !self.within_rate(&client) {
-            Err(nip47_error(ErrorCode::RateLimited, "too many requests"))
+            Err(nip47_error(ErrorCode::RateLimited, "too many requests").into())
         } else {
-            lock(&self.encryption).insert(client, encryption);
-            self.carry_out(&client, request).await
+            self.dispatch(&client, &method, &plaintext).await
         };
-        let response = match result {
-            Ok(result) => Response {
-                result_type: method,
-                error: None,
-                result: Some(result),
-            },
-            Err(error) => Response {
-                result_type: method,
-                error: Some(error),
-                result: None,
-            },
-        };
-        self.reply(&client, encryption, &event, &response).await;
+        self.reply(&client, encryption, &event, &method, result)
+            .await;
+    }
+
+    /// Carries out one request by the method it names: one not offered is `NOT_IMPLEMENTED`,
+    /// params that do not parse are `OTHER`.
+    async fn dispatch(
+        &self,
+        client: &PublicKey,
+        method: &str,
+        plaintext: &str,
+    ) -> Result<serde_json::Value, WireError> {
+        if !METHODS.contains(&method) {
+            return Err(nip47_error(
+                ErrorCode::NotImplemented,
+                format!("{method:?} is not offered by this wallet"),
+            )
+            .into());
+        }
+        if method == "get_info" {
+            return Ok(self.info());
+        }
+        let request = Request::from_json(plaintext).map_err(|e| {
+            WireError::from(nip47_error(
+                ErrorCode::Other,
+                format!("invalid params for {method}: {e}"),
+            ))
+        })?;
+        let result = self.carry_out(client, request).await?;
+        serde_json::to_value(result)
+            .map_err(|e| nip47_error(ErrorCode::Internal, e.to_string()).into())
+    }
+
+    /// `get_info`'s result: the methods offered as NIP-47 names them (some are not in
+    /// rust-nostr's `Method`), the network as NIP-47 names it.
+    fn info(&self) -> serde_json::Value {
+        let info = self.rail.node_info();
+        let mut result = serde_json::json!({
+            "pubkey": info.node_id.to_string(),
+            "network": nip47_network(info.network),
+            "block_height": info.block_height,
+            "methods": METHODS,
+            "notifications": NOTIFICATIONS,
+        });
+        if let Some(alias) = info.alias {
+            result["alias"] = alias.into();
+        }
+        result
     }
 
     /// Whether a connection's request is new also to the service that ran before a restart
@@ -501,14 +620,31 @@ impl Inner {
         client: &PublicKey,
         encryption: Encryption,
         to: &Event,
-        response: &Response,
+        method: &str,
+        result: Result<serde_json::Value, WireError>,
     ) {
+        let (result, error) = match result {
+            Ok(result) => (Some(result), None),
+            Err(error) => (None, Some(error)),
+        };
+        let reply = Reply {
+            result_type: method,
+            error,
+            result,
+        };
+        let text = match serde_json::to_string(&reply) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!("NWC reply to {} not serialized: {e}", to.id);
+                return;
+            }
+        };
         let sealed = envelope::seal(
             &self.keys,
             client,
             encryption,
             Kind::WalletConnectResponse,
-            &response.as_json(),
+            &text,
             Some(to.id),
         );
         match sealed {
@@ -631,19 +767,11 @@ impl Inner {
                 };
                 Ok(ResponseResult::GetBalance(GetBalanceResponse { balance }))
             }
-            RequestParams::GetInfo => {
-                let info = self.rail.node_info();
-                Ok(ResponseResult::GetInfo(GetInfoResponse {
-                    alias: info.alias,
-                    color: None,
-                    pubkey: Some(info.node_id.to_string()),
-                    network: Some(info.network.to_string()),
-                    block_height: Some(info.block_height),
-                    block_hash: None,
-                    methods: METHODS.to_vec(),
-                    notifications: NOTIFICATIONS.iter().map(|n| n.to_string()).collect(),
-                }))
-            }
+            // Answered by `info`, which can name methods rust-nostr's `Method` does not know.
+            RequestParams::GetInfo => Err(nip47_error(
+                ErrorCode::Internal,
+                "get_info is answered before requests are parsed",
+            )),
             RequestParams::MakeHoldInvoice(params) => {
                 let hash = params
                     .payment_hash
@@ -879,8 +1007,24 @@ impl Inner {
         }
         {
             let mut store = lock(&self.store);
-            // The budget, too, keeps an unknown payment's reservation for the day.
-            store.settle(client, reserved, spent.unwrap_or(reserved));
+            // A payment whose outcome is not known keeps its reservation until the node says
+            // how it ended (`settle_in_flight`), or — if the service restarts first — for the
+            // rest of the budget's period.
+            match spent {
+                Some(spent) => store.settle(client, reserved, spent),
+                None => {
+                    lock(&self.in_flight).insert(
+                        invoice.payment_hash,
+                        InFlight {
+                            client: *client,
+                            reserved_msat: reserved,
+                            amount_msat: amount,
+                            bolt11: bolt11.clone(),
+                            expires_at: invoice.expires_at,
+                        },
+                    );
+                }
+            }
             // The rail refusing a duplicate means another payment holds this hash: not ours.
             if !matches!(outcome, Err(LightningError::DuplicatePayment)) {
                 store.record_paid(client, &hash);
@@ -889,36 +1033,113 @@ impl Inner {
                 tracing::warn!("NWC connection store not saved: {e}");
             }
         }
+        if spent.is_none() {
+            // The node may have ended the payment between the wait running out and the entry
+            // above: its event is then already past, so read its record.
+            if let Ok(Some(record)) = self.rail.payment_by_hash(invoice.payment_hash).await {
+                if record.state != PaymentState::Pending {
+                    self.settle_in_flight(invoice.payment_hash, record.state, record.fee_paid_msat)
+                        .await;
+                }
+            }
+        }
         let outcome = outcome.map_err(rail_error)?;
         let preimage = outcome
             .preimage
             .map(|p| p.to_string())
             .ok_or_else(|| nip47_error(ErrorCode::Internal, "paid, but no preimage recorded"))?;
         let fees = outcome.fee_paid_msat.unwrap_or(0);
+        let paid = InFlight {
+            client: *client,
+            reserved_msat: reserved,
+            amount_msat: outcome.amount_msat.unwrap_or(amount),
+            bolt11,
+            expires_at: invoice.expires_at,
+        };
+        self.payment_sent(&paid, invoice.payment_hash, preimage.clone(), fees)
+            .await;
+        Ok(ResponseResult::PayInvoice(PayInvoiceResponse {
+            preimage,
+            fees_paid: Some(fees),
+        }))
+    }
+
+    /// Tells the app that paid it that a payment left: `payment_sent`.
+    async fn payment_sent(
+        &self,
+        paid: &InFlight,
+        payment_hash: PaymentHash,
+        preimage: String,
+        fees_paid_msat: u64,
+    ) {
         self.notify_one(
-            client,
+            &paid.client,
             NotificationType::PaymentSent,
             NotificationResult::PaymentSent(PaymentNotification {
                 transaction_type: Some(TransactionType::Outgoing),
                 state: Some(TransactionState::Settled),
-                invoice: bolt11,
+                invoice: paid.bolt11.clone(),
                 description: None,
                 description_hash: None,
-                preimage: preimage.clone(),
-                payment_hash: invoice.payment_hash.to_string(),
-                amount: outcome.amount_msat.unwrap_or(amount),
-                fees_paid: fees,
+                preimage,
+                payment_hash: payment_hash.to_string(),
+                amount: paid.amount_msat,
+                fees_paid: fees_paid_msat,
                 created_at: Timestamp::now(),
-                expires_at: Some(Timestamp::from(invoice.expires_at)),
+                expires_at: Some(Timestamp::from(paid.expires_at)),
                 settled_at: Timestamp::now(),
                 metadata: None,
             }),
         )
         .await;
-        Ok(ResponseResult::PayInvoice(PayInvoiceResponse {
-            preimage,
-            fees_paid: Some(fees),
-        }))
+    }
+
+    /// Concludes a payment whose `pay_invoice` was answered before it ended (the wait ran
+    /// out): its budget reservation becomes what it cost (nothing if it failed) and, if it
+    /// succeeded, the app gets its `payment_sent` after all. Once per payment: the entry is
+    /// taken out first, so the event and the record read after the wait cannot both count it.
+    async fn settle_in_flight(
+        &self,
+        payment_hash: PaymentHash,
+        state: PaymentState,
+        fee_paid_msat: Option<u64>,
+    ) {
+        if state == PaymentState::Pending {
+            return;
+        }
+        let Some(paid) = lock(&self.in_flight).remove(&payment_hash) else {
+            return;
+        };
+        let record = self.rail.payment_by_hash(payment_hash).await.ok().flatten();
+        let fees = fee_paid_msat
+            .or_else(|| record.as_ref().and_then(|r| r.fee_paid_msat))
+            .unwrap_or(0);
+        let amount = record
+            .as_ref()
+            .and_then(|r| r.amount_msat)
+            .unwrap_or(paid.amount_msat);
+        let spent = match state {
+            PaymentState::Succeeded => amount.saturating_add(fees),
+            _ => 0,
+        };
+        {
+            let mut store = lock(&self.store);
+            store.settle(&paid.client, paid.reserved_msat, spent);
+            if let Err(e) = store.save() {
+                tracing::warn!("NWC connection store not saved: {e}");
+            }
+        }
+        if state == PaymentState::Succeeded {
+            let preimage = record
+                .and_then(|r| r.preimage)
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let paid = InFlight {
+                amount_msat: amount,
+                ..paid
+            };
+            self.payment_sent(&paid, payment_hash, preimage, fees).await;
+        }
     }
 
     /// A history entry as NIP-47 shows it.
@@ -964,7 +1185,6 @@ impl Inner {
         records: Vec<PaymentRecord>,
         params: &ListTransactionsRequest,
     ) -> Vec<LookupInvoiceResponse> {
-        const MAX_LIMIT: u64 = 1000;
         let from = params.from.map_or(0, |t| t.as_secs());
         let until = params.until.map_or(u64::MAX, |t| t.as_secs());
         let unpaid = params.unpaid.unwrap_or(false);
@@ -986,10 +1206,8 @@ impl Inner {
             .map(|r| self.transaction(r))
             .collect();
         let offset = params.offset.unwrap_or(0).min(out.len() as u64) as usize;
-        let limit = params.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT) as usize;
         out.drain(..offset);
-        out.truncate(limit);
-        out
+        page(out, params.limit)
     }
 
     /// Turns node events into notifications for the connection concerned.
@@ -1069,13 +1287,30 @@ impl Inner {
                     )
                     .await;
                 }
+                LightningEvent::PaymentSent {
+                    payment_hash,
+                    fee_paid_msat,
+                    ..
+                } => {
+                    self.settle_in_flight(payment_hash, PaymentState::Succeeded, fee_paid_msat)
+                        .await;
+                }
+                LightningEvent::PaymentFailed {
+                    payment_hash: Some(payment_hash),
+                    ..
+                } => {
+                    self.settle_in_flight(payment_hash, PaymentState::Failed, None)
+                        .await;
+                }
                 _ => {}
             }
         }
     }
 
-    /// Sends a notification to one connection: as NIP-44 (kind 23197) to apps that spoke
-    /// NIP-44, and as NIP-04 (kind 23196) to the others and to apps not heard from yet.
+    /// Sends a notification to one connection in both encryptions, as NIP-47 says: NIP-44
+    /// (kind 23197) and NIP-04 (kind 23196). An app subscribes to the kind it reads, whatever
+    /// encryption it last made a request in (an app may listen before it ever asks anything,
+    /// or listen with one library and ask with another).
     async fn notify_one(
         &self,
         client: &PublicKey,
@@ -1090,16 +1325,10 @@ impl Inner {
             notification,
         }
         .as_json();
-        let kinds = match lock(&self.encryption).get(client) {
-            Some(Encryption::Nip44) => {
-                vec![(Encryption::Nip44, Kind::Custom(NOTIFICATION_NIP44_KIND))]
-            }
-            Some(Encryption::Nip04) => vec![(Encryption::Nip04, Kind::WalletConnectNotification)],
-            None => vec![
-                (Encryption::Nip44, Kind::Custom(NOTIFICATION_NIP44_KIND)),
-                (Encryption::Nip04, Kind::WalletConnectNotification),
-            ],
-        };
+        let kinds = [
+            (Encryption::Nip44, Kind::Custom(NOTIFICATION_NIP44_KIND)),
+            (Encryption::Nip04, Kind::WalletConnectNotification),
+        ];
         for (encryption, kind) in kinds {
             match envelope::seal(&self.keys, client, encryption, kind, &text, None) {
                 Ok(event) => {
@@ -1116,6 +1345,96 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A history entry as large as one gets: a long invoice and BOLT11's longest description.
+    fn big_entry(i: usize) -> LookupInvoiceResponse {
+        LookupInvoiceResponse {
+            transaction_type: Some(TransactionType::Incoming),
+            state: Some(TransactionState::Settled),
+            invoice: Some(format!("lnbcrt{i}{}", "q".repeat(1_000))),
+            description: Some("d".repeat(639)),
+            description_hash: None,
+            preimage: Some("11".repeat(32)),
+            payment_hash: format!("{i:064x}"),
+            amount: 1_000,
+            fees_paid: 0,
+            created_at: Timestamp::from(1_700_000_000),
+            expires_at: Some(Timestamp::from(1_700_003_600)),
+            settled_at: Some(Timestamp::from(1_700_000_100)),
+            metadata: None,
+        }
+    }
+
+    fn sealed_reply(entries: Vec<LookupInvoiceResponse>) -> Result<Event, envelope::EnvelopeError> {
+        let reply = Reply {
+            result_type: "list_transactions",
+            error: None,
+            result: Some(
+                serde_json::to_value(ResponseResult::ListTransactions(entries)).expect("json"),
+            ),
+        };
+        let text = serde_json::to_string(&reply).expect("json");
+        let (service, app) = (Keys::generate(), Keys::generate());
+        envelope::seal(
+            &service,
+            &app.public_key(),
+            Encryption::Nip44,
+            Kind::WalletConnectResponse,
+            &text,
+            None,
+        )
+    }
+
+    /// Issue 23: 1 000 of the largest entries cannot be sealed in NIP-44 (what the old
+    /// default of 1 000 sent, so the app got nothing); every page of them can, by default,
+    /// asked for too many, and paging by offset returns each entry once, newest first.
+    #[test]
+    fn list_transactions_pages_always_fit_in_a_nip44_reply() {
+        let all: Vec<_> = (0..1_000).map(big_entry).collect();
+        assert!(
+            sealed_reply(all.clone()).is_err(),
+            "1 000 entries do not fit: the reason for pages"
+        );
+        let first = page(all.clone(), None);
+        assert!(!first.is_empty() && first.len() <= DEFAULT_LIST_LIMIT as usize);
+        sealed_reply(first).expect("the default page fits");
+        let asked_all = page(all.clone(), Some(1_000));
+        assert!(asked_all.len() <= MAX_LIST_LIMIT as usize);
+        sealed_reply(asked_all).expect("the largest page fits");
+        assert_eq!(
+            page(all.clone(), Some(3)).len(),
+            3,
+            "a small limit is honoured"
+        );
+
+        let mut seen = Vec::new();
+        while seen.len() < all.len() {
+            let rest = all[seen.len()..].to_vec();
+            let got = page(rest, Some(1_000));
+            assert!(!got.is_empty(), "paging stalled at {}", seen.len());
+            sealed_reply(got.clone()).expect("every page fits");
+            seen.extend(got.into_iter().map(|e| e.payment_hash));
+        }
+        let expected: Vec<_> = all.into_iter().map(|e| e.payment_hash).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn networks_are_named_as_nip47_names_them() {
+        assert_eq!(nip47_network(Network::Bitcoin), "mainnet");
+        assert_eq!(nip47_network(Network::Testnet), "testnet");
+        assert_eq!(nip47_network(Network::Signet), "signet");
+        assert_eq!(nip47_network(Network::Regtest), "regtest");
+    }
+
+    #[test]
+    fn a_request_names_its_method_or_none() {
+        assert_eq!(method_name(r#"{"method":"foo","params":{}}"#), "foo");
+        assert_eq!(method_name(r#"{"params":{}}"#), "");
+        assert_eq!(method_name("not json"), "");
+        let wire = WireError::from(nip47_error(ErrorCode::NotImplemented, "no"));
+        assert_eq!(wire.code, "NOT_IMPLEMENTED");
+    }
 
     /// A held payment whose claim deadline the chain has reached was failed back by the node
     /// (LDK's claim then returns without claiming): settling it is refused with `NOT_FOUND`
