@@ -176,15 +176,20 @@ fn code_of<T: std::fmt::Debug>(result: Result<T, ConsumerError>) -> ErrorCode {
     }
 }
 
+/// Whether the community's node can send 50 000 sat over its channel.
+fn sendable(up: &Up) -> bool {
+    let (_, node) = api(up, "GET", "/api/node", None);
+    node["channels"].as_array().is_some_and(|channels| {
+        channels
+            .iter()
+            .any(|c| c["usable"] == json!(true) && c["outbound_sats"].as_u64() >= Some(50_000))
+    })
+}
+
 /// Waits until the community's node can send 50 000 sat over its channel.
 fn wait_sendable(up: &Up) {
     wait_until(WAIT, "the community's node able to send", || {
-        let (_, node) = api(up, "GET", "/api/node", None);
-        node["channels"]
-            .as_array()?
-            .iter()
-            .any(|c| c["usable"] == json!(true) && c["outbound_sats"].as_u64() >= Some(50_000))
-            .then_some(())
+        sendable(up).then_some(())
     });
 }
 
@@ -273,14 +278,21 @@ impl World {
         let _ = self.up.node.child.kill();
         let _ = self.up.node.child.wait();
         self.up = start(self.dir.path());
-        // The channel back, so that a payment the budget let through would really go out.
+        // The channel back, so that a payment the budget let through would really go out. The
+        // payee dials again while waiting: a dial that reached the node before its Lightning
+        // listener was up would otherwise leave the channel down until LDK's own reconnection.
         let community = self
             .up
             .lightning
             .parse()
             .expect("the node's Lightning address");
-        let _ = self.payee.connect(&community);
-        wait_sendable(&self.up);
+        wait_until(WAIT, "the community's node able to send again", || {
+            if sendable(&self.up) {
+                return Some(());
+            }
+            let _ = self.payee.connect(&community);
+            None
+        });
     }
 
     fn received(&self, hash: PaymentHash) -> bool {
