@@ -3,13 +3,15 @@
 
 `cargo test --workspace` runs its test binaries one after another. Most of moip's are
 end-to-end tests that spend their time waiting on Lightning and Nostr timers (gossip,
-announcements, invoice expiry), not on the CPU: the suite's ~11 minutes of tests used about
-a minute of CPU. Running a few binaries side by side keeps the cores busy and the suite short.
+announcements, invoice expiry), not on the CPU (Lightning's payments test: 95 s, under 2 s of
+CPU). Running a few binaries side by side keeps the cores busy and the suite short.
 
 Each binary runs as cargo would run it: from its package's directory, with cargo's
 `CARGO_MANIFEST_DIR`/`CARGO_PKG_NAME`, and the arguments given to this script (e.g.
 `--include-ignored`). Its output is printed whole when it ends, so outputs never interleave.
-The longest binaries of the last run (kept in target/test-times.json) start first.
+The longest binaries of the last run (kept in target/test-times.json; on a fresh clone,
+those of contrib/test-times.json) start first, and a binary of many tests is split into
+several jobs (`--exact` lists of its tests) so it does not finish long after the rest.
 
 Usage: contrib/run-tests.py [--jobs N] [-p PACKAGE]... [-- ARGS FOR EVERY TEST BINARY]
 The number of binaries at a time is --jobs, else MOIP_TEST_JOBS, else 3.
@@ -25,6 +27,9 @@ import threading
 import time
 
 CARGO = os.environ.get("CARGO", "cargo")
+
+# A binary with more tests than this runs as several jobs.
+SHARD_SIZE = 6
 
 
 def test_binaries(packages, selection):
@@ -61,6 +66,39 @@ def test_binaries(packages, selection):
     return binaries
 
 
+def shards(binary):
+    """`binary` as jobs of at most SHARD_SIZE tests each (integration tests only), so that a binary of many slow tests
+    (the attack tests) does not run alone long after the others have finished. Tests of one
+    binary share no process state (each makes its own directories, ports and nodes), so they
+    may run in separate processes."""
+    if binary["name"].endswith(":unit"):
+        # Unit tests take a second in all.
+        return [dict(binary, tests=[], shard=None)]
+    listing = subprocess.run(
+        [binary["executable"], "--list", "--format", "terse"],
+        cwd=binary["dir"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        check=False,
+    )
+    tests = [
+        line[: -len(": test")] for line in listing.stdout.splitlines() if line.endswith(": test")
+    ]
+    if listing.returncode != 0 or len(tests) <= SHARD_SIZE:
+        return [dict(binary, tests=tests, shard=None)]
+    count = (len(tests) + SHARD_SIZE - 1) // SHARD_SIZE
+    return [
+        dict(
+            binary,
+            name=f"{binary['name']}#{i + 1}",
+            tests=tests[i::count],
+            shard=f"part {i + 1} of {count}",
+        )
+        for i in range(count)
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MOIP_TEST_JOBS", "3")))
@@ -79,16 +117,24 @@ def main():
     target_dir = metadata["target_directory"]
     packages = {p["manifest_path"]: p["name"] for p in metadata["packages"]}
     times_file = os.path.join(target_dir, "test-times.json")
-    try:
-        with open(times_file, encoding="utf-8") as f:
-            last_times = json.load(f)
-    except (OSError, ValueError):
-        last_times = {}
+    last_times = {}
+    # This machine's last run, else the times of a run committed beside this script.
+    for known in [os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-times.json"),
+                  times_file]:
+        try:
+            with open(known, encoding="utf-8") as f:
+                last_times.update(json.load(f))
+        except (OSError, ValueError):
+            pass
 
     selection = [f"--package={p}" for p in options.package] or ["--workspace"]
     binaries = test_binaries(packages, selection)
-    binaries.sort(key=lambda b: -last_times.get(b["name"], 60.0))
-    print(f"running {len(binaries)} test binaries, {options.jobs} at a time", flush=True)
+    jobs = [job for binary in binaries for job in shards(binary)]
+    jobs.sort(key=lambda j: -last_times.get(j["name"], 5.0 * len(j["tests"] or [0])))
+    print(
+        f"running {len(binaries)} test binaries as {len(jobs)} jobs, {options.jobs} at a time",
+        flush=True,
+    )
 
     printing = threading.Lock()
     times = {}
@@ -99,8 +145,9 @@ def main():
         env["CARGO_MANIFEST_DIR"] = binary["dir"]
         env["CARGO_PKG_NAME"] = binary["package"]
         started = time.monotonic()
+        only = ["--exact", *binary["tests"]] if binary["shard"] else []
         result = subprocess.run(
-            [binary["executable"], *options.args],
+            [binary["executable"], *only, *options.args],
             cwd=binary["dir"],
             env=env,
             stdout=subprocess.PIPE,
@@ -113,7 +160,8 @@ def main():
         with printing:
             times[binary["name"]] = round(took, 1)
             verdict = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
-            print(f"\n     Running {binary['src']} ({binary['executable']})")
+            shard = f" [{binary['shard']}]" if binary["shard"] else ""
+            print(f"\n     Running {binary['src']} ({binary['executable']}){shard}")
             print(result.stdout, end="")
             print(f"---- {binary['name']}: {verdict} in {took:.1f} s", flush=True)
             if result.returncode != 0:
@@ -121,10 +169,16 @@ def main():
 
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        for future in [pool.submit(run, b) for b in binaries]:
+        for future in [pool.submit(run, j) for j in jobs]:
             future.result()
     wall = time.monotonic() - started
 
+    last_times = {}
+    try:
+        with open(times_file, encoding="utf-8") as f:
+            last_times = json.load(f)
+    except (OSError, ValueError):
+        pass
     last_times.update(times)
     try:
         with open(times_file, "w", encoding="utf-8") as f:
@@ -132,7 +186,10 @@ def main():
     except OSError as e:
         print(f"could not keep the test times: {e}", file=sys.stderr)
 
-    print(f"\n{len(binaries)} test binaries in {wall:.0f} s ({sum(times.values()):.0f} s one after another)")
+    print(
+        f"\n{len(binaries)} test binaries ({len(jobs)} jobs) in {wall:.0f} s"
+        f" ({sum(times.values()):.0f} s one after another)"
+    )
     doc = subprocess.run([CARGO, "test", *selection, "--doc"], check=False)
     if doc.returncode != 0:
         failed.append("doc tests")
