@@ -102,17 +102,24 @@ impl Consumer {
     /// process with [`crate::relay::RelayHandle::local_connect`]).
     ///
     /// # Errors
-    /// As [`Consumer::connect`]; [`ConsumerError::NotReady`] or [`ConsumerError::Provider`] when
-    /// the provider answers the handshake with those.
+    /// As [`Consumer::connect`]; [`ConsumerError::Provider`] when the provider refuses the
+    /// handshake, and [`ConsumerError::NotReady`] when it answered `NOTIFY_PROVIDER_NOT_READY`
+    /// and did not follow with `NOTIFY_PROVIDER` within the timeout. (As the reference consumer
+    /// does, NOT_READY is waited past: the provider sends `NOTIFY_PROVIDER` once ready.)
     pub async fn connect_socket(
         mut socket: OutgoingSocket,
         security: Security,
         timeout: Duration,
     ) -> Result<Consumer, ConsumerError> {
         socket.rendezvous().await?;
-        let info = tokio::time::timeout(timeout, handshake(&mut socket, security))
+        let mut not_ready = false;
+        let info = tokio::time::timeout(timeout, handshake(&mut socket, security, &mut not_ready))
             .await
-            .map_err(|_| ConsumerError::Timeout(timeout))??;
+            .map_err(|_| match not_ready {
+                // Told to wait, and the provider did not become ready in time.
+                true => ConsumerError::NotReady,
+                false => ConsumerError::Timeout(timeout),
+            })??;
         let (requests, queue) = mpsc::channel::<Outgoing>(64);
         let events = broadcast::channel(256).0;
         let (revoke, revoked) = watch::channel(None);
@@ -271,9 +278,13 @@ fn answer_kind(kind: NotificationKind) -> Result<NotificationKind, ConsumerError
 /// The consumer layer's handshake: `REQUEST_PROVIDER` with our hello, `NOTIFY_PROVIDER` with
 /// the provider's, then both sides switch to the authenticated layer. A provider that does not
 /// answer the hello (every deployed one) leaves the socket on v0, unless that is refused.
+///
+/// A `NOTIFY_PROVIDER_NOT_READY` sets `not_ready` and the wait goes on for the
+/// `NOTIFY_PROVIDER` a provider sends, referencing the same request, once its wallet is ready.
 async fn handshake(
     socket: &mut OutgoingSocket,
     security: Security,
+    not_ready: &mut bool,
 ) -> Result<ProviderInfo, ConsumerError> {
     let mut request = Message::request(RequestKind::Provider);
     let pending = match security {
@@ -298,6 +309,10 @@ async fn handshake(
         let hello = message.auth_hello;
         if let Body::Notification(n) = message.body {
             if n.request_reference_uuid == Some(uuid) {
+                if n.kind == NotificationKind::ProviderNotReady {
+                    *not_ready = true;
+                    continue;
+                }
                 break (n.kind, hello);
             }
         }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::client::{ClientConfig, ClientError, OutgoingSocket, Security};
 use crate::nexus::{NexusEvent, NexusEventKind};
-use crate::secure::{Handshake, Role};
+use crate::secure::{Handshake, Role, Session};
 use crate::v0::message::{Body, ErrorCode, Message, NotificationKind, Preimage, RequestKind};
 use crate::v0::provider_info::ProviderInfo;
 use crate::v0::wad::Wad;
@@ -448,6 +448,13 @@ impl Account {
         self.uuid
     }
 
+    /// The wallet has become ready (the reference's `provider_now_ready_from_app`): every nexus
+    /// that answered `NOTIFY_PROVIDER_NOT_READY` asks again at once, instead of at its next
+    /// retry, and announced ones are sent the balance.
+    pub fn now_ready(&self) {
+        let _ = self.updates.send(());
+    }
+
     /// Every nexus of this account being created, announced, revoked and destroyed, from now on.
     pub fn events(&self) -> broadcast::Receiver<NexusEvent> {
         self.events.subscribe()
@@ -627,6 +634,10 @@ async fn run(
     // Answers are produced by tasks (a payment takes a while) and sent from this loop, which
     // owns the socket.
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
+    // A REQUEST_PROVIDER answered NOT_READY, waiting for the wallet (see [`Parked`]).
+    let mut parked: Option<Parked> = None;
+    let mut retry = tokio::time::interval(NOT_READY_RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             message = socket.recv() => {
@@ -645,7 +656,10 @@ async fn run(
                         let reply = nexus.provider_info(uuid).await;
                         socket.send(&reply).await?;
                         if is_ready(&reply) {
+                            parked = None;
                             announce(socket, nexus, socket.is_secure(), announced);
+                        } else if !*announced {
+                            parked = Some(Parked { uuid, handshake: None });
                         }
                         continue;
                     }
@@ -681,9 +695,17 @@ async fn run(
                                     socket.send(&reply).await?;
                                     socket.upgrade(session);
                                 }
-                                _ => socket.send(&reply).await?,
+                                handshake => {
+                                    socket.send(&reply).await?;
+                                    // Not ready: the handshake completes with the NOTIFY_PROVIDER
+                                    // that follows once the wallet is.
+                                    if !ready {
+                                        parked = Some(Parked { uuid, handshake });
+                                    }
+                                }
                             }
                             if ready {
+                                parked = None;
                                 announce(socket, nexus, socket.is_secure(), announced);
                             }
                             continue;
@@ -702,7 +724,16 @@ async fn run(
                 });
             }
             Some(reply) = out_rx.recv() => socket.send(&reply).await?,
+            _ = retry.tick(), if parked.is_some() => {
+                if let Some(waiting) = parked.take() {
+                    parked = unpark(socket, nexus, waiting, announced).await?;
+                }
+            }
             update = updates.recv() => {
+                if let Some(waiting) = parked.take() {
+                    parked = unpark(socket, nexus, waiting, announced).await?;
+                    continue;
+                }
                 if !*announced {
                     continue;
                 }
@@ -728,6 +759,46 @@ async fn run(
             }
         }
     }
+}
+
+/// How often a parked `REQUEST_PROVIDER` asks the wallet again, besides every
+/// [`Account::now_ready`].
+const NOT_READY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A `REQUEST_PROVIDER` answered `NOTIFY_PROVIDER_NOT_READY`. The reference provider parks the
+/// nexus and sends `NOTIFY_PROVIDER` once its app says it is ready (`provider_now_ready_from_app`),
+/// and the reference consumer waits for it rather than asking again: so the provider keeps the
+/// request and answers it a second time, referencing the same uuid, when the wallet is ready.
+struct Parked {
+    uuid: Uuid,
+    /// The authenticated layer's session and our hello, when the consumer offered it: they go
+    /// with the NOTIFY_PROVIDER that finally answers.
+    handshake: Option<(Session, Vec<u8>)>,
+}
+
+/// Asks the wallet again for a parked request: once ready, sends `NOTIFY_PROVIDER` referencing
+/// it (switching to the authenticated layer if negotiated) and announces the nexus; otherwise
+/// hands the request back to wait on.
+async fn unpark(
+    socket: &mut OutgoingSocket,
+    nexus: &Nexus,
+    parked: Parked,
+    announced: &mut bool,
+) -> Result<Option<Parked>, ClientError> {
+    let mut reply = nexus.provider_info(parked.uuid).await;
+    if !is_ready(&reply) {
+        return Ok(Some(parked));
+    }
+    match parked.handshake {
+        Some((session, ours)) => {
+            reply.auth_hello = Some(ours);
+            socket.send(&reply).await?;
+            socket.upgrade(session);
+        }
+        None => socket.send(&reply).await?,
+    }
+    announce(socket, nexus, socket.is_secure(), announced);
+    Ok(None)
 }
 
 /// True for a `NOTIFY_PROVIDER` (not `NOTIFY_PROVIDER_NOT_READY`).
@@ -1077,6 +1148,143 @@ mod tests {
             !wad.asset_stable(),
             "a fiat wad nothing hedges is not stable"
         );
+    }
+
+    /// A wallet that is not ready (its node still starting) for its first `not_ready` balance
+    /// queries, then has 50 000 msat.
+    struct Warming {
+        not_ready: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ProviderBackend for Warming {
+        async fn balance_msat(&self) -> Result<u64, BackendError> {
+            use std::sync::atomic::Ordering;
+            let left = self.not_ready.load(Ordering::SeqCst);
+            if left > 0 {
+                self.not_ready.store(left - 1, Ordering::SeqCst);
+                return Err(BackendError::new(ErrorCode::NOT_READY, "starting"));
+            }
+            Ok(50_000)
+        }
+        async fn invoice(
+            &self,
+            _: u64,
+            _: Option<&str>,
+        ) -> Result<(String, [u8; 32]), BackendError> {
+            Err(BackendError::new(ErrorCode::INVOICE_FAILED, "unit test"))
+        }
+        async fn pay(&self, _: &str, _: Option<u64>) -> Result<Paid, BackendError> {
+            Err(BackendError::new(ErrorCode::PAYMENT_FAILED, "unit test"))
+        }
+        fn received(&self) -> broadcast::Receiver<([u8; 32], [u8; 32])> {
+            broadcast::channel(1).1
+        }
+    }
+
+    /// An account on a [`Warming`] wallet, and the wallet (to make it ready).
+    fn warming(not_ready: usize) -> (Arc<Account>, Arc<Warming>) {
+        let backend = Arc::new(Warming {
+            not_ready: std::sync::atomic::AtomicUsize::new(not_ready),
+        });
+        let account = Account::new(
+            Arc::clone(&backend) as Arc<dyn ProviderBackend>,
+            Denomination::Bitcoin,
+        );
+        (account, backend)
+    }
+
+    /// On the wire through a real relay: a REQUEST_PROVIDER that finds the wallet not ready is
+    /// answered NOTIFY_PROVIDER_NOT_READY, then — when the wallet says it is ready — a
+    /// NOTIFY_PROVIDER referencing the same request, as the reference consumer waits for.
+    /// Before, nothing followed the NOT_READY.
+    #[tokio::test]
+    async fn not_ready_is_followed_by_notify_provider_once_ready() {
+        use crate::relay::{Relay, RelayConfig};
+        const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+        let relay = Relay::bind(RelayConfig {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            ..RelayConfig::default()
+        })
+        .await
+        .expect("relay");
+        let url = format!("ws://{}", relay.local_addr());
+        let legacy = ClientConfig {
+            security: Security::Legacy,
+            ..ClientConfig::default()
+        };
+
+        // A reference-like consumer, frame by frame: the provider stays not ready until told.
+        let seed = SharedSeed::from_bytes([9; 16]);
+        let (account, wallet) = warming(usize::MAX);
+        let provider = tokio::spawn({
+            let (url, account, config) = (url.clone(), Arc::clone(&account), legacy.clone());
+            async move { serve(&url, seed, account, SpendingLimit::default(), &config).await }
+        });
+        let mut consumer = tokio::time::timeout(WAIT, crate::client::connect(&url, seed, &legacy))
+            .await
+            .expect("in time")
+            .expect("rendezvous");
+        let request = Message::request(RequestKind::Provider);
+        let Body::Request(sent) = &request.body else {
+            unreachable!()
+        };
+        let uuid = sent.request_uuid;
+        consumer.send(&request).await.expect("send");
+        let answer = |m: Message| match m.body {
+            Body::Notification(n) => (n.request_reference_uuid, n.kind),
+            Body::Request(r) => panic!("a request: {r:?}"),
+        };
+        let first = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .expect("in time");
+        assert_eq!(
+            answer(first.expect("NOT_READY")),
+            (Some(uuid), NotificationKind::ProviderNotReady)
+        );
+        // The wallet becomes ready and says so.
+        wallet
+            .not_ready
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        account.now_ready();
+        let second = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .expect("NOTIFY_PROVIDER follows the NOT_READY");
+        match answer(second.expect("NOTIFY_PROVIDER")) {
+            (Some(reference), NotificationKind::Provider(info)) => {
+                assert_eq!(reference, uuid);
+                assert_eq!(info.wad.expect("wad").msats(), 50_000);
+                assert!(info.payer && info.payee);
+            }
+            other => panic!("expected NOTIFY_PROVIDER, got {other:?}"),
+        }
+        assert_eq!(account.nexuses().len(), 1, "announced once ready");
+        drop(consumer);
+        provider.abort();
+
+        // This crate's consumer, offering the authenticated layer: it waits past NOT_READY
+        // and the layer is negotiated with the late NOTIFY_PROVIDER (the wallet is ready from
+        // its second query: the provider's own retry finds it).
+        let seed = SharedSeed::from_bytes([10; 16]);
+        let (account, _wallet) = warming(1);
+        let prefer = ClientConfig::default();
+        let provider = tokio::spawn({
+            let (url, account, config) = (url.clone(), Arc::clone(&account), prefer.clone());
+            async move { serve(&url, seed, account, SpendingLimit::default(), &config).await }
+        });
+        let consumer = crate::consumer::Consumer::connect(&url, seed, &prefer, WAIT)
+            .await
+            .expect("connected once the provider is ready");
+        assert!(
+            consumer.is_secure(),
+            "the layer came with the late NOTIFY_PROVIDER"
+        );
+        assert_eq!(
+            consumer.provider_info().wad.as_ref().expect("wad").msats(),
+            50_000
+        );
+        consumer.ping().await.expect("served");
+        provider.abort();
     }
 
     #[test]
