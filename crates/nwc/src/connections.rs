@@ -136,6 +136,25 @@ impl Renewal {
         (start > period_start).then_some(start)
     }
 
+    /// When a budget whose current period began at `period_start` next renews, seen at `now`
+    /// (NIP-47 `get_budget`'s `renews_at`): the start of the next calendar period, or
+    /// `period_start` plus the sliding period; `None` for a budget that never renews.
+    pub fn renews_at(self, period_start: u64, now: u64) -> Option<u64> {
+        let current = self.calendar_start(now);
+        match self {
+            Renewal::Never => None,
+            Renewal::EverySecs(secs) => {
+                let start = self.renewed_at(period_start, now).unwrap_or(period_start);
+                Some(start.saturating_add(secs))
+            }
+            Renewal::Daily => Some(current + DAY_SECS),
+            Renewal::Weekly => Some(current + 7 * DAY_SECS),
+            // A day past the longest month, or the longest year, is in the next one.
+            Renewal::Monthly => Some(self.calendar_start(current + 32 * DAY_SECS)),
+            Renewal::Yearly => Some(self.calendar_start(current + 367 * DAY_SECS)),
+        }
+    }
+
     /// The start (UTC, seconds since the Unix epoch) of the calendar period holding `now`.
     fn calendar_start(self, now: u64) -> u64 {
         let days = now / DAY_SECS;
@@ -595,6 +614,32 @@ mod tests {
 
     fn key() -> PublicKey {
         Keys::generate().public_key()
+    }
+
+    /// `get_budget`'s `renews_at`: the next UTC calendar period's start, across a month's and
+    /// a year's end; a sliding period from its start; never for `never`.
+    #[test]
+    fn budgets_say_when_they_renew_next() {
+        // 2025-12-31 23:00 UTC, a Wednesday.
+        let now = 1_767_222_000;
+        let new_year = 1_767_225_600;
+        assert_eq!(Renewal::Daily.renews_at(0, now), Some(new_year));
+        assert_eq!(Renewal::Monthly.renews_at(0, now), Some(new_year));
+        assert_eq!(Renewal::Yearly.renews_at(0, now), Some(new_year));
+        // Monday 2026-01-05.
+        assert_eq!(Renewal::Weekly.renews_at(0, now), Some(1_767_571_200));
+        // 2026-01-15 12:00: February starts on 2026-02-01, the next year on 2027-01-01.
+        let mid_january = 1_768_478_400;
+        assert_eq!(
+            Renewal::Monthly.renews_at(0, mid_january),
+            Some(1_769_904_000)
+        );
+        assert_eq!(
+            Renewal::Yearly.renews_at(0, mid_january),
+            Some(1_798_761_600)
+        );
+        assert_eq!(Renewal::Never.renews_at(0, now), None);
+        assert_eq!(Renewal::EverySecs(100).renews_at(1_000, 1_050), Some(1_100));
     }
 
     #[test]

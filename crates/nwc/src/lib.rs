@@ -26,4 +26,4 @@ pub use connections::{
 pub use error::NwcError;
 pub use nostr_sdk::nips::nip47::NostrWalletConnectURI;
 pub use nostr_sdk::{Keys, PublicKey};
-pub use service::{uri_qr, NwcConfig, NwcService, METHODS, NOTIFICATIONS};
+pub use service::{get_info_methods, uri_qr, NwcConfig, NwcService, METHODS, NOTIFICATIONS};

@@ -33,14 +33,15 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{AccountRefusal, AppAccounts};
 use crate::connections::{
-    Budget, Connection, ConnectionStore, MadeInvoice, SpendRefusal, StoreLocation,
+    Budget, Connection, ConnectionStore, MadeInvoice, Renewal, SpendRefusal, StoreLocation,
 };
 use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
 use crate::error::NwcError;
 
-/// The methods this service carries out, as NIP-47 names them: what `get_info` and the info
-/// event list, and all a request may name without being answered `NOT_IMPLEMENTED`.
-pub const METHODS: [&str; 9] = [
+/// The methods this service carries out, as NIP-47 names them: what the info event lists, and
+/// all a request may name without being answered `NOT_IMPLEMENTED`. `get_info` lists those of
+/// them rust-nostr's `Method` knows ([`get_info_methods`]).
+pub const METHODS: [&str; 10] = [
     "pay_invoice",
     "make_invoice",
     "lookup_invoice",
@@ -50,6 +51,7 @@ pub const METHODS: [&str; 9] = [
     "make_hold_invoice",
     "cancel_hold_invoice",
     "settle_hold_invoice",
+    "get_budget",
 ];
 
 /// The notifications it sends.
@@ -211,6 +213,16 @@ struct Reply<'a> {
     result_type: &'a str,
     error: Option<WireError>,
     result: Option<serde_json::Value>,
+}
+
+/// The methods `get_info` lists: those of [`METHODS`] that rust-nostr 0.44's `Method` parses.
+/// Its client reads `methods` as `Vec<Method>` and fails the whole `get_info` on a name it does
+/// not know (`get_budget`), so those are listed in the info event only.
+pub fn get_info_methods() -> Vec<&'static str> {
+    METHODS
+        .into_iter()
+        .filter(|m| m.parse::<nostr_sdk::nips::nip47::Method>().is_ok())
+        .collect()
 }
 
 /// The `method` a request's plaintext names, or `""` when it names none (it is still answered,
@@ -570,8 +582,10 @@ impl Inner {
             )
             .into());
         }
-        if method == "get_info" {
-            return Ok(self.info());
+        match method {
+            "get_info" => return Ok(self.info()),
+            "get_budget" => return Ok(self.budget(client)),
+            _ => {}
         }
         let request = Request::from_json(plaintext).map_err(|e| {
             WireError::from(nip47_error(
@@ -584,6 +598,32 @@ impl Inner {
             .map_err(|e| nip47_error(ErrorCode::Internal, e.to_string()).into())
     }
 
+    /// `get_budget`'s result (NIP-47): `used_budget` and `total_budget` in msat for the
+    /// current period, `renews_at` (Unix seconds; absent for a budget that never renews) and
+    /// `renewal_period`; `{}` for a connection without a budget, as NIP-47 says. A budget kept
+    /// from an old store with a sliding period no NIP-47 name matches has no `renewal_period`.
+    fn budget(&self, client: &PublicKey) -> serde_json::Value {
+        let now = now_secs();
+        let store = lock(&self.store);
+        let Some(connection) = store.active(client, now) else {
+            return serde_json::json!({});
+        };
+        let (Some(budget), Some(left_msat)) = (connection.budget, connection.left_msat(now)) else {
+            return serde_json::json!({});
+        };
+        let mut result = serde_json::json!({
+            "used_budget": budget.limit_msat.saturating_sub(left_msat),
+            "total_budget": budget.limit_msat,
+        });
+        if let Some(at) = budget.renewal.renews_at(connection.period_start, now) {
+            result["renews_at"] = at.into();
+        }
+        if !matches!(budget.renewal, Renewal::EverySecs(_)) {
+            result["renewal_period"] = budget.renewal.to_string().into();
+        }
+        result
+    }
+
     /// `get_info`'s result: the methods offered as NIP-47 names them (some are not in
     /// rust-nostr's `Method`), the network as NIP-47 names it.
     fn info(&self) -> serde_json::Value {
@@ -592,7 +632,7 @@ impl Inner {
             "pubkey": info.node_id.to_string(),
             "network": nip47_network(info.network),
             "block_height": info.block_height,
-            "methods": METHODS,
+            "methods": get_info_methods(),
             "notifications": NOTIFICATIONS,
         });
         if let Some(alias) = info.alias {

@@ -1,7 +1,8 @@
 //! NIP-47 on the wire as the spec and its clients expect it (issue 23), through a real
 //! in-process relay and real ldk-nodes: every request answered under the method it named,
 //! the spec's error codes, notifications in both encryptions, a payment answered before it
-//! ended that is still notified and settled in the budget, and pages of `list_transactions`.
+//! ended that is still notified and settled in the budget, pages of `list_transactions`, and
+//! `get_budget`.
 //! Requests the rust-nostr client has no method for are built by hand with nostr-sdk.
 
 use std::net::Ipv4Addr;
@@ -239,7 +240,13 @@ fn every_request_is_answered_under_the_method_it_named() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(methods, moip_nwc::METHODS.to_vec());
+    assert_eq!(methods, moip_nwc::get_info_methods());
+
+    // get_budget, without a budget: NIP-47's empty result.
+    let budget = rt.block_on(app.ask(json!({"method": "get_budget", "params": {}}), None));
+    assert_eq!(budget["result_type"], "get_budget", "{budget}");
+    assert!(budget["error"].is_null(), "{budget}");
+    assert_eq!(budget["result"], json!({}), "{budget}");
 
     // The service still serves rust-nostr's client afterwards.
     let nwc = nwc::NWC::new(uri);
@@ -353,6 +360,25 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
         left,
         budget.limit_msat - 10_000_000 - sent.fees_paid,
         "the reservation became what the payment cost"
+    );
+    // get_budget says the same, in NIP-47's fields.
+    let told = rt.block_on(raw.ask(
+        json!({"method": "get_budget", "params": {}}),
+        Some("nip44_v2"),
+    ));
+    assert!(told["error"].is_null(), "{told}");
+    assert_eq!(told["result"]["total_budget"], budget.limit_msat, "{told}");
+    assert_eq!(
+        told["result"]["used_budget"],
+        budget.limit_msat - left,
+        "{told}"
+    );
+    assert_eq!(told["result"]["renewal_period"], "daily", "{told}");
+    let renews_at = told["result"]["renews_at"].as_u64().expect("renews_at");
+    let now = Timestamp::now().as_secs();
+    assert!(
+        now < renews_at && renews_at <= now + 86_400 && renews_at % 86_400 == 0,
+        "{told}"
     );
     assert_eq!(
         wallet.payment_by_hash(held.payment_hash).map(|p| p.state),
