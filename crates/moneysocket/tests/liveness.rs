@@ -77,16 +77,16 @@ async fn half_open(
     ws
 }
 
+/// The task reading a live pair: the pair back once stopped, or what broke it.
+type LivePair = tokio::task::JoinHandle<Result<(OutgoingSocket, OutgoingSocket), String>>;
+
 /// Reads both sockets of a live pair (so tungstenite answers the relay's pings) until told
 /// to stop, then hands them back; anything received meanwhile — a message, an END, a close — is
 /// a failure.
 fn keep_reading(
     mut a: OutgoingSocket,
     mut b: OutgoingSocket,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(OutgoingSocket, OutgoingSocket), String>>,
-) {
+) -> (tokio::sync::oneshot::Sender<()>, LivePair) {
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         tokio::select! {
