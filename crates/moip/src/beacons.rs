@@ -924,82 +924,7 @@ impl BeaconBudget for Budget {
 mod tests {
     use super::*;
     use moip_assets::ledger::{CollateralSource, SqliteJournal, TokenInfo};
-    use moip_lightning::{Invoice, LightningEvent, PaymentRecord};
-    use tokio::sync::broadcast;
-
-    /// A node that only reads invoices (`lnbcrt` and the payment hash): what a beacon's budget
-    /// asks of it.
-    struct Reader;
-
-    #[async_trait::async_trait]
-    impl PaymentRail for Reader {
-        async fn create_invoice(
-            &self,
-            _: Option<u64>,
-            _: &str,
-            _: u32,
-        ) -> moip_lightning::Result<Invoice> {
-            unreachable!("the budget makes no invoice")
-        }
-        async fn pay(
-            &self,
-            _: moip_lightning::PayRequest,
-        ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
-            unreachable!("the budget pays nothing")
-        }
-        async fn create_hold_invoice(
-            &self,
-            _: PaymentHash,
-            _: u64,
-            _: &str,
-            _: u32,
-        ) -> moip_lightning::Result<Invoice> {
-            unreachable!("the budget makes no invoice")
-        }
-        async fn settle_hold_invoice(
-            &self,
-            _: moip_lightning::Preimage,
-        ) -> moip_lightning::Result<()> {
-            unreachable!("the budget holds nothing")
-        }
-        async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
-            unreachable!("the budget holds nothing")
-        }
-        async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
-            unreachable!("the budget never reads the node's balance")
-        }
-        fn decode_invoice(&self, bolt11: &str) -> moip_lightning::Result<Invoice> {
-            let hash = bolt11
-                .strip_prefix("lnbcrt")
-                .and_then(unhex32)
-                .ok_or_else(|| moip_lightning::LightningError::Malformed {
-                    what: "invoice",
-                    reason: "not a test invoice".into(),
-                })?;
-            Ok(Invoice {
-                bolt11: bolt11.to_owned(),
-                payment_hash: PaymentHash(hash),
-                amount_msat: None,
-                expires_at: u64::MAX,
-                min_final_cltv_expiry_delta: 18,
-            })
-        }
-        async fn payments(&self) -> moip_lightning::Result<Vec<PaymentRecord>> {
-            Ok(Vec::new())
-        }
-        async fn payment_by_hash(
-            &self,
-            _: PaymentHash,
-        ) -> moip_lightning::Result<Option<PaymentRecord>> {
-            Ok(None)
-        }
-        fn node_info(&self) -> moip_lightning::NodeInfo {
-            unreachable!("the budget never asks")
-        }
-        fn events(&self) -> broadcast::Receiver<LightningEvent> {
-            broadcast::channel(1).1
-        }
-    }
+    use moip_lightning::testing::PaperRail;
 
     const ID: &str = "0123456789abcdef";
 
@@ -1029,8 +954,12 @@ mod tests {
             })
             .expect("mint");
         let document = Document::File(dir.join("beacons.json"));
-        let beacons = Beacons::open(document, Arc::new(Reader), Arc::new(Mutex::new(ledger)))
-            .expect("beacons");
+        let beacons = Beacons::open(
+            document,
+            Arc::new(PaperRail::default()),
+            Arc::new(Mutex::new(ledger)),
+        )
+        .expect("beacons");
         lock(&beacons.book).beacons.push(Record {
             id: ID.into(),
             seed: "11".repeat(16),

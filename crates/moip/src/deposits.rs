@@ -347,6 +347,7 @@ fn book_error(document: &Document, e: impl std::fmt::Display) -> DepositError {
 mod tests {
     use super::*;
     use moip_assets::ledger::{MemoryJournal, TokenInfo};
+    use moip_lightning::testing::PaperRail;
 
     fn ledger() -> Ledger<MemoryJournal> {
         Ledger::create(
@@ -358,73 +359,6 @@ mod tests {
             },
         )
         .expect("ledger")
-    }
-
-    /// A node that only makes invoices (all a deposit request needs).
-    struct Invoices;
-
-    #[async_trait::async_trait]
-    impl PaymentRail for Invoices {
-        async fn create_invoice(
-            &self,
-            amount_msat: Option<u64>,
-            _: &str,
-            expiry_secs: u32,
-        ) -> moip_lightning::Result<moip_lightning::Invoice> {
-            let payment_hash = moip_lightning::Preimage::random().payment_hash();
-            Ok(moip_lightning::Invoice {
-                bolt11: format!("lnbcrt{payment_hash}"),
-                payment_hash,
-                amount_msat,
-                expires_at: now() + u64::from(expiry_secs),
-                min_final_cltv_expiry_delta: 18,
-            })
-        }
-        async fn pay(
-            &self,
-            _: moip_lightning::PayRequest,
-        ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        async fn create_hold_invoice(
-            &self,
-            _: PaymentHash,
-            _: u64,
-            _: &str,
-            _: u32,
-        ) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        async fn settle_hold_invoice(
-            &self,
-            _: moip_lightning::Preimage,
-        ) -> moip_lightning::Result<()> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        fn decode_invoice(&self, _: &str) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        async fn payments(&self) -> moip_lightning::Result<Vec<moip_lightning::PaymentRecord>> {
-            unreachable!("a deposit request only makes invoices")
-        }
-        async fn payment_by_hash(
-            &self,
-            _: PaymentHash,
-        ) -> moip_lightning::Result<Option<moip_lightning::PaymentRecord>> {
-            Ok(None)
-        }
-        fn node_info(&self) -> moip_lightning::NodeInfo {
-            unreachable!("a deposit request only makes invoices")
-        }
-        fn events(&self) -> broadcast::Receiver<LightningEvent> {
-            broadcast::channel(1).1
-        }
     }
 
     /// Fresh keys cost nothing: strangers with one each fill at most the newcomers' share of
@@ -445,7 +379,8 @@ mod tests {
             .expect("deposit");
             l.mint(&holder, 5_000).expect("mint");
         }
-        let deposits = Deposits::open(Arc::new(Invoices), Arc::clone(&ledger), None).expect("book");
+        let deposits = Deposits::open(Arc::new(PaperRail::default()), Arc::clone(&ledger), None)
+            .expect("book");
         let one = AccountId::from_bytes([1; 32]);
         for _ in 0..MAX_PENDING_PER_ACCOUNT {
             deposits

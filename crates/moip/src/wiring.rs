@@ -296,77 +296,13 @@ impl AppAccounts for LedgerApps {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::time::Duration;
 
     use moip_assets::ledger::{CollateralSource, Ledger, SqliteJournal, TokenInfo};
+    use moip_lightning::testing::PaperRail;
     use moip_lightning::{PaymentId, PaymentRecord, PaymentState, PaymentType};
 
     use super::*;
-
-    /// A node whose only answer is its record of one payment, and which sends no events: the
-    /// resolver hears of the payment only from the service's settle.
-    struct OneRecord {
-        record: Mutex<Option<PaymentRecord>>,
-        events: broadcast::Sender<LightningEvent>,
-    }
-
-    #[async_trait::async_trait]
-    impl PaymentRail for OneRecord {
-        async fn create_invoice(
-            &self,
-            _: Option<u64>,
-            _: &str,
-            _: u32,
-        ) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn pay(
-            &self,
-            _: PayRequest,
-        ) -> moip_lightning::Result<moip_lightning::PaymentOutcome> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn create_hold_invoice(
-            &self,
-            _: PaymentHash,
-            _: u64,
-            _: &str,
-            _: u32,
-        ) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn settle_hold_invoice(
-            &self,
-            _: moip_lightning::Preimage,
-        ) -> moip_lightning::Result<()> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn cancel_hold_invoice(&self, _: PaymentHash) -> moip_lightning::Result<()> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn balance(&self) -> moip_lightning::Result<moip_lightning::Balance> {
-            unreachable!("the resolver only reads records")
-        }
-        fn decode_invoice(&self, _: &str) -> moip_lightning::Result<moip_lightning::Invoice> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn payments(&self) -> moip_lightning::Result<Vec<PaymentRecord>> {
-            unreachable!("the resolver only reads records")
-        }
-        async fn payment_by_hash(
-            &self,
-            _: PaymentHash,
-        ) -> moip_lightning::Result<Option<PaymentRecord>> {
-            Ok(self.record.lock().expect("record").clone())
-        }
-        fn node_info(&self) -> moip_lightning::NodeInfo {
-            unreachable!("the resolver only reads records")
-        }
-        fn events(&self) -> broadcast::Receiver<LightningEvent> {
-            self.events.subscribe()
-        }
-    }
 
     /// Waits, with a deadline, until `app` may spend `msat`.
     async fn refunded(
@@ -432,10 +368,9 @@ mod tests {
             preimage: None,
             updated_at: 0,
         };
-        let rail = Arc::new(OneRecord {
-            record: Mutex::new(Some(failed(&"05".repeat(32)))),
-            events: broadcast::channel(8).0,
-        });
+        // It sends no events: the resolver hears of a payment only from the service's settle.
+        let rail = Arc::new(PaperRail::default());
+        rail.set_record(failed(&"05".repeat(32)));
         apps.spawn_resolver(Arc::clone(&rail) as Arc<dyn PaymentRail>);
         refunded(&apps, &app, 10_000)
             .await
@@ -445,7 +380,7 @@ mod tests {
         // and then its wait times out: no outcome, and no node event will come again.
         let hash = "04".repeat(32);
         apps.reserve(&app, 6_000, &hash).expect("charged");
-        *rail.record.lock().expect("record") = Some(failed(&hash));
+        rail.set_record(failed(&hash));
         assert_eq!(apps.resolve(rail.as_ref()).await, 0, "in flight: skipped");
         apps.settle(&app, 6_000, None, &hash);
         refunded(&apps, &app, 10_000)
