@@ -41,8 +41,9 @@ pub use node::{
     PeerAddress,
 };
 pub use rail::{
-    Balance, ChannelRef, Invoice, LightningEvent, NodeInfo, PayRequest, PaymentHash, PaymentId,
-    PaymentOutcome, PaymentRail, PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
+    Balance, ChannelRef, Invoice, KeysendRequest, LightningEvent, NodeInfo, PayRequest,
+    PaymentHash, PaymentId, PaymentOutcome, PaymentRail, PaymentRecord, PaymentState, PaymentType,
+    Preimage, RouteLimits,
 };
 
 /// Creates a fresh 24-word mnemonic and seals it in a seed file under `password` (the wallet's

@@ -705,6 +705,37 @@ impl LightningNode {
         Ok(invoice_info(&invoice))
     }
 
+    /// Issues an invoice committing to `description_hash`; see
+    /// [`crate::PaymentRail::create_invoice_for_description_hash`].
+    pub fn create_invoice_for_description_hash(
+        &self,
+        amount_msat: Option<u64>,
+        description_hash: [u8; 32],
+        expiry_secs: u32,
+    ) -> Result<Invoice> {
+        use ldk_node::bitcoin::hashes::{sha256, Hash};
+        let description = Bolt11InvoiceDescription::Hash(ldk_node::lightning_invoice::Sha256(
+            sha256::Hash::from_byte_array(description_hash),
+        ));
+        let bolt11 = self.inner.ldk.bolt11_payment();
+        let invoice = match amount_msat {
+            Some(amount) => bolt11.receive(amount, &description, expiry_secs)?,
+            None => bolt11.receive_variable_amount(&description, expiry_secs)?,
+        };
+        Ok(invoice_info(&invoice))
+    }
+
+    /// Signs `message` with the node's key; see [`crate::PaymentRail::sign_message`].
+    pub fn sign_message(&self, message: &[u8]) -> String {
+        self.inner.ldk.sign_message(message)
+    }
+
+    /// Whether `signature` (zbase32, from [`sign_message`](Self::sign_message) or LND's or
+    /// CLN's `signmessage`) signs `message` with `node_id`'s key.
+    pub fn verify_signature(&self, message: &[u8], signature: &str, node_id: &PublicKey) -> bool {
+        self.inner.ldk.verify_signature(message, signature, node_id)
+    }
+
     /// Issues a hold invoice for `payment_hash`; see [`crate::PaymentRail::create_hold_invoice`].
     pub fn create_hold_invoice(
         &self,
@@ -876,6 +907,31 @@ impl LightningNode {
             .send(amount_msat, node_id, route_params(limits))
             .map(|id| PaymentId(id.0))
             .map_err(send_error)
+    }
+
+    /// Sends a keysend payment with the caller's preimage and TLV records and waits for the
+    /// outcome; see [`crate::PaymentRail::pay_keysend`].
+    pub fn pay_keysend(&self, request: crate::rail::KeysendRequest) -> Result<PaymentOutcome> {
+        self.check_sendable(request.amount_msat, request.limits)?;
+        let tlvs: Vec<ldk_node::CustomTlvRecord> = request
+            .tlv_records
+            .into_iter()
+            .map(|(type_num, value)| ldk_node::CustomTlvRecord { type_num, value })
+            .collect();
+        let id = self
+            .inner
+            .ldk
+            .spontaneous_payment()
+            .send_with_preimage_and_custom_tlvs(
+                request.amount_msat,
+                request.node_id,
+                tlvs,
+                LdkPreimage(request.preimage.0),
+                route_params(request.limits),
+            )
+            .map(|id| PaymentId(id.0))
+            .map_err(send_error)?;
+        self.wait_payment(id, request.timeout)
     }
 
     /// Starts paying a BOLT12 offer: requests an invoice from the offer's node over onion

@@ -145,6 +145,24 @@ impl PayRequest {
     }
 }
 
+/// A spontaneous (keysend) payment and under which limits: NIP-47's `pay_keysend`.
+#[derive(Clone, Debug)]
+pub struct KeysendRequest {
+    /// The payee's node id.
+    pub node_id: PublicKey,
+    /// What the payee receives.
+    pub amount_msat: u64,
+    /// The preimage to send: the payer chooses it in keysend, so its hash, the payment's id,
+    /// is known before the payment leaves (a wallet service charges an account under it).
+    pub preimage: Preimage,
+    /// Custom TLV records for the payee (type, value), as podcasting 2.0 boostagrams use.
+    pub tlv_records: Vec<(u64, Vec<u8>)>,
+    /// Fee and splitting limits.
+    pub limits: RouteLimits,
+    /// How long to wait for the outcome; the payment is not abandoned when it passes.
+    pub timeout: Duration,
+}
+
 /// Limits on how a payment is routed. The default leaves all three to LDK: fees up to 1% plus
 /// 50 sat, at most 10 parts, a CLTV delta of at most 1,008 blocks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -357,6 +375,42 @@ pub trait PaymentRail: Send + Sync {
 
     /// Pays a BOLT11 invoice (over several paths if needed) and waits for the outcome.
     async fn pay(&self, request: PayRequest) -> Result<PaymentOutcome>;
+
+    /// Issues a BOLT11 invoice that commits to `description_hash`, the SHA-256 of a
+    /// description the payer holds (LNURL-pay and zaps: the description is too long for an
+    /// invoice, or is a signed zap request).
+    ///
+    /// The default refuses: a rail that cannot make one says so, nothing is made.
+    async fn create_invoice_for_description_hash(
+        &self,
+        _amount_msat: Option<u64>,
+        _description_hash: [u8; 32],
+        _expiry_secs: u32,
+    ) -> Result<Invoice> {
+        Err(LightningError::Internal(
+            "this rail cannot make invoices with a description hash".into(),
+        ))
+    }
+
+    /// Sends a keysend payment and waits for the outcome.
+    ///
+    /// The default refuses: nothing is sent.
+    async fn pay_keysend(&self, _request: KeysendRequest) -> Result<PaymentOutcome> {
+        Err(LightningError::Internal(
+            "this rail cannot send keysend payments".into(),
+        ))
+    }
+
+    /// Signs `message` with the node's key the way LND's and CLN's `signmessage` do (the
+    /// "Lightning Signed Message:" prefix, zbase32), so any of their verifiers checks it
+    /// against the node id.
+    ///
+    /// The default refuses.
+    fn sign_message(&self, _message: &[u8]) -> Result<String> {
+        Err(LightningError::Internal(
+            "this rail cannot sign messages".into(),
+        ))
+    }
 
     /// Issues an invoice for a hash whose preimage the caller keeps. A payment to it is held
     /// (reported by [`LightningEvent::HoldInvoiceAccepted`]) until

@@ -6,8 +6,8 @@
 use crate::error::{LightningError, Result};
 use crate::node::LightningNode;
 use crate::rail::{
-    Balance, Invoice, LightningEvent, NodeInfo, PayRequest, PaymentHash, PaymentOutcome,
-    PaymentRail, PaymentRecord, Preimage,
+    Balance, Invoice, KeysendRequest, LightningEvent, NodeInfo, PayRequest, PaymentHash,
+    PaymentOutcome, PaymentRail, PaymentRecord, Preimage,
 };
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -39,6 +39,28 @@ impl PaymentRail for LightningNode {
             )
         })
         .await
+    }
+
+    async fn create_invoice_for_description_hash(
+        &self,
+        amount_msat: Option<u64>,
+        description_hash: [u8; 32],
+        expiry_secs: u32,
+    ) -> Result<Invoice> {
+        let node = self.clone();
+        blocking(move || {
+            node.create_invoice_for_description_hash(amount_msat, description_hash, expiry_secs)
+        })
+        .await
+    }
+
+    async fn pay_keysend(&self, request: KeysendRequest) -> Result<PaymentOutcome> {
+        let node = self.clone();
+        blocking(move || node.pay_keysend(request)).await
+    }
+
+    fn sign_message(&self, message: &[u8]) -> Result<String> {
+        Ok(LightningNode::sign_message(self, message))
     }
 
     async fn create_hold_invoice(
