@@ -128,6 +128,23 @@ pub fn seal(
     plaintext: &str,
     answering: Option<EventId>,
 ) -> Result<Event, EnvelopeError> {
+    seal_tagged(keys, peer, encryption, kind, plaintext, answering, None)
+}
+
+/// [`seal`], with a `d` tag when given: NIP-47 answers each item of a `multi_` request in its
+/// own event, told apart by a `d` tag with the item's id.
+///
+/// # Errors
+/// [`EnvelopeError::Seal`] when encryption or signing fails.
+pub fn seal_tagged(
+    keys: &Keys,
+    peer: &PublicKey,
+    encryption: Encryption,
+    kind: Kind,
+    plaintext: &str,
+    answering: Option<EventId>,
+    d: Option<&str>,
+) -> Result<Event, EnvelopeError> {
     let secret = keys.secret_key();
     let seal_err = |e: String| EnvelopeError::Seal(e);
     let content = match encryption {
@@ -143,6 +160,9 @@ pub fn seal(
     }
     if encryption == Encryption::Nip44 {
         tags.push(Tag::custom(TagKind::custom("encryption"), ["nip44_v2"]));
+    }
+    if let Some(d) = d {
+        tags.push(Tag::identifier(d));
     }
     EventBuilder::new(kind, content)
         .tags(tags)

@@ -14,15 +14,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moip_lightning::{
-    Invoice, LightningError, LightningEvent, Network, PayRequest, PaymentHash, PaymentRail,
-    PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
+    Invoice, KeysendRequest, LightningError, LightningEvent, Network, PayRequest, PaymentHash,
+    PaymentRail, PaymentRecord, PaymentState, PaymentType, Preimage, RouteLimits,
 };
 use nostr_sdk::nips::nip47::{
     CancelHoldInvoiceResponse, ErrorCode, GetBalanceResponse, HoldInvoiceAcceptedNotification,
     ListTransactionsRequest, LookupInvoiceResponse, MakeHoldInvoiceResponse, MakeInvoiceResponse,
     NIP47Error, NostrWalletConnectURI, Notification, NotificationResult, NotificationType,
-    PayInvoiceResponse, PaymentNotification, Request, RequestParams, ResponseResult,
-    SettleHoldInvoiceResponse, TransactionState, TransactionType,
+    PayInvoiceResponse, PayKeysendRequest, PayKeysendResponse, PaymentNotification, Request,
+    RequestParams, ResponseResult, SettleHoldInvoiceResponse, TransactionState, TransactionType,
 };
 use nostr_sdk::{
     Client, Event, EventBuilder, EventId, Filter, JsonUtil, Keys, Kind, PublicKey,
@@ -41,7 +41,7 @@ use crate::error::NwcError;
 /// The methods this service carries out, as NIP-47 names them: what the info event lists, and
 /// all a request may name without being answered `NOT_IMPLEMENTED`. `get_info` lists those of
 /// them rust-nostr's `Method` knows ([`get_info_methods`]).
-pub const METHODS: [&str; 10] = [
+pub const METHODS: [&str; 13] = [
     "pay_invoice",
     "make_invoice",
     "lookup_invoice",
@@ -52,6 +52,9 @@ pub const METHODS: [&str; 10] = [
     "cancel_hold_invoice",
     "settle_hold_invoice",
     "get_budget",
+    "pay_keysend",
+    "multi_pay_invoice",
+    "multi_pay_keysend",
 ];
 
 /// The notifications it sends.
@@ -80,6 +83,11 @@ pub struct NwcConfig {
     /// Each app's own money: when set, an app pays only from its account there (and is told
     /// its balance there); `None` lets apps spend from the node within their budgets.
     pub accounts: Option<Arc<dyn AppAccounts>>,
+    /// Whether apps may have the node sign messages (`sign_message`). Off by default: a
+    /// signature by the node's key is how services (node explorers' logins, swap markets)
+    /// recognise the node's operator, so an app allowed to sign could act as the operator
+    /// there, beyond any budget; connections have no per-app permissions yet.
+    pub sign_message: bool,
 }
 
 impl NwcConfig {
@@ -94,6 +102,7 @@ impl NwcConfig {
             pay_timeout: Duration::from_secs(60),
             default_expiry_secs: 3600,
             accounts: None,
+            sign_message: false,
         }
     }
 }
@@ -135,7 +144,30 @@ struct InFlight {
     reserved_msat: u64,
     amount_msat: u64,
     bolt11: String,
-    expires_at: u64,
+    expires_at: Option<u64>,
+}
+
+/// A payment an app asked for, whichever way it goes.
+struct Outgoing {
+    payment_hash: PaymentHash,
+    /// What the payee is to receive.
+    amount_msat: u64,
+    /// The invoice paid, `""` for keysend (NIP-47 notifications carry it).
+    bolt11: String,
+    expires_at: Option<u64>,
+    send: Send,
+}
+
+enum Send {
+    Invoice {
+        bolt11: String,
+        amount_msat: Option<u64>,
+    },
+    Keysend {
+        node_id: moip_lightning::PublicKey,
+        preimage: Preimage,
+        tlv_records: Vec<(u64, Vec<u8>)>,
+    },
 }
 
 struct Inner {
@@ -215,13 +247,59 @@ struct Reply<'a> {
     result: Option<serde_json::Value>,
 }
 
-/// The methods `get_info` lists: those of [`METHODS`] that rust-nostr 0.44's `Method` parses.
-/// Its client reads `methods` as `Vec<Method>` and fails the whole `get_info` on a name it does
-/// not know (`get_budget`), so those are listed in the info event only.
-pub fn get_info_methods() -> Vec<&'static str> {
-    METHODS
-        .into_iter()
+/// The methods `get_info` lists: those `offered` that rust-nostr 0.44's `Method` parses. Its
+/// client reads `methods` as `Vec<Method>` and fails the whole `get_info` on a name it does not
+/// know (`get_budget`, `sign_message`), so those are listed in the info event only.
+pub fn get_info_methods(offered: &[&'static str]) -> Vec<&'static str> {
+    offered
+        .iter()
+        .copied()
         .filter(|m| m.parse::<nostr_sdk::nips::nip47::Method>().is_ok())
+        .collect()
+}
+
+/// One answer, or one per item of a `multi_` request, each under its `d` tag: the item's id,
+/// else its invoice's payment hash or its keysend's pubkey (NIP-47).
+enum Answer {
+    One(Result<serde_json::Value, WireError>),
+    Each(Vec<(String, Result<serde_json::Value, WireError>)>),
+}
+
+fn to_wire(result: Result<ResponseResult, NIP47Error>) -> Result<serde_json::Value, WireError> {
+    let result = result?;
+    serde_json::to_value(result).map_err(|e| nip47_error(ErrorCode::Internal, e.to_string()).into())
+}
+
+/// `make_invoice`'s `description_hash`: 32 bytes of hex, and the SHA-256 of `description`
+/// when one is sent with it; otherwise `OTHER`, and nothing is made.
+fn description_hash(hex: &str, description: &str) -> Result<[u8; 32], NIP47Error> {
+    use moip_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
+    let hash: [u8; 32] = hex_bytes(hex)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            nip47_error(
+                ErrorCode::Other,
+                "description_hash must be 32 bytes of hex (a SHA-256)",
+            )
+        })?;
+    if !description.is_empty() && sha256::Hash::hash(description.as_bytes()).to_byte_array() != hash
+    {
+        return Err(nip47_error(
+            ErrorCode::Other,
+            "description_hash is not the SHA-256 of the description sent with it",
+        ));
+    }
+    Ok(hash)
+}
+
+/// The bytes of a hex string, `None` if it is not hex.
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
 }
 
@@ -472,7 +550,7 @@ pub fn uri_qr(uri: &NostrWalletConnectURI) -> Result<String, NwcError> {
 impl Inner {
     /// The replaceable info event (kind 13194): methods, encryptions and notifications.
     async fn publish_info(&self) -> Result<(), NwcError> {
-        let content = format!("{} notifications", METHODS.join(" "));
+        let content = format!("{} notifications", self.offered().join(" "));
         let event = EventBuilder::new(Kind::WalletConnectInfo, content)
             .tags([
                 Tag::custom(TagKind::custom("encryption"), ["nip44_v2 nip04"]),
@@ -535,8 +613,15 @@ impl Inner {
                     code: UNSUPPORTED_ENCRYPTION.to_owned(),
                     message: format!("encryption {e:?} is not supported; use nip44_v2 (or nip04)"),
                 };
-                self.reply(&client, Encryption::Nip04, &event, &method, Err(error))
-                    .await;
+                self.reply(
+                    &client,
+                    Encryption::Nip04,
+                    &event,
+                    &method,
+                    None,
+                    Err(error),
+                )
+                .await;
                 return;
             }
             Err(e) => {
@@ -552,50 +637,130 @@ impl Inner {
             tracing::debug!("NWC request {} was carried out before a restart", event.id);
             return;
         }
-        let result = if !active {
-            Err(nip47_error(
+        let answer = if !active {
+            Answer::One(Err(nip47_error(
                 ErrorCode::Unauthorized,
                 "no active connection for this key (none, revoked or expired)",
             )
-            .into())
+            .into()))
         } else if !self.within_rate(&client) {
-            Err(nip47_error(ErrorCode::RateLimited, "too many requests").into())
+            Answer::One(Err(nip47_error(
+                ErrorCode::RateLimited,
+                "too many requests",
+            )
+            .into()))
         } else {
             self.dispatch(&client, &method, &plaintext).await
         };
-        self.reply(&client, encryption, &event, &method, result)
-            .await;
+        match answer {
+            Answer::One(result) => {
+                self.reply(&client, encryption, &event, &method, None, result)
+                    .await
+            }
+            Answer::Each(results) => {
+                for (d, result) in results {
+                    self.reply(&client, encryption, &event, &method, Some(&d), result)
+                        .await;
+                }
+            }
+        }
     }
 
     /// Carries out one request by the method it names: one not offered is `NOT_IMPLEMENTED`,
     /// params that do not parse are `OTHER`.
-    async fn dispatch(
-        &self,
-        client: &PublicKey,
-        method: &str,
-        plaintext: &str,
-    ) -> Result<serde_json::Value, WireError> {
-        if !METHODS.contains(&method) {
-            return Err(nip47_error(
+    async fn dispatch(&self, client: &PublicKey, method: &str, plaintext: &str) -> Answer {
+        if !self.offered().contains(&method) {
+            return Answer::One(Err(nip47_error(
                 ErrorCode::NotImplemented,
                 format!("{method:?} is not offered by this wallet"),
             )
-            .into());
+            .into()));
         }
+        let params = || {
+            serde_json::from_str::<serde_json::Value>(plaintext)
+                .ok()
+                .and_then(|mut v| v.get_mut("params").map(serde_json::Value::take))
+                .unwrap_or_default()
+        };
         match method {
-            "get_info" => return Ok(self.info()),
-            "get_budget" => return Ok(self.budget(client)),
+            "get_info" => return Answer::One(Ok(self.info())),
+            "get_budget" => return Answer::One(Ok(self.budget(client))),
+            "sign_message" => return Answer::One(self.sign_message(&params())),
             _ => {}
         }
-        let request = Request::from_json(plaintext).map_err(|e| {
-            WireError::from(nip47_error(
-                ErrorCode::Other,
-                format!("invalid params for {method}: {e}"),
-            ))
-        })?;
-        let result = self.carry_out(client, request).await?;
-        serde_json::to_value(result)
-            .map_err(|e| nip47_error(ErrorCode::Internal, e.to_string()).into())
+        let request = match Request::from_json(plaintext) {
+            Ok(request) => request,
+            Err(e) => {
+                return Answer::One(Err(WireError::from(nip47_error(
+                    ErrorCode::Other,
+                    format!("invalid params for {method}: {e}"),
+                ))))
+            }
+        };
+        match request.params {
+            RequestParams::MultiPayInvoice(params) => {
+                let mut answers = Vec::new();
+                for item in params.invoices {
+                    let d = match &item.id {
+                        Some(id) => id.clone(),
+                        None => self
+                            .rail
+                            .decode_invoice(&item.invoice)
+                            .map(|i| i.payment_hash.to_string())
+                            .unwrap_or_else(|_| item.invoice.clone()),
+                    };
+                    let paid = self.pay_invoice(client, item.invoice, item.amount).await;
+                    answers.push((d, to_wire(paid.map(ResponseResult::MultiPayInvoice))));
+                }
+                Answer::Each(answers)
+            }
+            RequestParams::MultiPayKeysend(params) => {
+                let mut answers = Vec::new();
+                for item in params.keysends {
+                    let d = item.id.clone().unwrap_or_else(|| item.pubkey.clone());
+                    let paid = self.pay_keysend(client, item).await;
+                    let paid = paid.map(|p| {
+                        ResponseResult::MultiPayKeysend(PayKeysendResponse {
+                            preimage: p.preimage,
+                            fees_paid: p.fees_paid,
+                        })
+                    });
+                    answers.push((d, to_wire(paid)));
+                }
+                Answer::Each(answers)
+            }
+            _ => Answer::One(to_wire(self.carry_out(client, request).await)),
+        }
+    }
+
+    /// The methods this service offers: [`METHODS`], and `sign_message` when the config
+    /// allows it.
+    fn offered(&self) -> Vec<&'static str> {
+        let mut offered = METHODS.to_vec();
+        if self.config.sign_message {
+            offered.push("sign_message");
+        }
+        offered
+    }
+
+    /// `sign_message`: the node's signature of `message` as LND's and CLN's `signmessage`
+    /// make it (zbase32 over "Lightning Signed Message:" and the message), which anyone
+    /// verifies against the node id `get_info` gives.
+    fn sign_message(&self, params: &serde_json::Value) -> Result<serde_json::Value, WireError> {
+        let message = params
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| {
+                WireError::from(nip47_error(
+                    ErrorCode::Other,
+                    "invalid params for sign_message: give a message (a string)",
+                ))
+            })?;
+        let signature = self
+            .rail
+            .sign_message(message.as_bytes())
+            .map_err(|e| WireError::from(rail_error(e)))?;
+        Ok(serde_json::json!({ "message": message, "signature": signature }))
     }
 
     /// `get_budget`'s result (NIP-47): `used_budget` and `total_budget` in msat for the
@@ -632,7 +797,7 @@ impl Inner {
             "pubkey": info.node_id.to_string(),
             "network": nip47_network(info.network),
             "block_height": info.block_height,
-            "methods": get_info_methods(),
+            "methods": get_info_methods(&self.offered()),
             "notifications": NOTIFICATIONS,
         });
         if let Some(alias) = info.alias {
@@ -661,6 +826,7 @@ impl Inner {
         encryption: Encryption,
         to: &Event,
         method: &str,
+        d: Option<&str>,
         result: Result<serde_json::Value, WireError>,
     ) {
         let (result, error) = match result {
@@ -679,13 +845,14 @@ impl Inner {
                 return;
             }
         };
-        let sealed = envelope::seal(
+        let sealed = envelope::seal_tagged(
             &self.keys,
             client,
             encryption,
             Kind::WalletConnectResponse,
             &text,
             Some(to.id),
+            d,
         );
         match sealed {
             Ok(event) => {
@@ -723,31 +890,47 @@ impl Inner {
         request: Request,
     ) -> Result<ResponseResult, NIP47Error> {
         match request.params {
-            RequestParams::PayInvoice(params) => {
-                self.pay_invoice(client, params.invoice, params.amount)
-                    .await
+            RequestParams::PayInvoice(params) => self
+                .pay_invoice(client, params.invoice, params.amount)
+                .await
+                .map(ResponseResult::PayInvoice),
+            RequestParams::PayKeysend(params) => {
+                self.pay_keysend(client, params).await.map(|paid| {
+                    ResponseResult::PayKeysend(PayKeysendResponse {
+                        preimage: paid.preimage,
+                        fees_paid: paid.fees_paid,
+                    })
+                })
             }
             RequestParams::MakeInvoice(params) => {
-                if params.description_hash.is_some() && params.description.is_none() {
-                    return Err(nip47_error(
-                        ErrorCode::Other,
-                        "description_hash is not supported; send a description",
-                    ));
-                }
-                let description = params.description.unwrap_or_default();
                 let expiry = self.expiry(params.expiry);
-                let invoice = self
-                    .rail
-                    .create_invoice(Some(params.amount), &description, expiry)
-                    .await
-                    .map_err(rail_error)?;
+                let description = params.description.unwrap_or_default();
+                // With a description_hash (LNURL-pay, zaps) the invoice commits to the hash; a
+                // description sent with it must be what it hashes (a zap's request), and is
+                // kept to show the app, not put in the invoice.
+                let description_hash = match &params.description_hash {
+                    Some(hex) => Some(description_hash(hex, &description)?),
+                    None => None,
+                };
+                let invoice = match description_hash {
+                    Some(hash) => self
+                        .rail
+                        .create_invoice_for_description_hash(Some(params.amount), hash, expiry)
+                        .await
+                        .map_err(rail_error)?,
+                    None => self
+                        .rail
+                        .create_invoice(Some(params.amount), &description, expiry)
+                        .await
+                        .map_err(rail_error)?,
+                };
                 let hash = invoice.payment_hash;
                 let made = self.remember(client, invoice, description);
                 Ok(ResponseResult::MakeInvoice(MakeInvoiceResponse {
                     invoice: made.bolt11,
                     payment_hash: Some(hash.to_string()),
                     description: made.description,
-                    description_hash: None,
+                    description_hash: params.description_hash.map(|h| h.to_lowercase()),
                     preimage: None,
                     amount: made.amount_msat,
                     created_at: Some(Timestamp::from(made.created_at)),
@@ -875,12 +1058,12 @@ impl Inner {
                     CancelHoldInvoiceResponse {},
                 ))
             }
-            RequestParams::PayKeysend(_)
-            | RequestParams::MultiPayInvoice(_)
-            | RequestParams::MultiPayKeysend(_) => Err(nip47_error(
-                ErrorCode::NotImplemented,
-                format!("{} is not offered by this wallet", request.method),
-            )),
+            RequestParams::MultiPayInvoice(_) | RequestParams::MultiPayKeysend(_) => {
+                Err(nip47_error(
+                    ErrorCode::NotImplemented,
+                    format!("{} is not offered by this wallet", request.method),
+                ))
+            }
         }
     }
 
@@ -959,26 +1142,108 @@ impl Inner {
         client: &PublicKey,
         bolt11: String,
         amount_msat: Option<u64>,
-    ) -> Result<ResponseResult, NIP47Error> {
+    ) -> Result<PayInvoiceResponse, NIP47Error> {
         let invoice = self.rail.decode_invoice(&bolt11).map_err(rail_error)?;
         let amount = amount_msat
             .or(invoice.amount_msat)
             .ok_or_else(|| nip47_error(ErrorCode::Other, "the invoice has no amount; give one"))?;
-        // An invoice the node already knows (one it made — another app's, a deposit — or a
-        // payment someone else made or is making) is not paid through an app: the node's record
-        // of it, with its preimage, would become this app's to look up. Its own failed
+        self.pay(
+            client,
+            Outgoing {
+                payment_hash: invoice.payment_hash,
+                amount_msat: amount,
+                bolt11: bolt11.clone(),
+                expires_at: Some(invoice.expires_at),
+                send: Send::Invoice {
+                    bolt11,
+                    amount_msat,
+                },
+            },
+        )
+        .await
+    }
+
+    /// `pay_keysend`: the app's preimage, or a fresh one, so the payment's hash is known
+    /// before it leaves and it is charged, budgeted and recorded as the app's like an invoice.
+    async fn pay_keysend(
+        &self,
+        client: &PublicKey,
+        params: PayKeysendRequest,
+    ) -> Result<PayInvoiceResponse, NIP47Error> {
+        let node_id = params
+            .pubkey
+            .parse::<moip_lightning::PublicKey>()
+            .map_err(|e| nip47_error(ErrorCode::Other, format!("pubkey: {e}")))?;
+        let preimage = match &params.preimage {
+            Some(hex) => hex.parse::<Preimage>().map_err(rail_error)?,
+            None => Preimage::random(),
+        };
+        let tlv_records = params
+            .tlv_records
+            .iter()
+            .map(|r| {
+                let value = hex_bytes(&r.value).ok_or_else(|| {
+                    nip47_error(
+                        ErrorCode::Other,
+                        format!("tlv record {}: value is not hex", r.tlv_type),
+                    )
+                })?;
+                Ok((r.tlv_type, value))
+            })
+            .collect::<Result<Vec<_>, NIP47Error>>()?;
+        if params.amount == 0 {
+            return Err(nip47_error(
+                ErrorCode::Other,
+                "amount must be more than 0 msat",
+            ));
+        }
+        self.pay(
+            client,
+            Outgoing {
+                payment_hash: preimage.payment_hash(),
+                amount_msat: params.amount,
+                bolt11: String::new(),
+                expires_at: None,
+                send: Send::Keysend {
+                    node_id,
+                    preimage,
+                    tlv_records,
+                },
+            },
+        )
+        .await
+    }
+
+    /// Pays `outgoing` for `client`: refused if the node knows its hash, reserved in the
+    /// connection's budget and charged to its account (amount plus fee cap), sent, then
+    /// settled to what it cost — or, when the wait runs out, when the node says.
+    async fn pay(
+        &self,
+        client: &PublicKey,
+        outgoing: Outgoing,
+    ) -> Result<PayInvoiceResponse, NIP47Error> {
+        let Outgoing {
+            payment_hash,
+            amount_msat: amount,
+            bolt11,
+            expires_at,
+            send,
+        } = outgoing;
+        // A payment the node already knows (an invoice it made — another app's, a deposit —
+        // or a payment someone else made or is making) is not made through an app: the node's
+        // record of it, with its preimage, would become this app's to look up. Its own failed
         // payments it may try again.
-        let hash = invoice.payment_hash.to_string();
+        let hash = payment_hash.to_string();
         if let Some(known) = self
             .rail
-            .payment_by_hash(invoice.payment_hash)
+            .payment_by_hash(payment_hash)
             .await
             .map_err(rail_error)?
         {
             if known.inbound || !lock(&self.store).sees(client, &hash, false) {
                 return Err(nip47_error(
                     ErrorCode::Other,
-                    "this invoice is already known to the wallet",
+                    "this payment hash is already known to the wallet",
                 ));
             }
         }
@@ -1010,15 +1275,39 @@ impl Inner {
                 return Err(nip47_error(code, refusal.to_string()));
             }
         }
-        let outcome = self
-            .rail
-            .pay(PayRequest {
-                invoice: bolt11.clone(),
+        let limits = RouteLimits::max_fee(max_fee);
+        let timeout = self.config.pay_timeout;
+        let outcome = match send {
+            Send::Invoice {
+                bolt11,
                 amount_msat,
-                limits: RouteLimits::max_fee(max_fee),
-                timeout: self.config.pay_timeout,
-            })
-            .await;
+            } => {
+                self.rail
+                    .pay(PayRequest {
+                        invoice: bolt11,
+                        amount_msat,
+                        limits,
+                        timeout,
+                    })
+                    .await
+            }
+            Send::Keysend {
+                node_id,
+                preimage,
+                tlv_records,
+            } => {
+                self.rail
+                    .pay_keysend(KeysendRequest {
+                        node_id,
+                        amount_msat: amount,
+                        preimage,
+                        tlv_records,
+                        limits,
+                        timeout,
+                    })
+                    .await
+            }
+        };
         // Only an outcome that says what left is final; any other (a wait that timed out
         // above all) leaves the payment in flight, and it may yet succeed.
         let spent = match &outcome {
@@ -1054,13 +1343,13 @@ impl Inner {
                 Some(spent) => store.settle(client, reserved, spent),
                 None => {
                     lock(&self.in_flight).insert(
-                        invoice.payment_hash,
+                        payment_hash,
                         InFlight {
                             client: *client,
                             reserved_msat: reserved,
                             amount_msat: amount,
                             bolt11: bolt11.clone(),
-                            expires_at: invoice.expires_at,
+                            expires_at,
                         },
                     );
                 }
@@ -1076,9 +1365,9 @@ impl Inner {
         if spent.is_none() {
             // The node may have ended the payment between the wait running out and the entry
             // above: its event is then already past, so read its record.
-            if let Ok(Some(record)) = self.rail.payment_by_hash(invoice.payment_hash).await {
+            if let Ok(Some(record)) = self.rail.payment_by_hash(payment_hash).await {
                 if record.state != PaymentState::Pending {
-                    self.settle_in_flight(invoice.payment_hash, record.state, record.fee_paid_msat)
+                    self.settle_in_flight(payment_hash, record.state, record.fee_paid_msat)
                         .await;
                 }
             }
@@ -1094,14 +1383,14 @@ impl Inner {
             reserved_msat: reserved,
             amount_msat: outcome.amount_msat.unwrap_or(amount),
             bolt11,
-            expires_at: invoice.expires_at,
+            expires_at,
         };
-        self.payment_sent(&paid, invoice.payment_hash, preimage.clone(), fees)
+        self.payment_sent(&paid, payment_hash, preimage.clone(), fees)
             .await;
-        Ok(ResponseResult::PayInvoice(PayInvoiceResponse {
+        Ok(PayInvoiceResponse {
             preimage,
             fees_paid: Some(fees),
-        }))
+        })
     }
 
     /// Tells the app that paid it that a payment left: `payment_sent`.
@@ -1126,7 +1415,7 @@ impl Inner {
                 amount: paid.amount_msat,
                 fees_paid: fees_paid_msat,
                 created_at: Timestamp::now(),
-                expires_at: Some(Timestamp::from(paid.expires_at)),
+                expires_at: paid.expires_at.map(Timestamp::from),
                 settled_at: Timestamp::now(),
                 metadata: None,
             }),
@@ -1457,6 +1746,19 @@ mod tests {
         }
         let expected: Vec<_> = all.into_iter().map(|e| e.payment_hash).collect();
         assert_eq!(seen, expected);
+    }
+
+    /// A description hash is 32 bytes of hex and, with a description, its SHA-256.
+    #[test]
+    fn description_hashes_are_checked() {
+        // SHA-256("zap").
+        let zap = "b4c5ae2ae961fe88d12821bdf945b15482ef021703e1f900ccbe1a27f22df07f";
+        assert_eq!(description_hash(zap, "").map(|h| h[0]), Ok(0xb4));
+        assert!(description_hash(&zap.to_uppercase(), "zap").is_ok());
+        let wrong = description_hash(zap, "not a zap").expect_err("mismatch");
+        assert_eq!(wrong.code, ErrorCode::Other);
+        assert!(description_hash("abcd", "").is_err(), "too short");
+        assert!(description_hash(&"zz".repeat(32), "").is_err(), "not hex");
     }
 
     #[test]

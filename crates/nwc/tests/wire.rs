@@ -2,13 +2,17 @@
 //! in-process relay and real ldk-nodes: every request answered under the method it named,
 //! the spec's error codes, notifications in both encryptions, a payment answered before it
 //! ended that is still notified and settled in the budget, pages of `list_transactions`, and
-//! `get_budget`.
+//! `get_budget`, `sign_message`, `make_invoice` with a description hash, `pay_keysend` and the
+//! `multi_` methods.
 //! Requests the rust-nostr client has no method for are built by hand with nostr-sdk.
 
 use std::net::Ipv4Addr;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use moip_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
+use moip_lightning::ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
 use moip_lightning::testing::{fund, open_usable, start_node};
 use moip_lightning::{PaymentState, Preimage, RouteLimits};
 use moip_nwc::{Budget, NwcConfig, NwcService, Renewal};
@@ -16,8 +20,8 @@ use moip_testenv::Regtest;
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::nips::nip47::{
-    ListTransactionsRequest, MakeInvoiceRequest, NostrWalletConnectURI, Notification,
-    NotificationResult, PayInvoiceRequest,
+    KeysendTLVRecord, ListTransactionsRequest, MakeInvoiceRequest, NostrWalletConnectURI,
+    Notification, NotificationResult, PayInvoiceRequest, PayKeysendRequest,
 };
 use nostr_sdk::nips::{nip04, nip44};
 use nostr_sdk::{
@@ -117,6 +121,44 @@ impl RawApp {
         .await
         .unwrap_or_else(|_| panic!("no reply to {body}"));
         self.open(&reply)
+    }
+
+    /// Sends `body` in NIP-44 and collects `n` replies to it, by their `d` tag.
+    async fn ask_many(&self, body: Value, n: usize) -> Vec<(String, Value)> {
+        let content = nip44::encrypt(
+            self.keys.secret_key(),
+            &self.service,
+            body.to_string(),
+            nip44::Version::V2,
+        )
+        .expect("nip44");
+        let event = EventBuilder::new(Kind::WalletConnectRequest, content)
+            .tags([
+                Tag::public_key(self.service),
+                Tag::custom(TagKind::custom("encryption"), ["nip44_v2"]),
+            ])
+            .sign_with_keys(&self.keys)
+            .expect("sign");
+        let mut notifications = self.client.notifications();
+        self.client.send_event(&event).await.expect("send");
+        let mut replies = Vec::new();
+        tokio::time::timeout(WAIT, async {
+            while replies.len() < n {
+                if let Ok(RelayPoolNotification::Event { event: reply, .. }) =
+                    notifications.recv().await
+                {
+                    let answers = reply.tags.event_ids().any(|id| *id == event.id);
+                    if reply.kind == Kind::WalletConnectResponse && answers {
+                        let d = reply.tags.identifier().unwrap_or_default().to_owned();
+                        replies.push((d, self.open(&reply)));
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} of {n} replies to {body}", replies.len()));
+        replies.sort_by(|a, b| a.0.cmp(&b.0));
+        replies
     }
 
     /// The next notification of `kind` on `notifications` (taken before what causes it).
@@ -240,7 +282,18 @@ fn every_request_is_answered_under_the_method_it_named() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(methods, moip_nwc::get_info_methods());
+    assert_eq!(methods, moip_nwc::get_info_methods(&moip_nwc::METHODS));
+    for offered in ["pay_keysend", "multi_pay_invoice", "multi_pay_keysend"] {
+        assert!(methods.contains(&offered), "{offered} in {methods:?}");
+    }
+
+    // sign_message is not offered unless the operator allows it.
+    let refused = rt.block_on(app.ask(
+        json!({"method": "sign_message", "params": {"message": "hi"}}),
+        None,
+    ));
+    assert_eq!(refused["result_type"], "sign_message", "{refused}");
+    assert_eq!(error_code(&refused), "NOT_IMPLEMENTED", "{refused}");
 
     // get_budget, without a budget: NIP-47's empty result.
     let budget = rt.block_on(app.ask(json!({"method": "get_budget", "params": {}}), None));
@@ -275,6 +328,7 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
     let (relay, url) = relay(&rt);
     let mut config = NwcConfig::new(vec![url.to_string()]);
     config.pay_timeout = Duration::from_secs(3);
+    config.sign_message = true;
     let service = rt
         .block_on(NwcService::start(
             Arc::new(wallet.clone()),
@@ -400,6 +454,139 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
     assert_eq!(second.len(), 1);
     assert_eq!(Some(second[0].payment_hash.clone()), made.payment_hash);
     assert!(past.is_empty(), "{past:?}");
+
+    // sign_message, allowed here: the node's signature, which LND/CLN-style verification
+    // checks against the node id.
+    let signed = rt.block_on(raw.ask(
+        json!({"method": "sign_message", "params": {"message": "moip"}}),
+        Some("nip44_v2"),
+    ));
+    assert!(signed["error"].is_null(), "{signed}");
+    assert_eq!(signed["result"]["message"], "moip");
+    let signature = signed["result"]["signature"].as_str().expect("signature");
+    assert!(shop.verify_signature(b"moip", signature, &wallet.node_id()));
+    assert!(!shop.verify_signature(b"other", signature, &wallet.node_id()));
+
+    let no_message = rt.block_on(raw.ask(
+        json!({"method": "sign_message", "params": {}}),
+        Some("nip44_v2"),
+    ));
+    assert_eq!(error_code(&no_message), "OTHER", "{no_message}");
+
+    // make_invoice with a description hash alone (LNURL-pay, zaps): the invoice commits to
+    // it, and it is payable.
+    let zap_request = r#"{"kind":9734,"content":"great post"}"#;
+    let hash = sha256::Hash::hash(zap_request.as_bytes());
+    let zap = rt
+        .block_on(nwc.make_invoice(MakeInvoiceRequest {
+            amount: 1_000_000,
+            description: None,
+            description_hash: Some(hash.to_string()),
+            expiry: None,
+        }))
+        .expect("make_invoice with a description hash");
+    let decoded = Bolt11Invoice::from_str(&zap.invoice).expect("bolt11");
+    match decoded.description() {
+        Bolt11InvoiceDescriptionRef::Hash(h) => assert_eq!(h.0, hash),
+        other => panic!("not a description hash: {other:?}"),
+    }
+    assert_eq!(zap.description_hash, Some(hash.to_string()));
+    shop.pay(&zap.invoice, None, RouteLimits::default(), WAIT)
+        .expect("the zap is paid");
+    // A description that is not what the hash commits to is refused.
+    let mismatch = rt.block_on(nwc.make_invoice(MakeInvoiceRequest {
+        amount: 1_000_000,
+        description: Some("something else".into()),
+        description_hash: Some(hash.to_string()),
+        expiry: None,
+    }));
+    assert!(mismatch.is_err(), "{mismatch:?}");
+
+    // pay_keysend, with a TLV record: the shop receives it, the preimage proves it, and the
+    // budget is charged what it cost.
+    let left = service.left_msat(&app_key).expect("a budget");
+    let keysend = rt
+        .block_on(nwc.pay_keysend(PayKeysendRequest {
+            id: None,
+            amount: 3_000_000,
+            pubkey: shop.node_id().to_string(),
+            preimage: None,
+            tlv_records: vec![KeysendTLVRecord {
+                tlv_type: 696_969,
+                value: "77616c".into(),
+            }],
+        }))
+        .expect("pay_keysend");
+    let preimage: Preimage = keysend.preimage.parse().expect("hex");
+    shop.wait_for(WAIT, "the keysend to arrive", |n| {
+        n.payment_by_hash(preimage.payment_hash())
+            .filter(|p| p.inbound && p.state == PaymentState::Succeeded)
+    })
+    .expect("the shop received the keysend");
+    let fees = keysend.fees_paid.unwrap_or(0);
+    assert_eq!(
+        service.left_msat(&app_key),
+        Some(left - 3_000_000 - fees),
+        "charged amount and fees"
+    );
+
+    // multi_pay_invoice: one reply per invoice under its id, or its payment hash; a bad
+    // invoice gets its own error and the others are paid.
+    let left = service.left_msat(&app_key).expect("a budget");
+    let a = shop
+        .create_invoice(Some(1_000_000), "a", 3600)
+        .expect("invoice");
+    let b = shop
+        .create_invoice(Some(2_000_000), "b", 3600)
+        .expect("invoice");
+    let replies = rt.block_on(raw.ask_many(
+        json!({"method": "multi_pay_invoice", "params": {"invoices": [
+            {"id": "a", "invoice": a.bolt11},
+            {"invoice": b.bolt11},
+            {"id": "bad", "invoice": "lnbcrt1nonsense"},
+        ]}}),
+        3,
+    ));
+    let by_d: std::collections::HashMap<_, _> = replies.into_iter().collect();
+    let mut fees = 0;
+    for (d, invoice) in [("a".to_string(), &a), (b.payment_hash.to_string(), &b)] {
+        let reply = by_d
+            .get(&d)
+            .unwrap_or_else(|| panic!("no reply for {d}: {by_d:?}"));
+        assert_eq!(reply["result_type"], "multi_pay_invoice", "{reply}");
+        assert!(reply["error"].is_null(), "{reply}");
+        let preimage: Preimage = reply["result"]["preimage"]
+            .as_str()
+            .expect("preimage")
+            .parse()
+            .expect("hex");
+        assert_eq!(preimage.payment_hash(), invoice.payment_hash);
+        fees += reply["result"]["fees_paid"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(error_code(&by_d["bad"]), "OTHER", "{:?}", by_d["bad"]);
+    assert_eq!(
+        service.left_msat(&app_key),
+        Some(left - 3_000_000 - fees),
+        "charged both payments and their fees"
+    );
+
+    // multi_pay_keysend: one reply per keysend under its id, or its pubkey.
+    let shop_id = shop.node_id().to_string();
+    let replies = rt.block_on(raw.ask_many(
+        json!({"method": "multi_pay_keysend", "params": {"keysends": [
+            {"id": "k1", "pubkey": shop_id, "amount": 500_000},
+            {"pubkey": shop_id, "amount": 600_000},
+        ]}}),
+        2,
+    ));
+    let ds: Vec<&str> = replies.iter().map(|(d, _)| d.as_str()).collect();
+    let mut expected = vec!["k1", shop_id.as_str()];
+    expected.sort();
+    assert_eq!(ds, expected);
+    for (_, reply) in &replies {
+        assert_eq!(reply["result_type"], "multi_pay_keysend", "{reply}");
+        assert!(reply["error"].is_null(), "{reply}");
+    }
 
     rt.block_on(service.shutdown());
     relay.shutdown();
