@@ -22,22 +22,30 @@ pub(crate) struct AppsArgs {
     command: AppsCommand,
 }
 
+/// An NWC connection's terms, as `moip apps pair` and `moip ln nwc-connect` take them (the
+/// latter sends them, flattened, to its running node).
+#[derive(Args, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct NwcTerms {
+    /// Most the app may spend per period, in sat (omit: no budget)
+    #[arg(long)]
+    pub budget_sat: Option<u64>,
+    /// When the budget renews, at the start of the UTC calendar period: daily, weekly
+    /// (Monday), monthly, yearly or never
+    #[arg(long, default_value = "daily")]
+    pub budget_renewal: moip_nwc::Renewal,
+    /// When the connection stops working, Unix seconds (omit: until revoked)
+    #[arg(long)]
+    pub expires_at: Option<u64>,
+}
+
 #[derive(Subcommand)]
 enum AppsCommand {
     /// Connects an app over NWC; prints its connection URI (a bearer secret, shown once)
     Pair {
         /// A name for the app
         name: String,
-        /// Most it may spend per period, in sat (omit: no budget)
-        #[arg(long)]
-        budget_sat: Option<u64>,
-        /// When the budget renews, at the start of the UTC calendar period: daily, weekly
-        /// (Monday), monthly, yearly or never
-        #[arg(long, default_value = "daily")]
-        budget_renewal: moip_nwc::Renewal,
-        /// When the connection stops working, Unix seconds (omit: until revoked)
-        #[arg(long)]
-        expires_at: Option<u64>,
+        #[command(flatten)]
+        terms: NwcTerms,
     },
     /// Lists the apps: budget, renewal, what is left this period, expiry, revocation, balance
     List,
@@ -54,17 +62,12 @@ enum AppsCommand {
 pub(crate) fn run(args: AppsArgs) -> anyhow::Result<()> {
     let operator = Operator::new(args.api, args.data_dir)?;
     let (client, sats) = match args.command {
-        AppsCommand::Pair {
-            name,
-            budget_sat,
-            budget_renewal,
-            expires_at,
-        } => {
+        AppsCommand::Pair { name, terms } => {
             let body = json!({
                 "name": name,
-                "budget_sat": budget_sat,
-                "budget_renewal": budget_renewal.to_string(),
-                "expires_at": expires_at,
+                "budget_sat": terms.budget_sat,
+                "budget_renewal": terms.budget_renewal.to_string(),
+                "expires_at": terms.expires_at,
             });
             let paired = operator.call("POST", "/api/pairing/nwc", Some(&body))?;
             println!("{}", paired["uri"].as_str().unwrap_or_default());

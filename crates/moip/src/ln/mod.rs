@@ -176,16 +176,9 @@ enum LnCommand {
     NwcConnect {
         /// A name for the app
         name: String,
-        /// Most the app may spend per period, in sat (omit: no limit)
-        #[arg(long)]
-        budget_sat: Option<u64>,
-        /// When the budget renews, at the start of the UTC calendar period: daily, weekly
-        /// (Monday), monthly, yearly or never
-        #[arg(long, default_value = "daily")]
-        budget_renewal: moip_nwc::Renewal,
-        /// When the connection stops working, Unix seconds (omit: until revoked)
-        #[arg(long)]
-        expires_at: Option<u64>,
+        #[command(flatten)]
+        #[serde(flatten)]
+        terms: crate::apps_cli::NwcTerms,
     },
     /// Lists NWC connections
     NwcList,
@@ -531,18 +524,13 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
             node.sync()?;
             print_balance(node, out)?;
         }
-        LnCommand::NwcConnect {
-            name,
-            budget_sat,
-            budget_renewal,
-            expires_at,
-        } => {
+        LnCommand::NwcConnect { name, terms } => {
             let service = nwc_service(ctx)?;
-            let budget = budget_sat.map(|sat| Budget {
+            let budget = terms.budget_sat.map(|sat| Budget {
                 limit_msat: sat.saturating_mul(1000),
-                renewal: budget_renewal,
+                renewal: terms.budget_renewal,
             });
-            let uri = service.connect_app(&name, budget, expires_at)?;
+            let uri = service.connect_app(&name, budget, terms.expires_at)?;
             writeln!(out, "{uri}")?;
             writeln!(out, "{}", moip_nwc::uri_qr(&uri)?)?;
             writeln!(
