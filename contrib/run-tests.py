@@ -118,7 +118,8 @@ def main():
     packages = {p["manifest_path"]: p["name"] for p in metadata["packages"]}
     times_file = os.path.join(target_dir, "test-times.json")
     last_times = {}
-    # This machine's last run, else the times of a run committed beside this script.
+    # This machine's last run, else the times of a run committed beside this script (the
+    # binaries of 5 s or more in a full run on the 2-core machine of docs/benchmarks.md).
     for known in [os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-times.json"),
                   times_file]:
         try:
