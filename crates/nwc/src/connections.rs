@@ -258,6 +258,29 @@ pub struct MadeInvoice {
     pub claim_deadline: Option<u32>,
 }
 
+/// A payment an app asked for that was answered before it ended (the wait ran out), kept with
+/// the connections until the node says how it ended: its budget reservation is then replaced
+/// by what it cost, and a success is notified — also after a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightPayment {
+    /// The connection that made it.
+    pub client: PublicKey,
+    /// What its budget reservation holds: the amount and the fee cap.
+    pub reserved_msat: u64,
+    /// What the payee is to receive.
+    pub amount_msat: u64,
+    /// The invoice paid, empty for keysend.
+    pub bolt11: String,
+    /// When the invoice expires, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// The start of the budget period the reservation was counted in (set by
+    /// [`ConnectionStore::note_in_flight`]): once the budget has renewed, the reservation went
+    /// with the old period, and the new one is not touched.
+    #[serde(default)]
+    pub period_start: u64,
+}
+
 impl MadeInvoice {
     /// Whether its held payment was failed back by `block_height`: the deadline is reached.
     pub fn hold_timed_out(&self, block_height: u32) -> bool {
@@ -381,6 +404,9 @@ pub struct ConnectionStore {
     /// republished after a restart is not carried out again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     handled: BTreeMap<String, u64>,
+    /// Payments answered before they ended, by payment hash (hex).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    in_flight: BTreeMap<String, InFlightPayment>,
     #[serde(skip)]
     location: Option<StoreLocation>,
 }
@@ -592,6 +618,47 @@ impl ConnectionStore {
         Ok(())
     }
 
+    /// Keeps `payment` (answered before it ended) until
+    /// [`conclude_in_flight`](Self::conclude_in_flight), noting the budget period its
+    /// reservation is counted in.
+    pub fn note_in_flight(&mut self, payment_hash: &str, mut payment: InFlightPayment) {
+        payment.period_start = self
+            .connections
+            .get(&payment.client.to_hex())
+            .map_or(0, |c| c.period_start);
+        self.in_flight.insert(payment_hash.to_owned(), payment);
+    }
+
+    /// Payment hashes (hex) of the payments answered before they ended.
+    pub fn in_flight(&self) -> Vec<String> {
+        self.in_flight.keys().cloned().collect()
+    }
+
+    /// The in-flight payment with this hash (hex), if any.
+    pub fn in_flight_payment(&self, payment_hash: &str) -> Option<&InFlightPayment> {
+        self.in_flight.get(payment_hash)
+    }
+
+    /// Concludes an in-flight payment that cost `spent_msat` (amount and fees; 0 when it
+    /// failed): its reservation becomes that, unless the budget has renewed since (the
+    /// reservation went with the old period). Once: the payment is taken out, and a second
+    /// call for it returns `None`.
+    pub fn conclude_in_flight(
+        &mut self,
+        payment_hash: &str,
+        spent_msat: u64,
+    ) -> Option<InFlightPayment> {
+        let payment = self.in_flight.remove(payment_hash)?;
+        let same_period = self
+            .connections
+            .get(&payment.client.to_hex())
+            .is_some_and(|c| c.period_start == payment.period_start);
+        if same_period {
+            self.settle(&payment.client, payment.reserved_msat, spent_msat);
+        }
+        Some(payment)
+    }
+
     /// Settles a reservation: `reserved_msat` was set aside, `spent_msat` (amount plus fees, or
     /// zero when the payment failed) is what it cost. Fees may take the period over its limit:
     /// the payment was already made.
@@ -614,6 +681,59 @@ mod tests {
 
     fn key() -> PublicKey {
         Keys::generate().public_key()
+    }
+
+    /// A payment answered before it ended: its reservation stays until it is concluded, once,
+    /// with what it cost; kept across a reopening of the store; a budget renewed meanwhile is
+    /// not touched by the old period's reservation.
+    #[test]
+    fn an_in_flight_payment_is_concluded_once_in_its_own_period() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.json");
+        let mut store = ConnectionStore::open(&path).expect("store");
+        let app = key();
+        let budget = Budget {
+            limit_msat: 100_000,
+            renewal: Renewal::Daily,
+        };
+        let day = 20_000 * DAY_SECS;
+        store.add("till", app, Some(budget), None, day);
+        store.reserve(&app, 30_000, day + 10).expect("reserve");
+        let payment = InFlightPayment {
+            client: app,
+            reserved_msat: 30_000,
+            amount_msat: 25_000,
+            bolt11: "lnbcrt1".into(),
+            expires_at: None,
+            period_start: 0,
+        };
+        store.note_in_flight("aa", payment.clone());
+        store.save().expect("save");
+        let mut store = ConnectionStore::open(&path).expect("reopened");
+        assert_eq!(store.in_flight(), vec!["aa".to_string()]);
+        assert_eq!(
+            store.left_msat(&app, day + 20),
+            Some(70_000),
+            "still reserved"
+        );
+        let concluded = store.conclude_in_flight("aa", 25_100).expect("in flight");
+        assert_eq!(concluded.amount_msat, 25_000);
+        assert_eq!(
+            store.left_msat(&app, day + 20),
+            Some(74_900),
+            "what it cost"
+        );
+        assert!(store.conclude_in_flight("aa", 0).is_none(), "once");
+        assert_eq!(store.left_msat(&app, day + 20), Some(74_900));
+
+        // Reserved yesterday, failed today after a payment of today's: today's count keeps
+        // today's payment whole.
+        store.reserve(&app, 30_000, day + 30).expect("reserve");
+        store.note_in_flight("bb", payment);
+        let tomorrow = day + DAY_SECS;
+        store.reserve(&app, 10_000, tomorrow + 5).expect("today's");
+        store.conclude_in_flight("bb", 0).expect("in flight");
+        assert_eq!(store.left_msat(&app, tomorrow + 6), Some(90_000));
     }
 
     /// `get_budget`'s `renews_at`: the next UTC calendar period's start, across a month's and

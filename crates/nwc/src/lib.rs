@@ -20,8 +20,8 @@ pub mod service;
 
 pub use accounts::{AccountRefusal, AppAccounts};
 pub use connections::{
-    Budget, Connection, ConnectionStore, DocumentStore, MadeInvoice, Renewal, StoreLocation,
-    UnknownRenewal,
+    Budget, Connection, ConnectionStore, DocumentStore, InFlightPayment, MadeInvoice, Renewal,
+    StoreLocation, UnknownRenewal,
 };
 pub use error::NwcError;
 pub use nostr_sdk::nips::nip47::NostrWalletConnectURI;

@@ -33,7 +33,8 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{AccountRefusal, AppAccounts};
 use crate::connections::{
-    Budget, Connection, ConnectionStore, MadeInvoice, Renewal, SpendRefusal, StoreLocation,
+    Budget, Connection, ConnectionStore, InFlightPayment, MadeInvoice, Renewal, SpendRefusal,
+    StoreLocation,
 };
 use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
 use crate::error::NwcError;
@@ -137,16 +138,6 @@ struct Bucket {
     at: Instant,
 }
 
-/// A payment `pay_invoice` answered before it ended (its wait ran out): what is needed to
-/// settle its budget reservation and notify the app when the node says how it ended.
-struct InFlight {
-    client: PublicKey,
-    reserved_msat: u64,
-    amount_msat: u64,
-    bolt11: String,
-    expires_at: Option<u64>,
-}
-
 /// A payment an app asked for, whichever way it goes.
 struct Outgoing {
     payment_hash: PaymentHash,
@@ -180,8 +171,6 @@ struct Inner {
     /// Connections, with the invoices and payments each made: what each may see.
     store: Mutex<ConnectionStore>,
     seen: Mutex<Seen>,
-    /// Payments answered before they ended, by hash, until the node says how they ended.
-    in_flight: Mutex<HashMap<PaymentHash, InFlight>>,
     buckets: Mutex<HashMap<PublicKey, Bucket>>,
     permits: Arc<Semaphore>,
 }
@@ -439,7 +428,6 @@ impl NwcService {
                 ids: HashSet::new(),
                 order: VecDeque::new(),
             }),
-            in_flight: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
@@ -461,9 +449,10 @@ impl NwcService {
 
         let requests = tokio::spawn(Arc::clone(&inner).serve(notifications));
         let events = tokio::spawn(Arc::clone(&inner).notify(inner.rail.events()));
+        let left = tokio::spawn(Arc::clone(&inner).conclude_left_in_flight());
         Ok(NwcService {
             inner,
-            tasks: vec![requests, events],
+            tasks: vec![requests, events, left],
         })
     }
 
@@ -1337,22 +1326,20 @@ impl Inner {
         {
             let mut store = lock(&self.store);
             // A payment whose outcome is not known keeps its reservation until the node says
-            // how it ended (`settle_in_flight`), or — if the service restarts first — for the
-            // rest of the budget's period.
+            // how it ended (`settle_in_flight`; kept in the store, so also after a restart).
             match spent {
                 Some(spent) => store.settle(client, reserved, spent),
-                None => {
-                    lock(&self.in_flight).insert(
-                        payment_hash,
-                        InFlight {
-                            client: *client,
-                            reserved_msat: reserved,
-                            amount_msat: amount,
-                            bolt11: bolt11.clone(),
-                            expires_at,
-                        },
-                    );
-                }
+                None => store.note_in_flight(
+                    &hash,
+                    InFlightPayment {
+                        client: *client,
+                        reserved_msat: reserved,
+                        amount_msat: amount,
+                        bolt11: bolt11.clone(),
+                        expires_at,
+                        period_start: 0,
+                    },
+                ),
             }
             // The rail refusing a duplicate means another payment holds this hash: not ours.
             if !matches!(outcome, Err(LightningError::DuplicatePayment)) {
@@ -1378,12 +1365,13 @@ impl Inner {
             .map(|p| p.to_string())
             .ok_or_else(|| nip47_error(ErrorCode::Internal, "paid, but no preimage recorded"))?;
         let fees = outcome.fee_paid_msat.unwrap_or(0);
-        let paid = InFlight {
+        let paid = InFlightPayment {
             client: *client,
             reserved_msat: reserved,
             amount_msat: outcome.amount_msat.unwrap_or(amount),
             bolt11,
             expires_at,
+            period_start: 0,
         };
         self.payment_sent(&paid, payment_hash, preimage.clone(), fees)
             .await;
@@ -1396,7 +1384,7 @@ impl Inner {
     /// Tells the app that paid it that a payment left: `payment_sent`.
     async fn payment_sent(
         &self,
-        paid: &InFlight,
+        paid: &InFlightPayment,
         payment_hash: PaymentHash,
         preimage: String,
         fees_paid_msat: u64,
@@ -1423,10 +1411,10 @@ impl Inner {
         .await;
     }
 
-    /// Concludes a payment whose `pay_invoice` was answered before it ended (the wait ran
-    /// out): its budget reservation becomes what it cost (nothing if it failed) and, if it
-    /// succeeded, the app gets its `payment_sent` after all. Once per payment: the entry is
-    /// taken out first, so the event and the record read after the wait cannot both count it.
+    /// Concludes a payment that was answered before it ended (the wait ran out): its budget
+    /// reservation becomes what it cost (nothing if it failed) and, if it succeeded, the app
+    /// gets its `payment_sent` after all. Once per payment: the store hands it out once, so
+    /// the node's event and a read of its record cannot both count it.
     async fn settle_in_flight(
         &self,
         payment_hash: PaymentHash,
@@ -1436,38 +1424,59 @@ impl Inner {
         if state == PaymentState::Pending {
             return;
         }
-        let Some(paid) = lock(&self.in_flight).remove(&payment_hash) else {
+        let hash = payment_hash.to_string();
+        if !lock(&self.store).in_flight().contains(&hash) {
             return;
-        };
+        }
         let record = self.rail.payment_by_hash(payment_hash).await.ok().flatten();
         let fees = fee_paid_msat
             .or_else(|| record.as_ref().and_then(|r| r.fee_paid_msat))
             .unwrap_or(0);
-        let amount = record
-            .as_ref()
-            .and_then(|r| r.amount_msat)
-            .unwrap_or(paid.amount_msat);
-        let spent = match state {
-            PaymentState::Succeeded => amount.saturating_add(fees),
-            _ => 0,
-        };
-        {
+        let amount = record.as_ref().and_then(|r| r.amount_msat);
+        let paid = {
             let mut store = lock(&self.store);
-            store.settle(&paid.client, paid.reserved_msat, spent);
+            let spent = match state {
+                PaymentState::Succeeded => {
+                    let amount =
+                        amount.or_else(|| store.in_flight_payment(&hash).map(|p| p.amount_msat));
+                    amount.unwrap_or(0).saturating_add(fees)
+                }
+                _ => 0,
+            };
+            let Some(paid) = store.conclude_in_flight(&hash, spent) else {
+                return;
+            };
             if let Err(e) = store.save() {
                 tracing::warn!("NWC connection store not saved: {e}");
             }
-        }
+            paid
+        };
         if state == PaymentState::Succeeded {
             let preimage = record
                 .and_then(|r| r.preimage)
                 .map(|p| p.to_string())
                 .unwrap_or_default();
-            let paid = InFlight {
-                amount_msat: amount,
+            let paid = InFlightPayment {
+                amount_msat: amount.unwrap_or(paid.amount_msat),
                 ..paid
             };
             self.payment_sent(&paid, payment_hash, preimage, fees).await;
+        }
+    }
+
+    /// Concludes the payments a previous run answered before they ended and that ended while
+    /// it was stopped (their events are gone): read from the node's records. Runs at start,
+    /// after the event subscription, so one ending meanwhile is caught by either.
+    async fn conclude_left_in_flight(self: Arc<Self>) {
+        let hashes = lock(&self.store).in_flight();
+        for hash in hashes {
+            let Ok(payment_hash) = hash.parse::<PaymentHash>() else {
+                continue;
+            };
+            if let Ok(Some(record)) = self.rail.payment_by_hash(payment_hash).await {
+                self.settle_in_flight(payment_hash, record.state, record.fee_paid_msat)
+                    .await;
+            }
         }
     }
 

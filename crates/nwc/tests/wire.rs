@@ -593,3 +593,89 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
     shop.stop().expect("stop");
     wallet.stop().expect("stop");
 }
+
+/// Issue 23: a payment answered `PAYMENT_FAILED` when the wait ran out, which the payee takes
+/// while the service is stopped: the restarted service reads the node's record, replaces the
+/// budget reservation by what the payment cost and sends the `payment_sent` the app never got.
+/// Before, the in-flight note was in memory only: the reservation stayed for the period and
+/// no notification came.
+#[test]
+fn a_payment_that_ends_while_the_service_is_stopped_is_settled_after_the_restart() {
+    let env = Regtest::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let wallet = start_node(&env, root.path(), "wallet");
+    let shop = start_node(&env, root.path(), "shop");
+    let rt = runtime();
+    fund(&env, &wallet, &[&shop]);
+    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
+    let (relay, url) = relay(&rt);
+    let mut config = NwcConfig::new(vec![url.to_string()]);
+    config.pay_timeout = Duration::from_secs(3);
+    config.store = Some(root.path().join("connections.json").into());
+    let keys = Keys::generate();
+    let start = |config: NwcConfig| {
+        rt.block_on(NwcService::start(
+            Arc::new(wallet.clone()),
+            keys.clone(),
+            config,
+        ))
+        .expect("service")
+    };
+    let service = start(config.clone());
+    let budget = Budget {
+        limit_msat: 50_000_000,
+        renewal: Renewal::Monthly,
+    };
+    let uri = service
+        .connect_app("till", Some(budget), None)
+        .expect("connect");
+    let app_key = Keys::new(uri.secret.clone()).public_key();
+    let raw = rt.block_on(RawApp::connect(&uri));
+    let nwc = nwc::NWC::new(uri.clone());
+
+    let secret = Preimage::random();
+    let held = shop
+        .create_hold_invoice(secret.payment_hash(), 7_000_000, "late", 3600)
+        .expect("hold invoice");
+    let answered = rt.block_on(nwc.pay_invoice(PayInvoiceRequest::new(held.bolt11.clone())));
+    assert!(answered.is_err(), "answered before the shop took it");
+    assert!(service.left_msat(&app_key).expect("budget") < budget.limit_msat - 7_000_000);
+
+    rt.block_on(service.shutdown());
+    shop.wait_for(WAIT, "the held payment to arrive and be taken", |n| {
+        n.settle_hold_invoice(secret).ok()
+    })
+    .expect("the shop takes it");
+    let paid = wallet
+        .wait_for(WAIT, "the wallet to see its payment succeed", |n| {
+            n.payment_by_hash(held.payment_hash)
+                .filter(|p| p.state == PaymentState::Succeeded)
+        })
+        .expect("paid");
+
+    let mut notifications = raw.client.notifications();
+    let service = start(config);
+    let sent = rt.block_on(async {
+        loop {
+            let n = raw
+                .next_notification(&mut notifications, Kind::Custom(23197))
+                .await;
+            if let NotificationResult::PaymentSent(p) = n.notification {
+                return p;
+            }
+        }
+    });
+    assert_eq!(sent.payment_hash, held.payment_hash.to_string());
+    assert_eq!(sent.preimage, secret.to_string());
+    let fees = paid.fee_paid_msat.unwrap_or(0);
+    assert_eq!(
+        service.left_msat(&app_key),
+        Some(budget.limit_msat - 7_000_000 - fees),
+        "the reservation became what the payment cost"
+    );
+
+    rt.block_on(service.shutdown());
+    relay.shutdown();
+    shop.stop().expect("stop");
+    wallet.stop().expect("stop");
+}
