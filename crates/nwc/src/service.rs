@@ -281,6 +281,17 @@ fn description_hash(hex: &str, description: &str) -> Result<[u8; 32], NIP47Error
     Ok(hash)
 }
 
+/// The description hash (hex) an invoice commits to, if it commits to one instead of a
+/// description: what `lookup_invoice`, `list_transactions` and `payment_received` show for an
+/// invoice made with `description_hash` (read from the invoice, which keeps it).
+fn description_hash_of(bolt11: &str) -> Option<String> {
+    use moip_lightning::ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
+    match bolt11.parse::<Bolt11Invoice>().ok()?.description() {
+        Bolt11InvoiceDescriptionRef::Hash(hash) => Some(hash.0.to_string()),
+        Bolt11InvoiceDescriptionRef::Direct(_) => None,
+    }
+}
+
 /// The bytes of a hex string, `None` if it is not hex.
 fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
     if hex.len() % 2 != 0 {
@@ -1499,7 +1510,7 @@ impl Inner {
             state: Some(state),
             invoice: made.as_ref().map(|m| m.bolt11.clone()),
             description: made.as_ref().and_then(|m| m.description.clone()),
-            description_hash: None,
+            description_hash: made.as_ref().and_then(|m| description_hash_of(&m.bolt11)),
             preimage: record.preimage.map(|p| p.to_string()),
             payment_hash: record
                 .payment_hash
@@ -1580,7 +1591,7 @@ impl Inner {
                         state: Some(TransactionState::Settled),
                         invoice: made.bolt11.clone(),
                         description: made.description.clone(),
-                        description_hash: None,
+                        description_hash: description_hash_of(&made.bolt11),
                         preimage: preimage.unwrap_or_default(),
                         payment_hash: payment_hash.to_string(),
                         amount: amount_msat,

@@ -20,8 +20,8 @@ use moip_testenv::Regtest;
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::nips::nip47::{
-    KeysendTLVRecord, ListTransactionsRequest, MakeInvoiceRequest, NostrWalletConnectURI,
-    Notification, NotificationResult, PayInvoiceRequest, PayKeysendRequest,
+    KeysendTLVRecord, ListTransactionsRequest, LookupInvoiceRequest, MakeInvoiceRequest,
+    NostrWalletConnectURI, Notification, NotificationResult, PayInvoiceRequest, PayKeysendRequest,
 };
 use nostr_sdk::nips::{nip04, nip44};
 use nostr_sdk::{
@@ -493,6 +493,13 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
     assert_eq!(zap.description_hash, Some(hash.to_string()));
     shop.pay(&zap.invoice, None, RouteLimits::default(), WAIT)
         .expect("the zap is paid");
+    let looked_up = rt
+        .block_on(nwc.lookup_invoice(LookupInvoiceRequest {
+            payment_hash: zap.payment_hash.clone(),
+            invoice: None,
+        }))
+        .expect("lookup_invoice");
+    assert_eq!(looked_up.description_hash, Some(hash.to_string()));
     // A description that is not what the hash commits to is refused.
     let mismatch = rt.block_on(nwc.make_invoice(MakeInvoiceRequest {
         amount: 1_000_000,
