@@ -16,17 +16,8 @@ use nwc::prelude::{
 };
 use serde_json::{json, Value};
 
-use crate::apps::{call, code, up_on_fixed_ports, WAIT};
-use crate::common::payer::payer_with_channel;
+use crate::apps::{call, code, payee_of, runtime, up_on_fixed_ports, Shop, WAIT};
 use crate::common::{spawn_up, wait_until};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Pairs an app through the operator's API with `body`; its URI.
 fn pair(base: &str, token: &str, body: Value) -> NostrWalletConnectURI {
@@ -182,21 +173,15 @@ fn an_expired_connection_can_neither_pay_nor_read() {
 #[test]
 fn a_daily_budget_spent_today_is_refused_until_the_next_period() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, lines, data) = spawn_up(
-        dir.path(),
-        "",
-        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
-    );
-    let base = lines[0].trim_end_matches('/').to_owned();
-    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
-    let token = token.trim();
-    let payee = payer_with_channel(
-        &node,
-        &dir.path().join("payee"),
-        &lines[1],
-        &lines[2],
-        1_000_000,
-    );
+    let Shop {
+        node,
+        lines,
+        base,
+        data,
+        token,
+    } = Shop::up(dir.path());
+    let token = token.as_str();
+    let payee = payee_of(&node, &lines, dir.path());
     let rt = runtime();
     let uri = pair(
         &base,
@@ -270,18 +255,14 @@ fn a_daily_budget_spent_today_is_refused_until_the_next_period() {
 #[test]
 fn a_hold_invoice_made_before_a_restart_is_settled_by_its_app_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, lines) = up_on_fixed_ports(dir.path());
-    let base = lines[0].trim_end_matches('/').to_owned();
-    let data = dir.path().join("node");
-    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
-    let token = token.trim().to_owned();
-    let payee = payer_with_channel(
-        &node,
-        &dir.path().join("payee"),
-        &lines[1],
-        &lines[2],
-        1_000_000,
-    );
+    let Shop {
+        node,
+        lines,
+        base,
+        token,
+        ..
+    } = Shop::up_on_fixed_ports(dir.path());
+    let payee = payee_of(&node, &lines, dir.path());
     let rt = runtime();
     let a = pair(&base, &token, json!({ "name": "escrow" }));
     let b = pair(&base, &token, json!({ "name": "intruder" }));

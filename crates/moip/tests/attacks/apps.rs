@@ -85,11 +85,7 @@ fn an_app_sees_only_its_own_invoices_and_never_the_node_s_balance() {
     let base = lines[0].trim_end_matches('/').to_owned();
     let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
     let token = token.trim();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let a = nwc::NWC::new(pair(&base, token, "till"));
     let b = nwc::NWC::new(pair(&base, token, "intruder"));
 
@@ -177,26 +173,16 @@ fn collateral(base: &str, token: &str) -> u64 {
 #[test]
 fn an_app_spends_its_own_account_and_never_the_collateral() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, lines, data) = spawn_up(
-        dir.path(),
-        "",
-        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
-    );
-    let base = lines[0].trim_end_matches('/').to_owned();
-    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
-    let token = token.trim();
-    let payee = payer_with_channel(
-        &node,
-        &dir.path().join("payee"),
-        &lines[1],
-        &lines[2],
-        1_000_000,
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Shop {
+        node,
+        lines,
+        base,
+        data,
+        token,
+    } = Shop::up(dir.path());
+    let token = token.as_str();
+    let payee = payee_of(&node, &lines, dir.path());
+    let rt = runtime();
 
     // A member deposits 50,000 sat: collateral, all of it backing their tokens.
     let member = nwc::prelude::Keys::generate().public_key().to_hex();
@@ -320,6 +306,65 @@ fn an_app_spends_its_own_account_and_never_the_collateral() {
     node.stop();
 }
 
+/// A running `moip up` as the apps' tests meet it: the node, its dashboard's base URL (no
+/// trailing slash), its Electrum and Lightning lines, its data directory and the operator's
+/// API token.
+pub(crate) struct Shop {
+    pub node: crate::common::NodeProcess,
+    pub lines: Vec<String>,
+    pub base: String,
+    pub data: std::path::PathBuf,
+    pub token: String,
+}
+
+impl Shop {
+    /// `moip up` in `dir` on ports it picks itself.
+    pub(crate) fn up(dir: &std::path::Path) -> Shop {
+        let (node, lines, data) = spawn_up(dir, "", &UP_LINES);
+        Shop::new(node, lines, data)
+    }
+
+    /// `moip up` in `dir/node` on fixed free ports, the same on every start in `dir` (a restart
+    /// keeps the relay's address, which the apps' URIs name).
+    pub(crate) fn up_on_fixed_ports(dir: &std::path::Path) -> Shop {
+        let (node, lines) = up_on_fixed_ports(dir);
+        Shop::new(node, lines, dir.join("node"))
+    }
+
+    fn new(node: crate::common::NodeProcess, lines: Vec<String>, data: std::path::PathBuf) -> Shop {
+        let base = lines[0].trim_end_matches('/').to_owned();
+        let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
+        Shop {
+            node,
+            lines,
+            base,
+            data,
+            token: token.trim().to_owned(),
+        }
+    }
+}
+
+/// A payee's ldk-node in `dir/payee`, with a 1,000,000-sat channel to the node of `lines`.
+pub(crate) fn payee_of(
+    node: &crate::common::NodeProcess,
+    lines: &[String],
+    dir: &std::path::Path,
+) -> moip_lightning::LightningNode {
+    payer_with_channel(node, &dir.join("payee"), &lines[1], &lines[2], 1_000_000)
+}
+
+/// What the tests read of `moip up`'s start: the dashboard, Electrum and Lightning lines.
+const UP_LINES: [&str; 3] = ["  dashboard: ", "  electrum tcp: ", "  lightning: "];
+
+/// A runtime for the NWC clients, beside the blocking test.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// `moip up` in `dir/node` on fixed free ports (a restart keeps the relay's address, which the
 /// apps' URIs name): the node, the dashboard's address, the Electrum and Lightning lines.
 pub(crate) fn up_on_fixed_ports(
@@ -356,7 +401,7 @@ pub(crate) fn up_on_fixed_ports(
         &args,
         &[("MOIP_PASSWORD", "correct horse")],
         &dir.join("node"),
-        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
+        &UP_LINES,
     )
 }
 
@@ -365,23 +410,15 @@ pub(crate) fn up_on_fixed_ports(
 #[test]
 fn an_app_s_invoices_stay_its_own_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, lines) = up_on_fixed_ports(dir.path());
-    let base = lines[0].trim_end_matches('/').to_owned();
-    let data = dir.path().join("node");
-    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
-    let token = token.trim().to_owned();
-    let payee = payer_with_channel(
-        &node,
-        &dir.path().join("payee"),
-        &lines[1],
-        &lines[2],
-        1_000_000,
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Shop {
+        node,
+        lines,
+        base,
+        token,
+        ..
+    } = Shop::up_on_fixed_ports(dir.path());
+    let payee = payee_of(&node, &lines, dir.path());
+    let rt = runtime();
     let a_uri = pair(&base, &token, "till");
     let b_uri = pair(&base, &token, "intruder");
     let made = rt
@@ -437,23 +474,15 @@ fn an_app_s_invoices_stay_its_own_across_a_restart() {
 #[test]
 fn a_late_failure_is_refunded_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, lines) = up_on_fixed_ports(dir.path());
-    let base = lines[0].trim_end_matches('/').to_owned();
-    let data = dir.path().join("node");
-    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
-    let token = token.trim().to_owned();
-    let payee = payer_with_channel(
-        &node,
-        &dir.path().join("payee"),
-        &lines[1],
-        &lines[2],
-        1_000_000,
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Shop {
+        node,
+        lines,
+        base,
+        token,
+        ..
+    } = Shop::up_on_fixed_ports(dir.path());
+    let payee = payee_of(&node, &lines, dir.path());
+    let rt = runtime();
     // Longer than the service's own wait, so the app hears its answer.
     let options = nwc::NostrWalletConnectOptions::new().timeout(Duration::from_secs(150));
     let a_uri = pair_with(&base, &token, "till", 100_000);
@@ -533,26 +562,16 @@ fn community(base: &str, token: &str) -> Value {
 #[test]
 fn the_operator_funds_an_app_from_free_collateral_and_it_pays() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (node, lines, data) = spawn_up(
-        dir.path(),
-        "",
-        &["  dashboard: ", "  electrum tcp: ", "  lightning: "],
-    );
-    let base = lines[0].trim_end_matches('/').to_owned();
-    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
-    let token = token.trim();
-    let payee = payer_with_channel(
-        &node,
-        &dir.path().join("payee"),
-        &lines[1],
-        &lines[2],
-        1_000_000,
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Shop {
+        node,
+        lines,
+        base,
+        token,
+        ..
+    } = Shop::up(dir.path());
+    let token = token.as_str();
+    let payee = payee_of(&node, &lines, dir.path());
+    let rt = runtime();
 
     // A member deposits 50,000 sat: all of it backs their tokens.
     let member = nwc::prelude::Keys::generate();
