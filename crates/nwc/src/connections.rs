@@ -18,6 +18,7 @@ use nostr_sdk::PublicKey;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NwcError;
+use crate::permissions::{default_permissions, Permission};
 
 /// A spending limit that renews with a period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +202,18 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     (era * 146_097 + doe).saturating_sub(719_468)
 }
 
+impl Connection {
+    /// What it may do: its permissions, or [`default_permissions`] for one stored without.
+    pub fn permitted(&self) -> BTreeSet<Permission> {
+        self.permissions.clone().unwrap_or_else(default_permissions)
+    }
+
+    /// Whether it may call `method` (a method no permission names: no).
+    pub fn permits(&self, method: &str) -> bool {
+        Permission::of_method(method).is_some_and(|p| self.permitted().contains(&p))
+    }
+}
+
 /// One app's connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
@@ -216,6 +229,11 @@ pub struct Connection {
     pub period_start: u64,
     /// A revoked connection gets `UNAUTHORIZED` for everything.
     pub revoked: bool,
+    /// What it may do, chosen when paired (permissions: pay, receive, read, sign). `None`, a
+    /// connection stored before connections had permissions: [`default_permissions`], what it
+    /// could do then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<BTreeSet<Permission>>,
     /// From then on (seconds since the Unix epoch) the connection is treated as revoked: a
     /// URI handed to an app for a while stops working by itself. `None`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -465,6 +483,7 @@ impl ConnectionStore {
         self.connections.insert(
             client.to_hex(),
             Connection {
+                permissions: None,
                 name: name.to_string(),
                 client,
                 budget,
@@ -581,6 +600,17 @@ impl ConnectionStore {
         self.connections
             .get(&client.to_hex())
             .filter(|c| c.is_active(now))
+    }
+
+    /// Sets what `client`'s connection may do; `false` for an unknown connection.
+    pub fn permit(&mut self, client: &PublicKey, permissions: BTreeSet<Permission>) -> bool {
+        match self.connections.get_mut(&client.to_hex()) {
+            Some(c) => {
+                c.permissions = Some(permissions);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every connection, revoked ones included.

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod connections;
 pub mod envelope;
 pub mod error;
+pub mod permissions;
 pub mod service;
 
 pub use accounts::{AccountRefusal, AppAccounts};
@@ -26,4 +27,5 @@ pub use connections::{
 pub use error::NwcError;
 pub use nostr_sdk::nips::nip47::NostrWalletConnectURI;
 pub use nostr_sdk::{Keys, PublicKey};
+pub use permissions::{default_permissions, parse_permissions, Permission, UnknownPermission};
 pub use service::{get_info_methods, uri_qr, NwcConfig, NwcService, METHODS, NOTIFICATIONS};

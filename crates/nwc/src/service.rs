@@ -9,7 +9,7 @@
 //! connection's rate (`RATE_LIMITED`), a known method (`NOT_IMPLEMENTED`), within the budget
 //! for payments (`QUOTA_EXCEEDED`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +38,7 @@ use crate::connections::{
 };
 use crate::envelope::{self, Encryption, EnvelopeError, NOTIFICATION_NIP44_KIND};
 use crate::error::NwcError;
+use crate::permissions::{default_permissions, Permission};
 
 /// The methods this service carries out, as NIP-47 names them: what the info event lists, and
 /// all a request may name without being answered `NOT_IMPLEMENTED`. `get_info` lists those of
@@ -84,11 +85,6 @@ pub struct NwcConfig {
     /// Each app's own money: when set, an app pays only from its account there (and is told
     /// its balance there); `None` lets apps spend from the node within their budgets.
     pub accounts: Option<Arc<dyn AppAccounts>>,
-    /// Whether apps may have the node sign messages (`sign_message`). Off by default: a
-    /// signature by the node's key is how services (node explorers' logins, swap markets)
-    /// recognise the node's operator, so an app allowed to sign could act as the operator
-    /// there, beyond any budget; connections have no per-app permissions yet.
-    pub sign_message: bool,
 }
 
 impl NwcConfig {
@@ -103,7 +99,6 @@ impl NwcConfig {
             pay_timeout: Duration::from_secs(60),
             default_expiry_secs: 3600,
             accounts: None,
-            sign_message: false,
         }
     }
 }
@@ -485,9 +480,25 @@ impl NwcService {
         budget: Option<Budget>,
         expires_at: Option<u64>,
     ) -> Result<NostrWalletConnectURI, NwcError> {
+        self.connect_app_with(name, budget, expires_at, default_permissions())
+    }
+
+    /// [`NwcService::connect_app`] with the methods the app may call: a request for any other
+    /// is refused `RESTRICTED`, and `get_info` lists only these.
+    ///
+    /// # Errors
+    /// [`NwcError::Store`] when the store cannot be saved.
+    pub fn connect_app_with(
+        &self,
+        name: &str,
+        budget: Option<Budget>,
+        expires_at: Option<u64>,
+        permissions: BTreeSet<Permission>,
+    ) -> Result<NostrWalletConnectURI, NwcError> {
         let client = Keys::generate();
         let mut store = lock(&self.inner.store);
         store.add(name, client.public_key(), budget, expires_at, now_secs());
+        store.permit(&client.public_key(), permissions);
         store.save()?;
         Ok(NostrWalletConnectURI::new(
             self.public_key(),
@@ -676,6 +687,13 @@ impl Inner {
             )
             .into()));
         }
+        if !self.permits(client, method) {
+            return Answer::One(Err(nip47_error(
+                ErrorCode::Restricted,
+                format!("this connection is not permitted {method:?}"),
+            )
+            .into()));
+        }
         let params = || {
             serde_json::from_str::<serde_json::Value>(plaintext)
                 .ok()
@@ -683,7 +701,7 @@ impl Inner {
                 .unwrap_or_default()
         };
         match method {
-            "get_info" => return Answer::One(Ok(self.info())),
+            "get_info" => return Answer::One(Ok(self.info(client))),
             "get_budget" => return Answer::One(Ok(self.budget(client))),
             "sign_message" => return Answer::One(self.sign_message(&params())),
             _ => {}
@@ -733,14 +751,19 @@ impl Inner {
         }
     }
 
-    /// The methods this service offers: [`METHODS`], and `sign_message` when the config
-    /// allows it.
+    /// The methods this service offers: [`METHODS`] and `sign_message` (which only a
+    /// connection with the `sign` permission may call).
     fn offered(&self) -> Vec<&'static str> {
         let mut offered = METHODS.to_vec();
-        if self.config.sign_message {
-            offered.push("sign_message");
-        }
+        offered.push("sign_message");
         offered
+    }
+
+    /// Whether `client`'s active connection may call `method`.
+    fn permits(&self, client: &PublicKey, method: &str) -> bool {
+        lock(&self.store)
+            .active(client, now_secs())
+            .is_some_and(|c| c.permits(method))
     }
 
     /// `sign_message`: the node's signature of `message` as LND's and CLN's `signmessage`
@@ -789,16 +812,29 @@ impl Inner {
         result
     }
 
-    /// `get_info`'s result: the methods offered as NIP-47 names them (some are not in
-    /// rust-nostr's `Method`), the network as NIP-47 names it.
-    fn info(&self) -> serde_json::Value {
+    /// `get_info`'s result: the methods `client` may call as NIP-47 names them (some are not
+    /// in rust-nostr's `Method`) and the notifications it gets, the network as NIP-47 names it.
+    fn info(&self, client: &PublicKey) -> serde_json::Value {
+        let permitted = lock(&self.store)
+            .active(client, now_secs())
+            .map(|c| c.permitted())
+            .unwrap_or_default();
+        let methods: Vec<&'static str> = self
+            .offered()
+            .into_iter()
+            .filter(|m| Permission::of_method(m).is_some_and(|p| permitted.contains(&p)))
+            .collect();
+        let notifications: Vec<&'static str> = NOTIFICATIONS
+            .into_iter()
+            .filter(|n| permitted.iter().any(|p| p.notifications().contains(n)))
+            .collect();
         let info = self.rail.node_info();
         let mut result = serde_json::json!({
             "pubkey": info.node_id.to_string(),
             "network": nip47_network(info.network),
             "block_height": info.block_height,
-            "methods": get_info_methods(&self.offered()),
-            "notifications": NOTIFICATIONS,
+            "methods": get_info_methods(&methods),
+            "notifications": notifications,
         });
         if let Some(alias) = info.alias {
             result["alias"] = alias.into();
@@ -1666,7 +1702,19 @@ impl Inner {
         notification_type: NotificationType,
         notification: NotificationResult,
     ) {
-        if lock(&self.store).active(client, now_secs()).is_none() {
+        let name = match notification_type {
+            NotificationType::PaymentReceived => "payment_received",
+            NotificationType::PaymentSent => "payment_sent",
+            NotificationType::HoldInvoiceAccepted => "hold_invoice_accepted",
+        };
+        let sees = lock(&self.store)
+            .active(client, now_secs())
+            .is_some_and(|c| {
+                c.permitted()
+                    .iter()
+                    .any(|p| p.notifications().contains(&name))
+            });
+        if !sees {
             return;
         }
         let text = Notification {

@@ -6,6 +6,7 @@
 //! `multi_` methods.
 //! Requests the rust-nostr client has no method for are built by hand with nostr-sdk.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use moip_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
 use moip_lightning::ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
 use moip_lightning::testing::{fund, open_usable, start_node};
 use moip_lightning::{PaymentState, Preimage, RouteLimits};
-use moip_nwc::{Budget, NwcConfig, NwcService, Renewal};
+use moip_nwc::{Budget, NwcConfig, NwcService, Permission, Renewal};
 use moip_testenv::Regtest;
 use nostr_relay_builder::builder::RateLimit;
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
@@ -287,13 +288,13 @@ fn every_request_is_answered_under_the_method_it_named() {
         assert!(methods.contains(&offered), "{offered} in {methods:?}");
     }
 
-    // sign_message is not offered unless the operator allows it.
+    // sign_message is not permitted to a connection paired by default (without `sign`).
     let refused = rt.block_on(app.ask(
         json!({"method": "sign_message", "params": {"message": "hi"}}),
         None,
     ));
     assert_eq!(refused["result_type"], "sign_message", "{refused}");
-    assert_eq!(error_code(&refused), "NOT_IMPLEMENTED", "{refused}");
+    assert_eq!(error_code(&refused), "RESTRICTED", "{refused}");
 
     // get_budget, without a budget: NIP-47's empty result.
     let budget = rt.block_on(app.ask(json!({"method": "get_budget", "params": {}}), None));
@@ -328,7 +329,6 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
     let (relay, url) = relay(&rt);
     let mut config = NwcConfig::new(vec![url.to_string()]);
     config.pay_timeout = Duration::from_secs(3);
-    config.sign_message = true;
     let service = rt
         .block_on(NwcService::start(
             Arc::new(wallet.clone()),
@@ -341,7 +341,7 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
         renewal: Renewal::Daily,
     };
     let uri = service
-        .connect_app("till", Some(budget), None)
+        .connect_app_with("till", Some(budget), None, Permission::ALL.into())
         .expect("connect");
     let app_key = Keys::new(uri.secret.clone()).public_key();
     let raw = rt.block_on(RawApp::connect(&uri));
@@ -595,6 +595,8 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
         assert!(reply["error"].is_null(), "{reply}");
     }
 
+    permissions_are_kept_per_connection(&rt, &service, &wallet, &shop);
+
     rt.block_on(service.shutdown());
     relay.shutdown();
     shop.stop().expect("stop");
@@ -685,4 +687,104 @@ fn a_payment_that_ends_while_the_service_is_stopped_is_settled_after_the_restart
     relay.shutdown();
     shop.stop().expect("stop");
     wallet.stop().expect("stop");
+}
+
+/// Issue 23: each connection may call only the methods its permissions name. A read-only app
+/// cannot pay or make invoices, a receive-only app cannot pay, and an app without `sign`
+/// cannot sign: each is refused `RESTRICTED` and nothing happens (no payment is attempted, no
+/// invoice made); `get_info` lists only what the connection may call and the notifications
+/// it gets. Without the check, these payments and invoices went through.
+fn permissions_are_kept_per_connection(
+    rt: &tokio::runtime::Runtime,
+    service: &NwcService,
+    wallet: &moip_lightning::LightningNode,
+    shop: &moip_lightning::LightningNode,
+) {
+    let read: BTreeSet<Permission> = [Permission::Read].into();
+    let receive: BTreeSet<Permission> = [Permission::Receive, Permission::Read].into();
+    let reader = service
+        .connect_app_with("dashboard", None, None, read)
+        .expect("connect");
+    let receiver = service
+        .connect_app_with("till", None, None, receive)
+        .expect("connect");
+    let reader = rt.block_on(RawApp::connect(&reader));
+    let receiver = rt.block_on(RawApp::connect(&receiver));
+    let made_before = service
+        .connections()
+        .iter()
+        .map(|c| c.paid.len())
+        .sum::<usize>();
+
+    for app in [&reader, &receiver] {
+        let invoice = shop
+            .create_invoice(Some(1_000_000), "not yours to pay", 3600)
+            .expect("invoice");
+        for body in [
+            json!({"method": "pay_invoice", "params": {"invoice": invoice.bolt11}}),
+            json!({"method": "pay_keysend", "params": {"pubkey": shop.node_id().to_string(), "amount": 1_000}}),
+            json!({"method": "sign_message", "params": {"message": "I am the operator"}}),
+        ] {
+            let reply = rt.block_on(app.ask(body.clone(), Some("nip44_v2")));
+            assert_eq!(reply["result_type"], body["method"], "{reply}");
+            assert_eq!(error_code(&reply), "RESTRICTED", "{body} -> {reply}");
+            assert!(reply["result"].is_null(), "{reply}");
+        }
+        let multi = rt.block_on(app.ask(
+            json!({"method": "multi_pay_invoice", "params": {"invoices": [{"invoice": invoice.bolt11}]}}),
+            Some("nip44_v2"),
+        ));
+        assert_eq!(error_code(&multi), "RESTRICTED", "{multi}");
+        assert!(
+            wallet.payment_by_hash(invoice.payment_hash).is_none(),
+            "no payment was attempted"
+        );
+    }
+    assert_eq!(
+        service
+            .connections()
+            .iter()
+            .map(|c| c.paid.len())
+            .sum::<usize>(),
+        made_before
+    );
+
+    // The read-only app cannot make invoices; it reads.
+    for method in ["make_invoice", "make_hold_invoice"] {
+        let reply = rt.block_on(reader.ask(
+            json!({"method": method, "params": {"amount": 1_000, "payment_hash": "00".repeat(32)}}),
+            Some("nip44_v2"),
+        ));
+        assert_eq!(error_code(&reply), "RESTRICTED", "{method} -> {reply}");
+    }
+    let balance = rt.block_on(reader.ask(json!({"method": "get_balance", "params": {}}), None));
+    assert!(balance["error"].is_null(), "{balance}");
+    let info = rt.block_on(reader.ask(json!({"method": "get_info", "params": {}}), None));
+    assert_eq!(
+        info["result"]["methods"],
+        json!([
+            "lookup_invoice",
+            "list_transactions",
+            "get_balance",
+            "get_info"
+        ]),
+        "{info}"
+    );
+    assert_eq!(info["result"]["notifications"], json!([]), "{info}");
+
+    // The receive-only app makes invoices, and is told it may.
+    let made = rt.block_on(receiver.ask(
+        json!({"method": "make_invoice", "params": {"amount": 1_000}}),
+        None,
+    ));
+    assert!(made["error"].is_null(), "{made}");
+    let info = rt.block_on(receiver.ask(json!({"method": "get_info", "params": {}}), None));
+    let methods = info["result"]["methods"].as_array().expect("methods");
+    assert!(methods.contains(&json!("make_invoice")), "{info}");
+    assert!(!methods.contains(&json!("pay_invoice")), "{info}");
+    assert_eq!(
+        info["result"]["notifications"],
+        json!(["payment_received", "hold_invoice_accepted"]),
+        "{info}"
+    );
 }
