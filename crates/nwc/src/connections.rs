@@ -245,6 +245,12 @@ pub struct Connection {
     /// preimages of other apps' invoices, are not its to see.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub paid: BTreeSet<String>,
+    /// The invoices of those payments (bolt11, by payment hash in hex) that were made by
+    /// invoice: what `lookup_invoice` and `list_transactions` show as their `invoice`, which
+    /// the node's history does not keep. Keysend payments, and payments recorded before this
+    /// was kept, have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paid_invoices: BTreeMap<String, String>,
 }
 
 /// An invoice a connection made (plain or hold): who may see, settle or cancel it, and what
@@ -493,6 +499,7 @@ impl ConnectionStore {
                 expires_at,
                 created_at: now,
                 paid: BTreeSet::new(),
+                paid_invoices: BTreeMap::new(),
             },
         );
     }
@@ -557,11 +564,26 @@ impl ConnectionStore {
             .collect()
     }
 
-    /// Writes down that `client` made the payment with this hash (hex), so it may look it up.
-    pub fn record_paid(&mut self, client: &PublicKey, payment_hash: &str) {
+    /// Writes down that `client` made the payment with this hash (hex), so it may look it up,
+    /// and the invoice it paid (`bolt11`; empty for keysend, which has none).
+    pub fn record_paid(&mut self, client: &PublicKey, payment_hash: &str, bolt11: &str) {
         if let Some(connection) = self.connections.get_mut(&client.to_hex()) {
             connection.paid.insert(payment_hash.to_owned());
+            if !bolt11.is_empty() {
+                connection
+                    .paid_invoices
+                    .insert(payment_hash.to_owned(), bolt11.to_owned());
+            }
         }
+    }
+
+    /// The invoice `client` paid with this payment hash (hex), if it paid one and it was kept.
+    pub fn paid_invoice(&self, client: &PublicKey, payment_hash: &str) -> Option<&str> {
+        self.connections
+            .get(&client.to_hex())?
+            .paid_invoices
+            .get(payment_hash)
+            .map(String::as_str)
     }
 
     /// Whether `client` may see the node's record of this payment: an incoming one only if it
@@ -841,11 +863,14 @@ mod tests {
                 claim_deadline: None,
             },
         );
-        store.record_paid(&b, "bb");
+        store.record_paid(&b, "bb", "lnbcrt2");
         assert!(store.sees(&a, "aa", true) && !store.sees(&b, "aa", true));
         assert!(store.sees(&b, "bb", false) && !store.sees(&a, "bb", false));
         // A hash made as an invoice is not seen as a payment, nor the reverse.
         assert!(!store.sees(&a, "aa", false) && !store.sees(&b, "bb", true));
+        // The invoice paid is the payer's to see.
+        assert_eq!(store.paid_invoice(&b, "bb"), Some("lnbcrt2"));
+        assert_eq!(store.paid_invoice(&a, "bb"), None);
         store.reserve(&a, 4_000, 1).expect("fits");
         assert_eq!(store.left_msat(&a, 2), Some(6_000));
         assert_eq!(store.left_msat(&a, DAY_SECS), Some(10_000), "renewed");
@@ -875,7 +900,8 @@ mod tests {
         let app = key();
         let mut store = ConnectionStore::open(&path).expect("new store");
         store.add("app", app, None, Some(1_000), 5);
-        store.record_paid(&app, "bb");
+        store.record_paid(&app, "bb", "lnbcrt2");
+        store.record_paid(&app, "cc", "");
         store.remember_made(
             "aa",
             MadeInvoice {
@@ -902,6 +928,13 @@ mod tests {
         assert_eq!(reopened.made("aa"), store.made("aa"));
         assert_eq!(reopened.held(), vec![("aa".to_owned(), 7_000)]);
         assert!(reopened.sees(&app, "bb", false) && reopened.sees(&app, "aa", true));
+        assert_eq!(reopened.paid_invoice(&app, "bb"), Some("lnbcrt2"));
+        assert!(reopened.sees(&app, "cc", false), "a keysend payment");
+        assert_eq!(
+            reopened.paid_invoice(&app, "cc"),
+            None,
+            "keysend has no invoice"
+        );
         let mut store = reopened;
         assert!(store.first_request("e1", 100, 100));
         store.save().expect("save");
@@ -1053,6 +1086,22 @@ mod tests {
         assert_eq!(store.reserve(&app, 1, 100), Err(SpendRefusal::Unauthorized));
         assert_eq!(store.left_msat(&app, 100), None);
         assert!(store.list()[0].expired(100));
+    }
+
+    #[test]
+    fn old_stores_without_paid_invoices_still_open() {
+        let app = key();
+        let old = format!(
+            r#"{{"connections":{{"{hex}":{{"name":"old","client":"{hex}","budget":null,
+            "spent_msat":0,"period_start":0,"revoked":false,"created_at":0,"paid":["bb"]}}}}}}"#,
+            hex = app.to_hex(),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("connections.json");
+        std::fs::write(&path, old).expect("write");
+        let store = ConnectionStore::open(&path).expect("an old store opens");
+        assert!(store.sees(&app, "bb", false));
+        assert_eq!(store.paid_invoice(&app, "bb"), None);
     }
 
     #[test]

@@ -19,10 +19,11 @@ use moip_lightning::{
 };
 use nostr_sdk::nips::nip47::{
     CancelHoldInvoiceResponse, ErrorCode, GetBalanceResponse, HoldInvoiceAcceptedNotification,
-    ListTransactionsRequest, LookupInvoiceResponse, MakeHoldInvoiceResponse, MakeInvoiceResponse,
-    NIP47Error, NostrWalletConnectURI, Notification, NotificationResult, NotificationType,
-    PayInvoiceResponse, PayKeysendRequest, PayKeysendResponse, PaymentNotification, Request,
-    RequestParams, ResponseResult, SettleHoldInvoiceResponse, TransactionState, TransactionType,
+    ListTransactionsRequest, LookupInvoiceResponse, MakeHoldInvoiceResponse, MakeInvoiceRequest,
+    MakeInvoiceResponse, NIP47Error, NostrWalletConnectURI, Notification, NotificationResult,
+    NotificationType, PayInvoiceResponse, PayKeysendRequest, PayKeysendResponse,
+    PaymentNotification, Request, RequestParams, ResponseResult, SettleHoldInvoiceResponse,
+    TransactionState, TransactionType,
 };
 use nostr_sdk::{
     Client, Event, EventBuilder, EventId, Filter, JsonUtil, Keys, Kind, PublicKey,
@@ -252,6 +253,21 @@ enum Answer {
 fn to_wire(result: Result<ResponseResult, NIP47Error>) -> Result<serde_json::Value, WireError> {
     let result = result?;
     serde_json::to_value(result).map_err(|e| nip47_error(ErrorCode::Internal, e.to_string()).into())
+}
+
+/// `make_invoice`'s reply: NIP-47's transaction object, which has the `type` and `state` of an
+/// invoice just made ("incoming", "pending") that rust-nostr's `MakeInvoiceResponse` lacks.
+fn make_invoice_reply(response: MakeInvoiceResponse) -> Result<serde_json::Value, WireError> {
+    let mut reply = to_wire(Ok(ResponseResult::MakeInvoice(response)))?;
+    let fields = reply.as_object_mut().ok_or_else(|| {
+        WireError::from(nip47_error(
+            ErrorCode::Internal,
+            "make_invoice's reply is not a JSON object",
+        ))
+    })?;
+    fields.insert("type".into(), serde_json::json!(TransactionType::Incoming));
+    fields.insert("state".into(), serde_json::json!(TransactionState::Pending));
+    Ok(reply)
 }
 
 /// `make_invoice`'s `description_hash`: 32 bytes of hex, and the SHA-256 of `description`
@@ -747,6 +763,9 @@ impl Inner {
                 }
                 Answer::Each(answers)
             }
+            RequestParams::MakeInvoice(params) => {
+                Answer::One(self.make_invoice(client, params).await)
+            }
             _ => Answer::One(to_wire(self.carry_out(client, request).await)),
         }
     }
@@ -938,41 +957,11 @@ impl Inner {
                     })
                 })
             }
-            RequestParams::MakeInvoice(params) => {
-                let expiry = self.expiry(params.expiry);
-                let description = params.description.unwrap_or_default();
-                // With a description_hash (LNURL-pay, zaps) the invoice commits to the hash; a
-                // description sent with it must be what it hashes (a zap's request), and is
-                // kept to show the app, not put in the invoice.
-                let description_hash = match &params.description_hash {
-                    Some(hex) => Some(description_hash(hex, &description)?),
-                    None => None,
-                };
-                let invoice = match description_hash {
-                    Some(hash) => self
-                        .rail
-                        .create_invoice_for_description_hash(Some(params.amount), hash, expiry)
-                        .await
-                        .map_err(rail_error)?,
-                    None => self
-                        .rail
-                        .create_invoice(Some(params.amount), &description, expiry)
-                        .await
-                        .map_err(rail_error)?,
-                };
-                let hash = invoice.payment_hash;
-                let made = self.remember(client, invoice, description);
-                Ok(ResponseResult::MakeInvoice(MakeInvoiceResponse {
-                    invoice: made.bolt11,
-                    payment_hash: Some(hash.to_string()),
-                    description: made.description,
-                    description_hash: params.description_hash.map(|h| h.to_lowercase()),
-                    preimage: None,
-                    amount: made.amount_msat,
-                    created_at: Some(Timestamp::from(made.created_at)),
-                    expires_at: Some(Timestamp::from(made.expires_at)),
-                }))
-            }
+            // Answered by `make_invoice`, whose reply has fields `MakeInvoiceResponse` lacks.
+            RequestParams::MakeInvoice(_) => Err(nip47_error(
+                ErrorCode::Internal,
+                "make_invoice is answered before other requests are carried out",
+            )),
             RequestParams::LookupInvoice(params) => {
                 let hash = match (params.payment_hash, params.invoice) {
                     (Some(hash), _) => hash.parse::<PaymentHash>().map_err(rail_error)?,
@@ -1006,7 +995,9 @@ impl Inner {
                     .ok_or_else(|| {
                         nip47_error(ErrorCode::NotFound, "no such invoice or payment")
                     })?;
-                Ok(ResponseResult::LookupInvoice(self.transaction(&record)))
+                Ok(ResponseResult::LookupInvoice(
+                    self.transaction(client, &record),
+                ))
             }
             RequestParams::ListTransactions(params) => {
                 let records = self.rail.payments().await.map_err(rail_error)?;
@@ -1101,6 +1092,48 @@ impl Inner {
                 ))
             }
         }
+    }
+
+    /// `make_invoice`: the invoice made, as the transaction NIP-47 returns for it.
+    async fn make_invoice(
+        &self,
+        client: &PublicKey,
+        params: MakeInvoiceRequest,
+    ) -> Result<serde_json::Value, WireError> {
+        let expiry = self.expiry(params.expiry);
+        let description = params.description.unwrap_or_default();
+        // With a description_hash (LNURL-pay, zaps) the invoice commits to the hash; a
+        // description sent with it must be what it hashes (a zap's request), and is
+        // kept to show the app, not put in the invoice.
+        let description_hash = match &params.description_hash {
+            Some(hex) => Some(description_hash(hex, &description)?),
+            None => None,
+        };
+        let invoice = match description_hash {
+            Some(hash) => self
+                .rail
+                .create_invoice_for_description_hash(Some(params.amount), hash, expiry)
+                .await
+                .map_err(rail_error)?,
+            None => self
+                .rail
+                .create_invoice(Some(params.amount), &description, expiry)
+                .await
+                .map_err(rail_error)?,
+        };
+        let hash = invoice.payment_hash;
+        let made = self.remember(client, invoice, description);
+        let response = MakeInvoiceResponse {
+            invoice: made.bolt11,
+            payment_hash: Some(hash.to_string()),
+            description: made.description,
+            description_hash: params.description_hash.map(|h| h.to_lowercase()),
+            preimage: None,
+            amount: made.amount_msat,
+            created_at: Some(Timestamp::from(made.created_at)),
+            expires_at: Some(Timestamp::from(made.expires_at)),
+        };
+        make_invoice_reply(response)
     }
 
     fn expiry(&self, asked: Option<u64>) -> u32 {
@@ -1390,7 +1423,7 @@ impl Inner {
             }
             // The rail refusing a duplicate means another payment holds this hash: not ours.
             if !matches!(outcome, Err(LightningError::DuplicatePayment)) {
-                store.record_paid(client, &hash);
+                store.record_paid(client, &hash, &bolt11);
             }
             if let Err(e) = store.save() {
                 tracing::warn!("NWC connection store not saved: {e}");
@@ -1527,9 +1560,19 @@ impl Inner {
         }
     }
 
-    /// A history entry as NIP-47 shows it.
-    fn transaction(&self, record: &PaymentRecord) -> LookupInvoiceResponse {
+    /// A history entry as NIP-47 shows it to `client` (who may see it): an incoming payment
+    /// with the invoice it made, an outgoing one with the invoice it paid.
+    fn transaction(&self, client: &PublicKey, record: &PaymentRecord) -> LookupInvoiceResponse {
         let made = record.payment_hash.and_then(|h| self.made(h));
+        let invoice = if record.inbound {
+            made.as_ref().map(|m| m.bolt11.clone())
+        } else {
+            record.payment_hash.and_then(|h| {
+                lock(&self.store)
+                    .paid_invoice(client, &h.to_string())
+                    .map(str::to_owned)
+            })
+        };
         let expired = made.as_ref().is_some_and(|m| m.expires_at <= now_secs());
         let state = match record.state {
             PaymentState::Succeeded => TransactionState::Settled,
@@ -1544,7 +1587,7 @@ impl Inner {
                 TransactionType::Outgoing
             }),
             state: Some(state),
-            invoice: made.as_ref().map(|m| m.bolt11.clone()),
+            invoice,
             description: made.as_ref().and_then(|m| m.description.clone()),
             description_hash: made.as_ref().and_then(|m| description_hash_of(&m.bolt11)),
             preimage: record.preimage.map(|p| p.to_string()),
@@ -1588,7 +1631,7 @@ impl Inner {
                 None => true,
             })
             .filter(|r| unpaid || !r.inbound || r.state == PaymentState::Succeeded)
-            .map(|r| self.transaction(r))
+            .map(|r| self.transaction(client, r))
             .collect();
         let offset = params.offset.unwrap_or(0).min(out.len() as u64) as usize;
         out.drain(..offset);

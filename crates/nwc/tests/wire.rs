@@ -23,6 +23,7 @@ use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::nips::nip47::{
     KeysendTLVRecord, ListTransactionsRequest, LookupInvoiceRequest, MakeInvoiceRequest,
     NostrWalletConnectURI, Notification, NotificationResult, PayInvoiceRequest, PayKeysendRequest,
+    TransactionType,
 };
 use nostr_sdk::nips::{nip04, nip44};
 use nostr_sdk::{
@@ -376,6 +377,18 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
         }
     }
 
+    // make_invoice's reply is NIP-47's transaction: with its type and state, which
+    // rust-nostr's MakeInvoiceResponse does not read, so asked raw.
+    let raw_made = rt.block_on(raw.ask(
+        json!({"method": "make_invoice", "params": {"amount": 1_000, "description": "raw"}}),
+        Some("nip44_v2"),
+    ));
+    assert!(raw_made["error"].is_null(), "{raw_made}");
+    assert_eq!(raw_made["result"]["type"], "incoming", "{raw_made}");
+    assert_eq!(raw_made["result"]["state"], "pending", "{raw_made}");
+    assert_eq!(raw_made["result"]["amount"], 1_000, "{raw_made}");
+    assert!(raw_made["result"]["invoice"].is_string(), "{raw_made}");
+
     // The shop holds the payment past the service's wait: the app is told PAYMENT_FAILED,
     // the budget keeps the reservation; the shop then takes it, and the app is notified and
     // charged what it cost.
@@ -451,6 +464,16 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
     let (first, second, past) = (page(0), page(1), page(2));
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].payment_hash, held.payment_hash.to_string());
+    // An outgoing entry shows the invoice the app paid, and so does its lookup.
+    assert_eq!(first[0].invoice, Some(held.bolt11.clone()));
+    let looked_up = rt
+        .block_on(nwc.lookup_invoice(LookupInvoiceRequest {
+            payment_hash: Some(held.payment_hash.to_string()),
+            invoice: None,
+        }))
+        .expect("lookup_invoice of a payment made");
+    assert_eq!(looked_up.transaction_type, Some(TransactionType::Outgoing));
+    assert_eq!(looked_up.invoice, Some(held.bolt11.clone()));
     assert_eq!(second.len(), 1);
     assert_eq!(Some(second[0].payment_hash.clone()), made.payment_hash);
     assert!(past.is_empty(), "{past:?}");
@@ -536,6 +559,15 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
         Some(left - 3_000_000 - fees),
         "charged amount and fees"
     );
+    // A keysend has no invoice to show.
+    let looked_up = rt
+        .block_on(nwc.lookup_invoice(LookupInvoiceRequest {
+            payment_hash: Some(preimage.payment_hash().to_string()),
+            invoice: None,
+        }))
+        .expect("lookup_invoice of a keysend");
+    assert_eq!(looked_up.transaction_type, Some(TransactionType::Outgoing));
+    assert_eq!(looked_up.invoice, None);
 
     // multi_pay_invoice: one reply per invoice under its id, or its payment hash; a bad
     // invoice gets its own error and the others are paid.
