@@ -167,6 +167,11 @@ pub struct NwcPairingRequest {
     pub budget_renewal: Option<String>,
     /// When the connection stops working, Unix seconds (omit: until revoked).
     pub expires_at: Option<u64>,
+    /// What the app may do: any of `pay` (pay_invoice, pay_keysend, multi_pay_*), `receive`
+    /// (make_invoice, the hold invoice methods), `read` (get_info, get_balance, get_budget,
+    /// lookup_invoice, list_transactions) and `sign` (sign_message, as the node: never
+    /// granted unless named). Omit: `pay`, `receive`, `read`. Other methods get `RESTRICTED`.
+    pub permissions: Option<Vec<String>>,
 }
 
 /// One NWC connection as the operator sees it (`GET /api/pairing/nwc`): never its secret.
@@ -186,6 +191,8 @@ pub struct NwcConnectionView {
     pub left_msat: Option<u64>,
     /// When it stops working, Unix seconds (`null`: until revoked).
     pub expires_at: Option<u64>,
+    /// What it may do (`pay`, `receive`, `read`, `sign`).
+    pub permissions: Vec<String>,
     /// It has expired: every request gets `UNAUTHORIZED`.
     pub expired: bool,
     /// It was revoked: every request gets `UNAUTHORIZED`.
@@ -780,8 +787,8 @@ async fn pairing_electrum(State(hub): State<Arc<Hub>>) -> Json<PairingView> {
 /// given) and working until `request.expires_at`.
 ///
 /// # Errors
-/// 400 for an empty name, an unknown renewal or an expiry already past, 500 when the store
-/// cannot be written.
+/// 400 for an empty name, an unknown renewal, an expiry already past, or permissions empty or
+/// unknown; 500 when the store cannot be written.
 pub fn pair_nwc(hub: &Hub, request: &NwcPairingRequest) -> Result<PairingView, Failure> {
     let name = request.name.trim();
     if name.is_empty() || name.len() > 64 {
@@ -800,13 +807,26 @@ pub fn pair_nwc(hub: &Hub, request: &NwcPairingRequest) -> Result<PairingView, F
             ));
         }
     }
+    let permissions = match &request.permissions {
+        None => moip_nwc::default_permissions(),
+        Some(names) => names
+            .iter()
+            .map(|n| n.parse::<moip_nwc::Permission>())
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()
+            .map_err(|e| bad_request(e.to_string()))?,
+    };
+    if permissions.is_empty() {
+        return Err(bad_request(
+            "permissions: at least one of pay, receive, read, sign",
+        ));
+    }
     let budget = request.budget_sat.map(|sat| Budget {
         limit_msat: sat.saturating_mul(1_000),
         renewal,
     });
     let uri = hub
         .nwc
-        .connect_app(name, budget, request.expires_at)
+        .connect_app_with(name, budget, request.expires_at, permissions)
         .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(PairingView {
         uri: uri.to_string(),
@@ -826,6 +846,7 @@ pub fn nwc_connections(hub: &Hub) -> Vec<NwcConnectionView> {
             budget_renewal: c.budget.map(|b| b.renewal.to_string()),
             left_msat: c.is_active(now).then(|| c.left_msat(now)).flatten(),
             expires_at: c.expires_at,
+            permissions: c.permitted().iter().map(ToString::to_string).collect(),
             expired: c.expired(now),
             revoked: c.revoked,
             balance_msat: ledger.state().app_balance_msat(&c.client.to_hex()),

@@ -36,6 +36,25 @@ pub(crate) struct NwcTerms {
     /// When the connection stops working, Unix seconds (omit: until revoked)
     #[arg(long)]
     pub expires_at: Option<u64>,
+    /// What the app may do, comma-separated: pay, receive, read, sign (sign lets it sign as
+    /// the node: never granted unless named). Omit: pay,receive,read
+    #[arg(long)]
+    #[serde(default)]
+    pub permissions: Option<String>,
+}
+
+impl NwcTerms {
+    /// The permissions asked for: the names given, or `pay`, `receive`, `read`.
+    pub fn permissions(&self) -> anyhow::Result<std::collections::BTreeSet<moip_nwc::Permission>> {
+        let Some(list) = &self.permissions else {
+            return Ok(moip_nwc::default_permissions());
+        };
+        let permissions = moip_nwc::parse_permissions(list)?;
+        if permissions.is_empty() {
+            bail!("--permissions: at least one of pay, receive, read, sign");
+        }
+        Ok(permissions)
+    }
 }
 
 #[derive(Subcommand)]
@@ -47,7 +66,8 @@ enum AppsCommand {
         #[command(flatten)]
         terms: NwcTerms,
     },
-    /// Lists the apps: budget, renewal, what is left this period, expiry, revocation, balance
+    /// Lists the apps: budget, renewal, what is left this period, permissions, expiry,
+    /// revocation, balance
     List,
     /// Moves free collateral (none that backs tokens) to an app's own account, which is all
     /// the app may spend
@@ -68,6 +88,7 @@ pub(crate) fn run(args: AppsArgs) -> anyhow::Result<()> {
                 "budget_sat": terms.budget_sat,
                 "budget_renewal": terms.budget_renewal.to_string(),
                 "expires_at": terms.expires_at,
+                "permissions": terms.permissions()?.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
             let paired = operator.call("POST", "/api/pairing/nwc", Some(&body))?;
             println!("{}", paired["uri"].as_str().unwrap_or_default());
@@ -117,10 +138,17 @@ fn list_line(app: &serde_json::Value) -> String {
             .as_u64()
             .map_or_else(|| "active".to_owned(), |at| format!("active until {at}"))
     };
+    let permissions: Vec<&str> = app["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
     format!(
-        "{} {}: {budget}; balance {} sat; {state}",
+        "{} {}: {budget}; balance {} sat; may {}; {state}",
         app["client"].as_str().unwrap_or_default(),
         app["name"].as_str().unwrap_or_default(),
         msat("balance_msat").unwrap_or(0),
+        permissions.join(","),
     )
 }

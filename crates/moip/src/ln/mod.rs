@@ -530,7 +530,8 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
                 limit_msat: sat.saturating_mul(1000),
                 renewal: terms.budget_renewal,
             });
-            let uri = service.connect_app(&name, budget, terms.expires_at)?;
+            let permissions = terms.permissions()?;
+            let uri = service.connect_app_with(&name, budget, terms.expires_at, permissions)?;
             writeln!(out, "{uri}")?;
             writeln!(out, "{}", moip_nwc::uri_qr(&uri)?)?;
             writeln!(
@@ -542,9 +543,14 @@ fn command(ctx: &Ctx, command: LnCommand, out: &mut String) -> anyhow::Result<()
             for c in nwc_service(ctx)?.connections() {
                 writeln!(
                     out,
-                    "{} {} {}{}",
+                    "{} {} may {}; {}{}",
                     c.client,
                     c.name,
+                    c.permitted()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     match c.budget {
                         Some(b) => format!(
                             "budget {} sat {}, spent {} msat",

@@ -725,7 +725,7 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
                  <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{1}{6}{7}<button type=\"submit\">Make a beacon</button>\
                  </form></section><section><h2>Nostr Wallet Connect</h2><p>An NWC app spends from the node's wallet \
                  within its budget, until it expires.</p><form method=\"post\" action=\"/pair/nwc\" class=\"action\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{2}{3}{4}{5}<button type=\"submit\">Connect an app</button>\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{0}\">{2}{3}{4}{5}{8}<button type=\"submit\">Connect an app</button>\
                  </form></section>",
                 esc(&s.csrf),
                 input("limit_sat", "Limit (sat, optional)", "", "100000"),
@@ -735,6 +735,7 @@ async fn pair_page(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Html<Stri
                 input("expires_in_days", "Expires in (days, optional)", "", "30"),
                 BEACON_RENEWAL_SELECT,
                 input("expires_in_days", "Expires in (days, optional)", "", "30"),
+                PERMISSION_BOXES,
             );
             body.push_str(&beacons_section(&hub, &s.csrf));
             body.push_str(&nwc_section(&hub, &s.csrf));
@@ -892,6 +893,14 @@ const RENEWAL_SELECT: &str = "<label>Budget renews<select name=\"budget_renewal\
      <option value=\"monthly\">monthly</option><option value=\"yearly\">yearly</option>\
      <option value=\"never\">never</option></select></label>";
 
+/// What an NWC app may do: `pay`, `receive`, `read` ticked (the API's default), `sign` not.
+const PERMISSION_BOXES: &str = "<fieldset><legend>The app may</legend>\
+     <label><input type=\"checkbox\" name=\"permission_pay\" checked> pay</label>\
+     <label><input type=\"checkbox\" name=\"permission_receive\" checked> receive</label>\
+     <label><input type=\"checkbox\" name=\"permission_read\" checked> read (balance, history)</label>\
+     <label><input type=\"checkbox\" name=\"permission_sign\"> sign messages as the node</label>\
+     </fieldset>";
+
 /// When a beacon's limit renews: the same names; `never` first, a lifetime limit as beacons
 /// had before limits renewed.
 const BEACON_RENEWAL_SELECT: &str = "<label>Limit renews<select name=\"budget_renewal\">\
@@ -924,20 +933,21 @@ fn nwc_section(hub: &Hub, csrf: &str) -> String {
         };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+            "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
             esc(&c.name),
             esc(&c.client),
             c.budget_msat.map_or_else(|| "none".to_owned(), sat),
             esc(c.budget_renewal.as_deref().unwrap_or("")),
             c.left_msat.map_or_else(String::new, sat),
             sat(c.balance_msat),
+            esc(&c.permissions.join(", ")),
             esc(&state),
             fund
         );
     }
     format!(
         "<section><h2>NWC apps</h2><table><tr><th>App</th><th>Client key</th><th>Budget (sat)</th>\
-         <th>Renews</th><th>Left (sat)</th><th>Balance (sat)</th><th></th></tr>{rows}</table></section>"
+         <th>Renews</th><th>Left (sat)</th><th>Balance (sat)</th><th>May</th><th></th></tr>{rows}</table></section>"
     )
 }
 
@@ -967,6 +977,14 @@ fn nwc_request(fields: &Fields) -> Result<api::NwcPairingRequest, String> {
         budget_sat: optional_amount(fields, "budget_sat")?,
         budget_renewal: text("budget_renewal").filter(|r| !r.is_empty()),
         expires_at,
+        // Unticked boxes are not sent: the permissions are the ticked ones (none: refused).
+        permissions: Some(
+            ["pay", "receive", "read", "sign"]
+                .into_iter()
+                .filter(|p| fields.contains_key(&format!("permission_{p}")))
+                .map(str::to_owned)
+                .collect(),
+        ),
     })
 }
 

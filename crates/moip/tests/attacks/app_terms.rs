@@ -349,3 +349,98 @@ fn a_hold_invoice_made_before_a_restart_is_settled_by_its_app_alone() {
     let _ = payee.stop();
     node.stop();
 }
+
+/// Issue 23: what an app may do is chosen when it is paired — through the API or `moip apps
+/// pair --permissions` — and kept. A read-only app is refused paying and invoicing, a
+/// receive-only app paying, each with `RESTRICTED`; an app paired without permissions does
+/// everything it did before. The API, `moip apps list` and the dashboard show them; unknown or
+/// no permissions are refused. Without the check the read-only app's invoice was made.
+#[test]
+fn an_app_may_do_only_what_it_was_permitted_when_paired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, lines, data) = spawn_up(dir.path(), "", &["  dashboard: "]);
+    let base = lines[0].trim_end_matches('/').to_owned();
+    let token = std::fs::read_to_string(data.join("api.token")).expect("the operator's token");
+    let token = token.trim();
+    let rt = runtime();
+
+    for permissions in [json!(["pay", "spend"]), json!([])] {
+        let body = json!({ "name": "odd", "permissions": permissions });
+        let (status, answer) = call(&base, token, "/api/pairing/nwc", Some(body));
+        assert_eq!(status, 400, "{permissions}: {answer}");
+    }
+
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["apps", "--api", &base, "--data-dir"])
+        .arg(&data)
+        .args(["pair", "dashboard", "--permissions", "read"])
+        .output()
+        .expect("moip apps pair");
+    assert!(cli.status.success(), "{cli:?}");
+    let reader: NostrWalletConnectURI = String::from_utf8_lossy(&cli.stdout)
+        .trim()
+        .parse()
+        .expect("an NWC URI");
+    let receiver = pair(
+        &base,
+        token,
+        json!({ "name": "till", "permissions": ["receive", "read"] }),
+    );
+    let default = pair(&base, token, json!({ "name": "wallet" }));
+    for (uri, permissions) in [
+        (&reader, json!(["read"])),
+        (&receiver, json!(["receive", "read"])),
+        (&default, json!(["pay", "receive", "read"])),
+    ] {
+        let entry = listed(&base, token, uri);
+        assert_eq!(entry["permissions"], permissions, "{entry}");
+    }
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_moip"))
+        .args(["apps", "--api", &base, "--data-dir"])
+        .arg(&data)
+        .arg("list")
+        .output()
+        .expect("moip apps list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("dashboard: no budget; balance 0 sat; may read;"),
+        "{list}"
+    );
+    assert!(list.contains("may pay,receive,read;"), "{list}");
+
+    let make = |uri: &NostrWalletConnectURI| {
+        rt.block_on(nwc::NWC::new(uri.clone()).make_invoice(MakeInvoiceRequest {
+            amount: 1_000,
+            description: None,
+            description_hash: None,
+            expiry: None,
+        }))
+    };
+    let pay = |uri: &NostrWalletConnectURI| {
+        rt.block_on(
+            nwc::NWC::new(uri.clone()).pay_invoice(PayInvoiceRequest::new("lnbcrt1".to_owned())),
+        )
+    };
+    let restricted = |what: &str, e: Option<nwc::Error>| {
+        let e = e.unwrap_or_else(|| panic!("{what} was carried out"));
+        assert_eq!(code(&e), Some(ErrorCode::Restricted), "{what}: {e}");
+    };
+    restricted("the read-only app's make_invoice", make(&reader).err());
+    restricted("the read-only app's pay_invoice", pay(&reader).err());
+    restricted("the receive-only app's pay_invoice", pay(&receiver).err());
+    assert_eq!(
+        rt.block_on(nwc::NWC::new(reader.clone()).get_balance())
+            .expect("the read-only app reads"),
+        0
+    );
+    make(&receiver).expect("the receive-only app makes invoices");
+    make(&default).expect("a default app makes invoices");
+    let e = pay(&default).expect_err("not an invoice");
+    assert_ne!(
+        code(&e),
+        Some(ErrorCode::Restricted),
+        "a default app may pay: {e}"
+    );
+
+    node.stop();
+}
