@@ -141,7 +141,7 @@ mod tests {
             assert_eq!(p.to_string().parse::<Permission>(), Ok(p));
         }
         assert_eq!(
-            parse_permissions("pay, read").unwrap(),
+            parse_permissions("pay, read").expect("two names"),
             [Permission::Pay, Permission::Read].into()
         );
         assert!(parse_permissions("pay,spend").is_err());
