@@ -7,21 +7,19 @@
 //! `tests/alby`); `MOIP_NODE` may name another `node`. Without them the test fails, unless
 //! `MOIP_SKIP_ALBY` is set (the Makefile never sets it).
 
+mod common;
+
+use common::{relay, runtime};
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moip_lightning::testing::{fund, open_usable, start_node};
 use moip_lightning::{PaymentHash, PaymentState, Preimage, RouteLimits};
 use moip_nwc::{get_info_methods, Budget, NwcConfig, NwcService, Renewal, METHODS, NOTIFICATIONS};
-use moip_testenv::Regtest;
-use nostr_relay_builder::builder::RateLimit;
-use nostr_relay_builder::{LocalRelay, RelayBuilder};
-use nostr_sdk::{Keys, RelayUrl};
+use nostr_sdk::Keys;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -213,28 +211,10 @@ fn albys_js_sdk_uses_every_method_and_notification_of_the_service() {
     };
     eprintln!("{} with @getalby/sdk {sdk_version}", node.display());
 
-    let env = Regtest::new();
-    let root = tempfile::tempdir().expect("tempdir");
-    let wallet = start_node(&env, root.path(), "wallet");
-    let shop = start_node(&env, root.path(), "shop");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    fund(&env, &wallet, &[&shop]);
-    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
+    let (_env, _root, wallet, shop) = common::wallet_and_shop();
+    let rt = runtime();
 
-    let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .addr(Ipv4Addr::LOCALHOST.into())
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: 10_000,
-            }),
-    );
-    rt.block_on(relay.run()).expect("relay");
-    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let (relay, relay_url) = relay(&rt);
     let service = rt
         .block_on(NwcService::start(
             Arc::new(wallet.clone()),

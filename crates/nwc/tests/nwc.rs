@@ -3,16 +3,16 @@
 //! next to a hand-driven NIP-44 v2 client. Paying, invoicing, lookups, notifications, hold
 //! invoices settled and cancelled, budgets, unknown and revoked keys.
 
-use std::net::Ipv4Addr;
+mod common;
+
+use common::{relay, runtime};
 use std::sync::Arc;
 use std::time::Duration;
 
-use moip_lightning::testing::{fund, open_usable, start_node};
+use moip_lightning::testing::start_node;
 use moip_lightning::{PaymentHash, PaymentState, Preimage, RouteLimits};
 use moip_nwc::{Budget, NwcConfig, NwcService, Renewal};
 use moip_testenv::Regtest;
-use nostr_relay_builder::builder::RateLimit;
-use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::nips::nip44;
 use nostr_sdk::nips::nip47::{
     self, CancelHoldInvoiceRequest, ErrorCode, ListTransactionsRequest, LookupInvoiceRequest,
@@ -21,7 +21,7 @@ use nostr_sdk::nips::nip47::{
     SettleHoldInvoiceRequest, TransactionState, TransactionType,
 };
 use nostr_sdk::{
-    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification, RelayUrl,
+    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification,
     Tag, TagKind, Timestamp,
 };
 
@@ -143,31 +143,12 @@ fn request(method: Method, params: RequestParams) -> Request {
 
 #[test]
 fn nwc_apps_pay_invoice_hold_and_stay_within_their_budgets() {
-    let env = Regtest::new();
-    let root = tempfile::tempdir().expect("tempdir");
-    let wallet = start_node(&env, root.path(), "wallet");
-    let shop = start_node(&env, root.path(), "shop");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-
-    // The wallet's node opens a channel to the shop and pushes it some funds to pay with.
-    fund(&env, &wallet, &[&shop]);
-    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
+    // The wallet's node has a channel to the shop and pushed it some funds to pay with.
+    let (_env, root, wallet, shop) = common::wallet_and_shop();
+    let rt = runtime();
 
     // An in-process relay and the service on it.
-    let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .addr(Ipv4Addr::LOCALHOST.into())
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: 10_000,
-            }),
-    );
-    rt.block_on(relay.run()).expect("relay");
-    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let (relay, relay_url) = relay(&rt);
     let mut config = NwcConfig::new(vec![relay_url.to_string()]);
     let store = root.path().join("connections.json");
     config.store = Some(store.clone().into());
@@ -416,14 +397,8 @@ fn a_request_replayed_after_a_restart_is_not_carried_out_again() {
     let env = Regtest::new();
     let root = tempfile::tempdir().expect("tempdir");
     let wallet = start_node(&env, root.path(), "wallet");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let relay = LocalRelay::new(RelayBuilder::default().addr(Ipv4Addr::LOCALHOST.into()));
-    rt.block_on(relay.run()).expect("relay");
-    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let rt = runtime();
+    let (relay, relay_url) = relay(&rt);
     let mut config = NwcConfig::new(vec![relay_url.to_string()]);
     config.store = Some(root.path().join("connections.json").into());
     let keys = Keys::generate();
@@ -522,21 +497,10 @@ fn a_request_replayed_after_a_restart_is_not_carried_out_again() {
 /// the wallet records nothing received.
 #[test]
 fn settling_a_held_payment_after_its_deadline_is_refused() {
-    let env = Regtest::new();
-    let root = tempfile::tempdir().expect("tempdir");
-    let wallet = start_node(&env, root.path(), "wallet");
-    let shop = start_node(&env, root.path(), "shop");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    fund(&env, &wallet, &[&shop]);
-    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
+    let (env, root, wallet, shop) = common::wallet_and_shop();
+    let rt = runtime();
 
-    let relay = LocalRelay::new(RelayBuilder::default().addr(Ipv4Addr::LOCALHOST.into()));
-    rt.block_on(relay.run()).expect("relay");
-    let relay_url: RelayUrl = rt.block_on(relay.url());
+    let (_relay, relay_url) = relay(&rt);
     let mut config = NwcConfig::new(vec![relay_url.to_string()]);
     config.store = Some(root.path().join("connections.json").into());
     let service = rt

@@ -6,20 +6,20 @@
 //! `multi_` methods.
 //! Requests the rust-nostr client has no method for are built by hand with nostr-sdk.
 
+mod common;
+
+use common::{relay, runtime};
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use moip_lightning::ldk_node::bitcoin::hashes::{sha256, Hash};
 use moip_lightning::ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescriptionRef};
-use moip_lightning::testing::{fund, open_usable, start_node};
+use moip_lightning::testing::start_node;
 use moip_lightning::{PaymentState, Preimage, RouteLimits};
 use moip_nwc::{Budget, NwcConfig, NwcService, Permission, Renewal};
 use moip_testenv::Regtest;
-use nostr_relay_builder::builder::RateLimit;
-use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::nips::nip47::{
     KeysendTLVRecord, ListTransactionsRequest, LookupInvoiceRequest, MakeInvoiceRequest,
     NostrWalletConnectURI, Notification, NotificationResult, PayInvoiceRequest, PayKeysendRequest,
@@ -27,7 +27,7 @@ use nostr_sdk::nips::nip47::{
 };
 use nostr_sdk::nips::{nip04, nip44};
 use nostr_sdk::{
-    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification, RelayUrl,
+    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification,
     Tag, TagKind, Timestamp,
 };
 use serde_json::{json, Value};
@@ -184,28 +184,6 @@ impl RawApp {
     }
 }
 
-fn relay(rt: &tokio::runtime::Runtime) -> (LocalRelay, RelayUrl) {
-    let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .addr(Ipv4Addr::LOCALHOST.into())
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: 10_000,
-            }),
-    );
-    rt.block_on(relay.run()).expect("relay");
-    let url = rt.block_on(relay.url());
-    (relay, url)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn error_code(reply: &Value) -> &str {
     reply["error"]["code"].as_str().unwrap_or("")
 }
@@ -320,13 +298,8 @@ fn every_request_is_answered_under_the_method_it_named() {
 /// `list_transactions` pages by `limit` and `offset`.
 #[test]
 fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
-    let env = Regtest::new();
-    let root = tempfile::tempdir().expect("tempdir");
-    let wallet = start_node(&env, root.path(), "wallet");
-    let shop = start_node(&env, root.path(), "shop");
+    let (_env, _root, wallet, shop) = common::wallet_and_shop();
     let rt = runtime();
-    fund(&env, &wallet, &[&shop]);
-    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
     let (relay, url) = relay(&rt);
     let mut config = NwcConfig::new(vec![url.to_string()]);
     config.pay_timeout = Duration::from_secs(3);
@@ -642,13 +615,8 @@ fn late_payments_are_notified_and_settled_and_notifications_go_both_ways() {
 /// no notification came.
 #[test]
 fn a_payment_that_ends_while_the_service_is_stopped_is_settled_after_the_restart() {
-    let env = Regtest::new();
-    let root = tempfile::tempdir().expect("tempdir");
-    let wallet = start_node(&env, root.path(), "wallet");
-    let shop = start_node(&env, root.path(), "shop");
+    let (_env, root, wallet, shop) = common::wallet_and_shop();
     let rt = runtime();
-    fund(&env, &wallet, &[&shop]);
-    open_usable(&env, &wallet, &shop, 1_000_000, Some(400_000_000));
     let (relay, url) = relay(&rt);
     let mut config = NwcConfig::new(vec![url.to_string()]);
     config.pay_timeout = Duration::from_secs(3);
