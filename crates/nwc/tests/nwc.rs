@@ -21,8 +21,8 @@ use nostr_sdk::nips::nip47::{
     SettleHoldInvoiceRequest, TransactionState, TransactionType,
 };
 use nostr_sdk::{
-    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification,
-    Tag, TagKind, Timestamp,
+    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification, Tag, TagKind,
+    Timestamp,
 };
 
 const WAIT: Duration = Duration::from_secs(90);

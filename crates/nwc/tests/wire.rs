@@ -27,8 +27,8 @@ use nostr_sdk::nips::nip47::{
 };
 use nostr_sdk::nips::{nip04, nip44};
 use nostr_sdk::{
-    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification,
-    Tag, TagKind, Timestamp,
+    Client, Event, EventBuilder, Filter, JsonUtil, Keys, Kind, RelayPoolNotification, Tag, TagKind,
+    Timestamp,
 };
 use serde_json::{json, Value};
 
